@@ -1,0 +1,116 @@
+//! Command-line definitions (clap derive). Help text is the CLI reference;
+//! docs/cli.md mirrors it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "Desktop application containers on OCI images",
+    long_about = "Desktop application containers on OCI images.\n\n\
+        berth keeps images in a local store that is a valid OCI image layout \
+        (readable by skopeo and umoci), unpacks each layer once, and shares it \
+        between images.",
+    after_help = "State lives in $BERTH_HOME (default: $XDG_DATA_HOME/berth, or /var/lib/berth for root)."
+)]
+pub struct Cli {
+    /// Store directory (overrides $BERTH_HOME)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Import an image from an OCI archive, OCI layout directory or Docker archive
+    #[command(long_about = "Import an image from a file or directory.\n\n\
+        The format is detected from the contents:\n  \
+        - an OCI archive (skopeo copy ... oci-archive:FILE, podman save --format oci-archive)\n  \
+        - an OCI layout directory (skopeo copy ... oci:DIR)\n  \
+        - a Docker archive (docker save, podman save --format docker-archive)\n\
+        Archives may be gzip- or zstd-compressed; layers may be uncompressed, gzip or zstd.\n\n\
+        Every blob is verified against its digest while it streams in, each layer is \
+        unpacked once, and layers already in the store are not stored again. Hostile \
+        content (paths escaping the layer, device nodes, setuid bits, decompression \
+        bombs) is refused or neutralized; see docs/threat-model.md.")]
+    Import {
+        /// Archive file or layout directory
+        source: PathBuf,
+        /// Name for the imported image (NAME[:TAG]); replaces names in the input
+        #[arg(long, short = 't', value_name = "NAME[:TAG]")]
+        tag: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+        /// Print only the image ID
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Write an image to an OCI archive (readable by skopeo and podman load)
+    Export {
+        /// Image name or ID
+        image: String,
+        /// Output file (written atomically)
+        file: PathBuf,
+    },
+    /// List images in the store
+    Images {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+        /// Print only image IDs
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+    /// Show an image's config, labels, layers and sizes
+    Inspect {
+        /// Image name or ID
+        image: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give an image another name
+    Tag {
+        /// Existing image name or ID
+        image: String,
+        /// New name (NAME[:TAG]); moved here if another image had it
+        name: String,
+    },
+    /// Remove image names (and the image once no name is left)
+    #[command(long_about = "Remove images.\n\n\
+        Given a name, removes that name; given an ID, removes the image with all its \
+        names (that needs --force when it has more than one). Space is reclaimed \
+        right away unless another berth process is busy, in which case `berth gc` \
+        reclaims it later.")]
+    Rmi {
+        /// Image names or IDs
+        #[arg(required = true)]
+        images: Vec<String>,
+        /// Remove an image by ID even if it has several names
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Remove unreferenced blobs, unpacked layers and leftover temp files
+    Gc {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-verify every blob digest and every image's references
+    #[command(long_about = "Check the store.\n\n\
+        Re-hashes every blob, checks that every image's manifest, config, layers and \
+        unpacked layers are present, and lists harmless leftovers (temp files from \
+        interrupted work, unreferenced blobs) that `berth gc` removes. Exits 1 if \
+        anything is damaged.")]
+    Fsck {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}

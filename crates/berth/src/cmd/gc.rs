@@ -1,0 +1,25 @@
+use std::process::ExitCode;
+
+use berth_image::gc::gc;
+
+use super::Ctx;
+use crate::ui;
+
+pub fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let _lock = ctx
+        .store
+        .lock_exclusive(&|| ui::warn("waiting for other berth processes to finish..."))?;
+    let r = gc(&ctx.store, &[])?;
+    if json {
+        ui::print_json(&r)?;
+    } else {
+        println!(
+            "Removed {} blob(s), {} unpacked layer(s), {} temporary file(s); freed {}",
+            r.blobs_removed,
+            r.layers_removed,
+            r.temp_removed,
+            ui::human_size(r.bytes_freed)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::Ctx;
+use crate::ui;
+
+#[derive(Serialize)]
+struct Layer {
+    digest: String,
+    diff_id: String,
+    media_type: String,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct Inspect {
+    id: String,
+    digest: String,
+    names: Vec<String>,
+    manifest_media_type: String,
+    config_digest: String,
+    created: Option<String>,
+    architecture: String,
+    os: String,
+    user: Option<String>,
+    env: Vec<String>,
+    entrypoint: Vec<String>,
+    cmd: Vec<String>,
+    working_dir: Option<String>,
+    labels: BTreeMap<String, String>,
+    layers: Vec<Layer>,
+    size: u64,
+}
+
+pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let _lock = ctx.lock_shared()?;
+    let entry = ctx.store.resolve(image)?;
+    let img = ctx.store.load_image(&entry)?;
+    let c = img.config.config().clone().unwrap_or_default();
+    let diff_ids = img.diff_ids()?;
+    let layers: Vec<Layer> = img
+        .manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, d)| Layer {
+            digest: l.digest().to_string(),
+            diff_id: d.to_string(),
+            media_type: l.media_type().to_string(),
+            size: l.size(),
+        })
+        .collect();
+    let info = Inspect {
+        id: entry.digest.short().to_owned(),
+        digest: entry.digest.to_string(),
+        names: entry.names.clone(),
+        manifest_media_type: img.manifest.media_type().as_ref().map_or_else(
+            || "application/vnd.oci.image.manifest.v1+json".to_owned(),
+            |m| m.to_string(),
+        ),
+        config_digest: img.config_digest.to_string(),
+        created: img.config.created().clone(),
+        architecture: img.config.architecture().to_string(),
+        os: img.config.os().to_string(),
+        user: c.user().clone(),
+        env: c.env().clone().unwrap_or_default(),
+        entrypoint: c.entrypoint().clone().unwrap_or_default(),
+        cmd: c.cmd().clone().unwrap_or_default(),
+        working_dir: c.working_dir().clone(),
+        labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
+        size: layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config().size(),
+        layers,
+    };
+    if json {
+        ui::print_json(&info)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("ID:           {}", info.id);
+    println!("Digest:       {}", info.digest);
+    println!(
+        "Names:        {}",
+        if info.names.is_empty() {
+            "<none>".into()
+        } else {
+            info.names.join(", ")
+        }
+    );
+    println!("Created:      {}", info.created.as_deref().unwrap_or("-"));
+    println!("Platform:     {}/{}", info.os, info.architecture);
+    println!("Size:         {}", ui::human_size(info.size));
+    if let Some(u) = &info.user {
+        println!("User:         {u}");
+    }
+    if !info.entrypoint.is_empty() {
+        println!("Entrypoint:   {:?}", info.entrypoint);
+    }
+    if !info.cmd.is_empty() {
+        println!("Cmd:          {:?}", info.cmd);
+    }
+    if let Some(w) = &info.working_dir {
+        println!("WorkingDir:   {w}");
+    }
+    if !info.env.is_empty() {
+        println!("Env:");
+        for e in &info.env {
+            println!("  {e}");
+        }
+    }
+    if !info.labels.is_empty() {
+        println!("Labels:");
+        for (k, v) in &info.labels {
+            println!("  {k}={v}");
+        }
+    }
+    println!("Layers:");
+    for l in &info.layers {
+        println!(
+            "  {}  {:>9}  {}",
+            l.digest,
+            ui::human_size(l.size),
+            l.media_type
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

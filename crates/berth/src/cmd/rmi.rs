@@ -1,0 +1,55 @@
+use std::process::ExitCode;
+
+use anyhow::bail;
+use berth_image::ImageName;
+use berth_image::gc::gc;
+use berth_image::store::ref_name;
+
+use super::Ctx;
+use crate::ui;
+
+pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode> {
+    {
+        let _lock = ctx.lock_shared()?;
+        for image in images {
+            let entry = ctx.store.resolve(image)?;
+            let by_name = ImageName::parse(image)
+                .ok()
+                .map(|n| n.to_string())
+                .filter(|n| entry.names.contains(n));
+            if by_name.is_none() && entry.names.len() > 1 && !force {
+                bail!(
+                    "image {} has {} names ({}); remove them one by one or use --force",
+                    entry.digest.short(),
+                    entry.names.len(),
+                    entry.names.join(", ")
+                );
+            }
+            ctx.store.update_index(|list| {
+                list.retain(|d| {
+                    let same = d.digest().as_ref() == entry.digest.to_string();
+                    match &by_name {
+                        Some(n) => ref_name(d).as_deref() != Some(n.as_str()),
+                        None => !same,
+                    }
+                });
+                Ok(())
+            })?;
+            match by_name {
+                Some(n) => println!("Untagged {n}"),
+                None => println!("Removed {}", entry.digest.short()),
+            }
+        }
+    }
+    // Reclaim space now if no other berth process is working on the store.
+    match ctx.store.try_lock_exclusive()? {
+        Some(_g) => {
+            let r = gc(&ctx.store, &[])?;
+            if r.bytes_freed > 0 {
+                println!("Freed {}", ui::human_size(r.bytes_freed));
+            }
+        }
+        None => ui::warn("another berth process is busy; run `berth gc` later to reclaim space"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,87 @@
+//! Typed errors for the image store. Display strings never repeat the
+//! source error: the binary prints the whole chain once.
+
+use std::io;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("digest mismatch in {what}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("size mismatch in {what}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("refusing layer entry {path:?}: {reason}")]
+    UnsafeEntry { path: String, reason: String },
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("{what} is not valid JSON")]
+    BadJson {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("layer {layer} is too large: {reason} (see docs/on-disk-format.md, 'Limits')")]
+    TooLarge { layer: String, reason: String },
+    #[error("no image named {0:?} in the store (see `berth images`)")]
+    NotFound(String),
+    #[error("{0:?} matches more than one image; use a longer ID or a name")]
+    Ambiguous(String),
+    #[error("unsupported input: {0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Error {
+    pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn unsafe_entry(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::UnsafeEntry {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Attach a human context line to an `io::Result`.
+pub trait IoContext<T> {
+    fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            context: f(),
+            source,
+        })
+    }
+}
+
+impl<T> IoContext<T> for rustix::io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
+        self.map_err(|e| Error::Io {
+            context: f(),
+            source: e.into(),
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! `berth export`: write one image as an OCI archive (the tar of an OCI
+//! layout) that skopeo, podman and umoci read.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, MediaType};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{fsync_dir, unique_name};
+use crate::progress::Progress;
+use crate::store::{ImageEntry, REF_NAME, Store, new_index};
+
+/// Write `entry` to `out` atomically. `name` becomes the archive's
+/// `org.opencontainers.image.ref.name`. Returns the archive size.
+pub fn export(
+    store: &Store,
+    entry: &ImageEntry,
+    name: Option<&str>,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let image = store.load_image(entry)?;
+    let mut blobs: Vec<(Digest, u64)> =
+        vec![(image.config_digest.clone(), image.manifest.config().size())];
+    for l in image.manifest.layers() {
+        blobs.push((Digest::from_oci(l.digest())?, l.size()));
+    }
+    blobs.push((entry.digest.clone(), entry.size));
+    for (d, _) in &blobs {
+        if !store.has_blob(d) {
+            return Err(Error::Conflict(format!(
+                "blob {d} is missing from the store; run `berth fsck`"
+            )));
+        }
+    }
+    progress.add_total(blobs.iter().map(|(_, s)| s).sum());
+
+    let mut desc = Descriptor::new(MediaType::ImageManifest, entry.size, entry.digest.to_oci());
+    if let Some(n) = name {
+        desc.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), n.to_owned())])));
+    }
+    let index = serde_json::to_vec(&new_index(vec![desc])).map_err(|source| Error::BadJson {
+        what: "index.json".into(),
+        source,
+    })?;
+
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fname = out
+        .file_name()
+        .ok_or_else(|| Error::invalid("output path", out.display().to_string()))?;
+    let tmp: PathBuf = dir.join(format!(
+        ".{}.{}",
+        fname.to_string_lossy(),
+        unique_name("tmp-")
+    ));
+    let res = (|| {
+        let file = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, file));
+        let werr = |e: io::Error| Error::Io {
+            context: format!("writing {}", tmp.display()),
+            source: e,
+        };
+        for d in ["blobs/", "blobs/sha256/"] {
+            let mut h = header(tar::EntryType::Directory, 0, 0o755);
+            tar.append_data(&mut h, d, io::empty()).map_err(werr)?;
+        }
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let mut h = header(tar::EntryType::Regular, layout.len() as u64, 0o644);
+        tar.append_data(&mut h, "oci-layout", &layout[..])
+            .map_err(werr)?;
+        let mut h = header(tar::EntryType::Regular, index.len() as u64, 0o644);
+        tar.append_data(&mut h, "index.json", &index[..])
+            .map_err(werr)?;
+        for (d, size) in &blobs {
+            let f = File::open(store.blob_path(d)).ctx(|| format!("opening blob {d}"))?;
+            let mut h = header(tar::EntryType::Regular, *size, 0o644);
+            let r = ProgressReader {
+                inner: io::Read::take(f, *size),
+                progress,
+            };
+            tar.append_data(&mut h, format!("blobs/sha256/{}", d.hex()), r)
+                .map_err(werr)?;
+        }
+        let mut w = tar.into_inner().map_err(werr)?;
+        w.flush().map_err(werr)?;
+        let file = w.into_inner().map_err(|e| werr(e.into_error()))?;
+        file.sync_all().map_err(werr)?;
+        let len = file.metadata().map_err(werr)?.len();
+        fs::rename(&tmp, out).ctx(|| format!("moving the archive to {}", out.display()))?;
+        fsync_dir(dir)?;
+        Ok(len)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+struct ProgressReader<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: io::Read> io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}

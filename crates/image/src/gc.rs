@@ -1,0 +1,96 @@
+//! Garbage collection: remove blobs and unpacked layers that nothing
+//! references, and temp files left by interrupted work.
+//! The caller holds the exclusive store lock.
+
+use std::collections::HashSet;
+use std::fs;
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{remove_tree, tree_size};
+use crate::store::Store;
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct GcReport {
+    pub blobs_removed: usize,
+    pub layers_removed: usize,
+    pub temp_removed: usize,
+    pub bytes_freed: u64,
+}
+
+/// What the store's roots keep alive.
+#[derive(Default)]
+pub struct Live {
+    pub blobs: HashSet<Digest>,
+    pub layers: HashSet<Digest>,
+}
+
+/// Walk from index.json (plus `extra` manifest digests, e.g. deployments).
+/// A root that cannot be read stops gc: deleting on a guess loses data.
+pub fn live_set(store: &Store, extra: &[Digest]) -> Result<Live> {
+    let mut live = Live::default();
+    let mut roots: Vec<Digest> = extra.to_vec();
+    for e in store.images()? {
+        roots.push(e.digest);
+    }
+    for m in roots {
+        if !live.blobs.insert(m.clone()) {
+            continue;
+        }
+        let entry = crate::store::ImageEntry {
+            digest: m.clone(),
+            size: 0,
+            names: vec![],
+        };
+        let img = store.load_image(&entry).map_err(|e| {
+            Error::Conflict(format!(
+                "cannot read image {m} ({e}); run `berth fsck` before gc"
+            ))
+        })?;
+        live.blobs.insert(img.config_digest.clone());
+        live.blobs.extend(img.layer_digests()?);
+        live.layers.extend(img.diff_ids()?);
+    }
+    Ok(live)
+}
+
+pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
+    let live = live_set(store, extra_roots)?;
+    let mut r = GcReport::default();
+    let blobs = store.blobs_dir();
+    for e in fs::read_dir(&blobs).ctx(|| format!("listing {}", blobs.display()))? {
+        let e = e.ctx(|| format!("listing {}", blobs.display()))?;
+        let keep = e
+            .file_name()
+            .to_str()
+            .and_then(Digest::from_hex)
+            .is_some_and(|d| live.blobs.contains(&d));
+        if !keep {
+            r.bytes_freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+            remove_tree(&e.path())?;
+            r.blobs_removed += 1;
+        }
+    }
+    let layers = store.layers_dir();
+    for e in fs::read_dir(&layers).ctx(|| format!("listing {}", layers.display()))? {
+        let e = e.ctx(|| format!("listing {}", layers.display()))?;
+        let keep = e
+            .file_name()
+            .to_str()
+            .and_then(Digest::from_hex)
+            .is_some_and(|d| live.layers.contains(&d));
+        if !keep {
+            r.bytes_freed += tree_size(&e.path());
+            remove_tree(&e.path())?;
+            r.layers_removed += 1;
+        }
+    }
+    let tmp = store.tmp_dir();
+    for e in fs::read_dir(&tmp).ctx(|| format!("listing {}", tmp.display()))? {
+        let e = e.ctx(|| format!("listing {}", tmp.display()))?;
+        r.bytes_freed += tree_size(&e.path());
+        remove_tree(&e.path())?;
+        r.temp_removed += 1;
+    }
+    Ok(r)
+}

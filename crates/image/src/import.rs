@@ -1,0 +1,569 @@
+//! `berth import`: OCI archives, OCI layout directories and Docker
+//! archives, detected from their contents.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use serde::Deserialize;
+
+use crate::digest::{Digest, verify};
+use crate::error::{Error, Result};
+use crate::layer::{Compression, LayerDone, LayerJob, Limits, ingest};
+use crate::progress::Progress;
+use crate::reference::ImageName;
+use crate::source::{Source, open_source};
+use crate::store::{
+    DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
+    REF_NAME, Store, parse_json,
+};
+use crate::unpack::{UnpackOptions, UnpackReport};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    OciArchive,
+    OciDir,
+    DockerArchive,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::OciArchive => "OCI archive",
+            Format::OciDir => "OCI layout directory",
+            Format::DockerArchive => "Docker archive",
+        })
+    }
+}
+
+pub struct ImportOptions {
+    /// Name to give the image, replacing names found in the input.
+    pub tag: Option<ImageName>,
+    pub limits: Limits,
+    pub unpack: UnpackOptions,
+    /// Layers processed at once.
+    pub jobs: usize,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ImportedImage {
+    pub id: String,
+    pub digest: Digest,
+    pub names: Vec<String>,
+    pub layers: usize,
+    pub layers_new: usize,
+}
+
+#[derive(Debug)]
+pub struct ImportResult {
+    pub format: Format,
+    pub images: Vec<ImportedImage>,
+    pub report: UnpackReport,
+}
+
+/// A layer as the input describes it.
+struct SrcLayer {
+    path: String,
+    expected: Option<(Digest, u64)>,
+    diff_id: Digest,
+    size_hint: u64,
+}
+
+/// One image found in the input, before its layers are stored.
+struct Planned {
+    names: Vec<ImageName>,
+    config_bytes: Vec<u8>,
+    /// OCI: the verified manifest bytes. Docker: built after the layers.
+    manifest: Option<(Vec<u8>, Descriptor)>,
+    layers: Vec<SrcLayer>,
+}
+
+pub fn import(
+    store: &Store,
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportResult> {
+    let source = open_source(path, &store.tmp_dir())?;
+    let (format, mut planned) = if source.exists("oci-layout") && source.exists("index.json") {
+        let f = if path.is_dir() {
+            Format::OciDir
+        } else {
+            Format::OciArchive
+        };
+        (f, plan_oci(source.as_ref(), progress)?)
+    } else if source.exists("manifest.json") {
+        (
+            Format::DockerArchive,
+            plan_docker(source.as_ref(), progress)?,
+        )
+    } else {
+        return Err(Error::Unsupported(format!(
+            "{} is not an OCI archive, OCI layout directory or Docker archive (no oci-layout or manifest.json)",
+            path.display()
+        )));
+    };
+    if planned.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "{} holds no image for this platform",
+            path.display()
+        )));
+    }
+    if let Some(tag) = &opts.tag {
+        if planned.len() > 1 {
+            return Err(Error::Conflict(format!(
+                "{} holds {} images; --tag can name only one",
+                path.display(),
+                planned.len()
+            )));
+        }
+        planned[0].names = vec![tag.clone()];
+    }
+
+    // One job per distinct layer; work already in the store is skipped.
+    let mut jobs: Vec<(String, LayerJob)> = Vec::new();
+    let mut seen = HashSet::new();
+    for p in &planned {
+        for l in &p.layers {
+            if !seen.insert(l.diff_id.clone()) {
+                continue;
+            }
+            let unpack = !store.has_layer(&l.diff_id);
+            let write_blob = match &l.expected {
+                Some((d, _)) => !store.has_blob(d),
+                None => true, // Docker: the digest is only known by reading
+            };
+            if !unpack && !write_blob {
+                continue;
+            }
+            progress.add_total(l.size_hint);
+            let name = l
+                .expected
+                .as_ref()
+                .map_or(l.path.clone(), |(d, _)| d.short().to_owned());
+            jobs.push((
+                l.path.clone(),
+                LayerJob {
+                    name,
+                    expected: l.expected.clone(),
+                    diff_id: l.diff_id.clone(),
+                    write_blob,
+                    unpack,
+                },
+            ));
+        }
+    }
+    let done = run_jobs(store, source.as_ref(), &jobs, opts, progress)?;
+    let new_layers: HashSet<&Digest> = jobs
+        .iter()
+        .filter(|(_, j)| j.unpack)
+        .map(|(_, j)| &j.diff_id)
+        .collect();
+    let mut by_diff: HashMap<Digest, &LayerDone> = HashMap::new();
+    let mut report = UnpackReport::default();
+    for ((_, job), d) in jobs.iter().zip(&done) {
+        by_diff.insert(job.diff_id.clone(), d);
+        report.merge(d.report.clone());
+    }
+
+    let mut images = Vec::new();
+    for p in planned {
+        let config_digest = store.put_blob_bytes(&p.config_bytes)?;
+        let (manifest_bytes, desc) = match p.manifest {
+            Some(m) => m,
+            None => docker_manifest(store, &p, &config_digest, &by_diff)?,
+        };
+        let digest = store.put_blob_bytes(&manifest_bytes)?;
+        if p.names.is_empty() {
+            store.add_unnamed(&desc)?;
+        }
+        for n in &p.names {
+            store.set_name(n, &desc)?;
+        }
+        images.push(ImportedImage {
+            id: digest.short().to_owned(),
+            digest,
+            names: p.names.iter().map(ToString::to_string).collect(),
+            layers: p.layers.len(),
+            layers_new: p
+                .layers
+                .iter()
+                .filter(|l| new_layers.contains(&l.diff_id))
+                .count(),
+        });
+    }
+    Ok(ImportResult {
+        format,
+        images,
+        report,
+    })
+}
+
+/// Run layer jobs on `opts.jobs` threads; the first error stops the rest.
+fn run_jobs(
+    store: &Store,
+    source: &dyn Source,
+    jobs: &[(String, LayerJob)],
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<LayerDone>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<LayerDone>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let workers = opts.jobs.clamp(1, 8).min(jobs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    if failed.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((path, job)) = jobs.get(i) else {
+                        return;
+                    };
+                    let r = source.open(path).and_then(|(mut rd, _)| {
+                        ingest(store, &mut *rd, job, &opts.unpack, &opts.limits, progress)
+                    });
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if let Ok(mut g) = results.lock() {
+                        g[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::Conflict("a layer worker panicked".into()))?;
+    let mut out = Vec::with_capacity(jobs.len());
+    // Report the first failure in input order; a skipped job means one failed.
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Some(Ok(d)) => out.push(d),
+            Some(Err(e)) => {
+                first_err.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None if out.len() == jobs.len() => Ok(out),
+        None => Err(Error::Conflict(
+            "a layer worker stopped unexpectedly".into(),
+        )),
+    }
+}
+
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        a => a,
+    }
+}
+
+fn platform_matches(d: &Descriptor) -> bool {
+    d.platform().as_ref().is_none_or(|p| {
+        p.os().to_string() == "linux" && p.architecture().to_string() == host_arch()
+    })
+}
+
+fn media_type_str(m: &MediaType) -> String {
+    m.to_string()
+}
+
+fn is_manifest_type(m: &str) -> bool {
+    m == MediaType::ImageManifest.to_string() || m == DOCKER_MANIFEST
+}
+
+fn is_index_type(m: &str) -> bool {
+    m == MediaType::ImageIndex.to_string() || m == DOCKER_MANIFEST_LIST
+}
+
+/// Read a blob named by a descriptor from an OCI source and verify it.
+fn read_verified(
+    source: &dyn Source,
+    d: &Descriptor,
+    limit: u64,
+    what: &str,
+) -> Result<(Digest, Vec<u8>)> {
+    let digest = Digest::from_oci(d.digest())?;
+    if d.size() > limit {
+        return Err(Error::invalid(
+            what,
+            format!("{} bytes is over the {limit}-byte limit", d.size()),
+        ));
+    }
+    let bytes = source.read_small(&format!("blobs/sha256/{}", digest.hex()), limit)?;
+    verify(
+        what,
+        &digest,
+        d.size(),
+        &Digest::of(&bytes),
+        bytes.len() as u64,
+    )?;
+    Ok((digest, bytes))
+}
+
+/// A name from an OCI index annotation. A bare tag (`latest`, as skopeo's
+/// `oci-archive:FILE:TAG` writes) is not a name on its own.
+fn name_from_annotations(d: &Descriptor, progress: &dyn Progress) -> Vec<ImageName> {
+    let Some(a) = d.annotations() else {
+        return vec![];
+    };
+    let cand = a.get("io.containerd.image.name").or_else(|| {
+        a.get(REF_NAME)
+            .filter(|n| n.contains(':') || n.contains('/'))
+    });
+    match cand.map(|n| ImageName::parse(n.strip_prefix("docker.io/library/").unwrap_or(n))) {
+        Some(Ok(n)) => vec![n],
+        Some(Err(e)) => {
+            progress.note(&format!("warning: ignoring the archive's image name: {e}"));
+            vec![]
+        }
+        None => vec![],
+    }
+}
+
+fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Layout {
+        image_layout_version: String,
+    }
+    let layout: Layout = parse_json(&source.read_small("oci-layout", 4096)?, "oci-layout")?;
+    if !layout.image_layout_version.starts_with("1.") {
+        return Err(Error::Unsupported(format!(
+            "OCI layout version {}",
+            layout.image_layout_version
+        )));
+    }
+    let index: ImageIndex = parse_json(
+        &source.read_small("index.json", MAX_MANIFEST_BYTES)?,
+        "index.json",
+    )?;
+    let mut manifests: Vec<(Descriptor, Vec<ImageName>)> = Vec::new();
+    for d in index.manifests() {
+        let mt = media_type_str(d.media_type());
+        let names = name_from_annotations(d, progress);
+        if is_index_type(&mt) {
+            let (_, bytes) = read_verified(source, d, MAX_MANIFEST_BYTES, "nested image index")?;
+            let nested: ImageIndex = parse_json(&bytes, "nested image index")?;
+            match nested
+                .manifests()
+                .iter()
+                .find(|m| is_manifest_type(&media_type_str(m.media_type())) && platform_matches(m))
+            {
+                Some(m) => manifests.push((m.clone(), names)),
+                None => progress.note(&format!(
+                    "skipping {}: no linux/{} image in it",
+                    d.digest(),
+                    host_arch()
+                )),
+            }
+        } else if is_manifest_type(&mt) {
+            if platform_matches(d) {
+                manifests.push((d.clone(), names));
+            }
+        } else {
+            progress.note(&format!("skipping {} of unsupported type {mt}", d.digest()));
+        }
+    }
+    let mut out = Vec::new();
+    for (d, names) in manifests {
+        let (digest, bytes) = read_verified(source, &d, MAX_MANIFEST_BYTES, "image manifest")?;
+        let manifest: ImageManifest = parse_json(&bytes, &format!("manifest {digest}"))?;
+        let cmt = media_type_str(manifest.config().media_type());
+        if cmt != MediaType::ImageConfig.to_string() && cmt != DOCKER_CONFIG {
+            return Err(Error::Unsupported(format!(
+                "manifest {digest} is not an image (config type {cmt})"
+            )));
+        }
+        let (_, config_bytes) =
+            read_verified(source, manifest.config(), MAX_CONFIG_BYTES, "image config")?;
+        let diff_ids = parse_config(&config_bytes, manifest.layers().len())?;
+        let mut layers = Vec::new();
+        for (l, diff_id) in manifest.layers().iter().zip(diff_ids) {
+            check_layer_type(&media_type_str(l.media_type()))?;
+            let ld = Digest::from_oci(l.digest())?;
+            layers.push(SrcLayer {
+                path: format!("blobs/sha256/{}", ld.hex()),
+                expected: Some((ld, l.size())),
+                diff_id,
+                size_hint: l.size(),
+            });
+        }
+        let mut desc = Descriptor::new(
+            MediaType::ImageManifest,
+            bytes.len() as u64,
+            digest.to_oci(),
+        );
+        desc.set_media_type(d.media_type().clone());
+        out.push(Planned {
+            names,
+            config_bytes,
+            manifest: Some((bytes, desc)),
+            layers,
+        });
+    }
+    Ok(out)
+}
+
+fn check_layer_type(mt: &str) -> Result<()> {
+    let ok = mt.starts_with("application/vnd.oci.image.layer.")
+        || mt.starts_with("application/vnd.docker.image.rootfs.");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(format!("layer media type {mt}")))
+    }
+}
+
+/// Parse a config and return its diff-ids, checking they match the layers.
+fn parse_config(bytes: &[u8], layer_count: usize) -> Result<Vec<Digest>> {
+    let config: ImageConfiguration = parse_json(bytes, "image config")?;
+    if config.rootfs().typ() != "layers" {
+        return Err(Error::invalid(
+            "image config",
+            format!("rootfs type {:?}", config.rootfs().typ()),
+        ));
+    }
+    let diff_ids: Vec<Digest> = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d))
+        .collect::<Result<_>>()?;
+    if diff_ids.len() != layer_count {
+        return Err(Error::invalid(
+            "image",
+            format!(
+                "{} layers but the config lists {} diff_ids",
+                layer_count,
+                diff_ids.len()
+            ),
+        ));
+    }
+    Ok(diff_ids)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+fn plan_docker(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>> {
+    let entries: Vec<DockerManifestEntry> = parse_json(
+        &source.read_small("manifest.json", MAX_MANIFEST_BYTES)?,
+        "manifest.json",
+    )?;
+    let mut out = Vec::new();
+    for e in entries {
+        let config_bytes = source.read_small(&e.config, MAX_CONFIG_BYTES)?;
+        // The file is named after its digest; check it when it says so.
+        let stem = Path::new(&e.config)
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("");
+        let stem = stem.strip_suffix(".json").unwrap_or(stem);
+        if let Some(named) = Digest::from_hex(stem) {
+            let got = Digest::of(&config_bytes);
+            if got != named {
+                return Err(Error::DigestMismatch {
+                    what: format!("config {}", e.config),
+                    expected: named.to_string(),
+                    actual: got.to_string(),
+                });
+            }
+        }
+        let diff_ids = parse_config(&config_bytes, e.layers.len())?;
+        let mut layers = Vec::new();
+        for (path, diff_id) in e.layers.iter().zip(diff_ids) {
+            let (_, size) = source.open(path)?;
+            layers.push(SrcLayer {
+                path: path.clone(),
+                expected: None,
+                diff_id,
+                size_hint: size,
+            });
+        }
+        let mut names = Vec::new();
+        for t in e.repo_tags.unwrap_or_default() {
+            match ImageName::parse(t.strip_prefix("docker.io/library/").unwrap_or(&t)) {
+                Ok(n) => names.push(n),
+                Err(err) => progress.note(&format!("warning: ignoring tag {t:?}: {err}")),
+            }
+        }
+        out.push(Planned {
+            names,
+            config_bytes,
+            manifest: None,
+            layers,
+        });
+    }
+    Ok(out)
+}
+
+/// Build an OCI manifest for a Docker-archive image from its stored layers.
+fn docker_manifest(
+    store: &Store,
+    p: &Planned,
+    config_digest: &Digest,
+    by_diff: &HashMap<Digest, &LayerDone>,
+) -> Result<(Vec<u8>, Descriptor)> {
+    let mut layers = Vec::new();
+    for l in &p.layers {
+        let (digest, size, comp) = match by_diff.get(&l.diff_id) {
+            Some(d) => (d.digest.clone(), d.size, d.compression),
+            // Already in the store from an earlier import: the stored blob
+            // is the uncompressed tar, whose digest is the diff-id.
+            None if store.has_blob(&l.diff_id) => {
+                let size = std::fs::metadata(store.blob_path(&l.diff_id))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                (l.diff_id.clone(), size, Compression::None)
+            }
+            None => return Err(Error::Conflict(format!("layer {} was not stored", l.path))),
+        };
+        layers.push(serde_json::json!({
+            "mediaType": comp.oci_media_type(),
+            "digest": digest.to_string(),
+            "size": size,
+        }));
+    }
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::ImageManifest.to_string(),
+        "config": {
+            "mediaType": MediaType::ImageConfig.to_string(),
+            "digest": config_digest.to_string(),
+            "size": p.config_bytes.len(),
+        },
+        "layers": layers,
+    });
+    let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::BadJson {
+        what: "generated manifest".into(),
+        source,
+    })?;
+    let d = Descriptor::new(
+        MediaType::ImageManifest,
+        bytes.len() as u64,
+        Digest::of(&bytes).to_oci(),
+    );
+    Ok((bytes, d))
+}

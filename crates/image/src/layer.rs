@@ -1,0 +1,433 @@
+//! Ingesting one layer in a single pass over its bytes.
+//!
+//! ```text
+//! source ─► sha256 + size ─► blob temp file          (this thread)
+//!             └─ chunks ─► decompress ─► limits ─► sha256 (diff-id) ─► unpack   (worker)
+//! ```
+//! Nothing becomes visible until both digests match: the blob and the
+//! unpacked tree are renamed into place only then.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Digest, HashingReader, verify};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{fsync_dir, remove_tree, unique_name};
+use crate::progress::Progress;
+use crate::store::Store;
+use crate::unpack::{UnpackOptions, UnpackReport, unpack};
+
+const CHUNK: usize = 256 << 10;
+
+/// Decompression-bomb limits, per layer. See docs/on-disk-format.md.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest uncompressed layer accepted.
+    pub max_layer_bytes: u64,
+    /// Largest expansion ratio accepted once a layer is past `ratio_floor`.
+    pub max_ratio: u64,
+    pub ratio_floor: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_layer_bytes: 32 << 30,
+            max_ratio: 100,
+            ratio_floor: 256 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Defaults, overridden by `BERTH_MAX_LAYER_SIZE` (bytes, with an
+    /// optional K/M/G suffix) and `BERTH_MAX_LAYER_RATIO`.
+    pub fn from_env() -> Result<Limits> {
+        let mut l = Limits::default();
+        if let Ok(v) = std::env::var("BERTH_MAX_LAYER_SIZE") {
+            l.max_layer_bytes = parse_size(&v)?;
+        }
+        if let Ok(v) = std::env::var("BERTH_MAX_LAYER_RATIO") {
+            l.max_ratio = v.trim().parse().map_err(|_| {
+                Error::invalid("BERTH_MAX_LAYER_RATIO", format!("{v:?} is not a number"))
+            })?;
+        }
+        Ok(l)
+    }
+}
+
+/// Parse `123`, `10K`, `64M`, `2G` (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| Error::invalid("size", format!("{s:?} (use e.g. 512M or 2G)")))
+}
+
+/// Carried inside an `io::Error` out of the decompressor.
+#[derive(Debug)]
+pub struct LimitExceeded {
+    pub layer: String,
+    pub reason: String,
+}
+
+impl fmt::Display for LimitExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "layer {} {}", self.layer, self.reason)
+    }
+}
+
+impl std::error::Error for LimitExceeded {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn detect(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    pub fn oci_media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// A decompressing reader over `r`.
+    pub fn reader<'a, R: BufRead + Send + 'a>(self, r: R) -> io::Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(r),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+        })
+    }
+}
+
+/// What to do with one layer.
+pub struct LayerJob {
+    /// Short name for messages.
+    pub name: String,
+    /// Compressed digest and size, when the source promises them.
+    pub expected: Option<(Digest, u64)>,
+    /// The uncompressed digest the image config promises.
+    pub diff_id: Digest,
+    pub write_blob: bool,
+    pub unpack: bool,
+}
+
+pub struct LayerDone {
+    pub digest: Digest,
+    pub size: u64,
+    pub compression: Compression,
+    pub unpacked_size: u64,
+    pub report: UnpackReport,
+}
+
+struct DecodeOut {
+    diff_id: Digest,
+    size: u64,
+    compression: Compression,
+    report: UnpackReport,
+}
+
+/// Stream a layer from `src` into the store (see the module docs).
+pub fn ingest(
+    store: &Store,
+    src: &mut dyn Read,
+    job: &LayerJob,
+    opts: &UnpackOptions,
+    limits: &Limits,
+    progress: &dyn Progress,
+) -> Result<LayerDone> {
+    let mut blob = job.write_blob.then(|| store.blob_writer()).transpose()?;
+    let tmp_dir = job
+        .unpack
+        .then(|| store.tmp_dir().join(unique_name("layer-")));
+    if let Some(t) = &tmp_dir {
+        fs::create_dir(t).ctx(|| format!("creating {}", t.display()))?;
+    }
+    let guard = TmpDirGuard(tmp_dir.clone());
+    let root_fd = tmp_dir
+        .as_ref()
+        .map(|t| {
+            rustix::fs::open(
+                t,
+                rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ctx(|| format!("opening {}", t.display()))
+        })
+        .transpose()?;
+
+    let (tx, rx) = sync_channel::<Vec<u8>>(8);
+    let consumed = Arc::new(AtomicU64::new(0));
+    let decoder_done = Arc::new(AtomicBool::new(false));
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+
+    let (read_result, decoded) = std::thread::scope(|s| {
+        let consumed2 = consumed.clone();
+        let done2 = decoder_done.clone();
+        let root = root_fd.as_ref().map(|f| f.as_fd());
+        let worker =
+            s.spawn(move || decode_side(rx, consumed2, &done2, root, opts, limits, &job.name));
+        let mut sending = true;
+        let read_result: Result<()> = (|| loop {
+            let mut buf = vec![0u8; CHUNK];
+            let n = read_full(src, &mut buf).ctx(|| format!("reading layer {}", job.name))?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.truncate(n);
+            hasher.update(&buf);
+            size += n as u64;
+            if let Some(b) = blob.as_mut() {
+                io::Write::write_all(b, &buf)
+                    .ctx(|| format!("writing blob for layer {}", job.name))?;
+            }
+            progress.advance(n as u64);
+            if sending && tx.send(buf).is_err() {
+                // The worker stopped: fine if it finished (trailing bytes
+                // after the compressed stream), fatal otherwise.
+                if !decoder_done.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                sending = false;
+            }
+        })();
+        drop(tx);
+        let decoded = worker
+            .join()
+            .unwrap_or_else(|_| Err(Error::Conflict("layer worker thread panicked".into())));
+        (read_result, decoded)
+    });
+    // A worker error explains a stopped reader better than the reverse.
+    let decoded = decoded?;
+    read_result?;
+    let digest = Digest::from_hash(hasher.finalize().as_slice());
+    let what = format!("layer {}", job.name);
+    if let Some((d, s)) = &job.expected {
+        verify(&what, d, *s, &digest, size)?;
+    }
+    if decoded.diff_id != job.diff_id {
+        return Err(Error::DigestMismatch {
+            what: format!("uncompressed {what} (diff_id)"),
+            expected: job.diff_id.to_string(),
+            actual: decoded.diff_id.to_string(),
+        });
+    }
+    if let Some(b) = blob.take() {
+        b.commit(&what, Some((&digest, size)))?;
+    }
+    if let (Some(t), Some(fd)) = (&tmp_dir, &root_fd) {
+        rustix::fs::syncfs(fd).ctx(|| "syncing the unpacked layer".into())?;
+        let dest = store.layer_path(&job.diff_id);
+        match fs::rename(t, &dest) {
+            Ok(()) => fsync_dir(&store.layers_dir())?,
+            // Another process unpacked the same layer first: keep theirs.
+            Err(_) if dest.is_dir() => remove_tree(t)?,
+            Err(e) => return Err(e).ctx(|| format!("moving layer into {}", dest.display())),
+        }
+    }
+    guard.disarm();
+    Ok(LayerDone {
+        digest,
+        size,
+        compression: decoded.compression,
+        unpacked_size: decoded.size,
+        report: decoded.report,
+    })
+}
+
+fn decode_side(
+    rx: Receiver<Vec<u8>>,
+    consumed: Arc<AtomicU64>,
+    done: &AtomicBool,
+    root: Option<BorrowedFd<'_>>,
+    opts: &UnpackOptions,
+    limits: &Limits,
+    name: &str,
+) -> Result<DecodeOut> {
+    let chan = ChannelReader {
+        rx,
+        cur: Vec::new(),
+        pos: 0,
+        consumed: consumed.clone(),
+    };
+    let mut br = BufReader::with_capacity(CHUNK, chan);
+    let head = br.fill_buf().ctx(|| format!("reading layer {name}"))?;
+    let compression = Compression::detect(head);
+    let dec = compression
+        .reader(br)
+        .ctx(|| format!("starting to decompress layer {name}"))?;
+    let limited = LimitReader {
+        inner: dec,
+        count: 0,
+        consumed,
+        limits: limits.clone(),
+        name: name.to_owned(),
+    };
+    let mut hr = HashingReader::new(limited);
+    let report = match root {
+        Some(root) => unpack(&mut hr, root, opts)?,
+        None => UnpackReport::default(),
+    };
+    // The diff-id covers the whole uncompressed stream, padding included.
+    io::copy(&mut hr, &mut io::sink()).map_err(|e| {
+        Error::invalid(
+            format!("layer {name}"),
+            format!("corrupt or truncated data: {e}"),
+        )
+    })?;
+    // Say "done" while the channel is still open, so the reader never
+    // mistakes our hang-up for a failure.
+    done.store(true, Ordering::SeqCst);
+    let (diff_id, size) = hr.finish();
+    Ok(DecodeOut {
+        diff_id,
+        size,
+        compression,
+        report,
+    })
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+struct ChannelReader {
+    rx: Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    consumed: Arc<AtomicU64>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        self.consumed.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+struct LimitReader<R> {
+    inner: R,
+    count: u64,
+    consumed: Arc<AtomicU64>,
+    limits: Limits,
+    name: String,
+}
+
+impl<R: Read> Read for LimitReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        let l = &self.limits;
+        let fail = |reason: String| {
+            Err(io::Error::other(LimitExceeded {
+                layer: self.name.clone(),
+                reason,
+            }))
+        };
+        if self.count > l.max_layer_bytes {
+            return fail(format!("expands to more than {} bytes", l.max_layer_bytes));
+        }
+        let compressed = self.consumed.load(Ordering::Relaxed).max(1);
+        if self.count > l.ratio_floor && self.count / compressed > l.max_ratio {
+            return fail(format!(
+                "expands more than {}:1 ({} bytes from {compressed}); refusing a likely decompression bomb",
+                l.max_ratio, self.count
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Removes a temp dir unless disarmed (error paths, panics, early returns).
+struct TmpDirGuard(Option<PathBuf>);
+
+impl TmpDirGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TmpDirGuard {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = remove_tree(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10").ok(), Some(10));
+        assert_eq!(parse_size("10K").ok(), Some(10 << 10));
+        assert_eq!(parse_size(" 2g ").ok(), Some(2 << 30));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn detects_compression() {
+        assert_eq!(Compression::detect(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::detect(b"usr/"), Compression::None);
+    }
+}

@@ -1,0 +1,420 @@
+//! The content-addressed store: a valid OCI image layout plus the layer
+//! cache (`layers/<diff-id hex>/`). See docs/on-disk-format.md.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+
+use crate::digest::{Digest, HashingWriter, verify};
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil::{fsync_dir, unique_name, write_atomic};
+use crate::lock::{self, LockGuard, LockKind};
+use crate::reference::ImageName;
+
+/// The annotation that carries an image's name in index.json.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Largest manifest or index we read (they are small JSON documents).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Largest image config we read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+pub struct Store {
+    root: PathBuf,
+}
+
+/// One image as the store knows it: a manifest and the names pointing at it.
+#[derive(Clone, Debug)]
+pub struct ImageEntry {
+    pub digest: Digest,
+    pub size: u64,
+    pub names: Vec<String>,
+}
+
+/// A loaded image: its parsed manifest and config.
+pub struct Image {
+    pub entry: ImageEntry,
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+    pub config_digest: Digest,
+}
+
+impl Image {
+    pub fn diff_ids(&self) -> Result<Vec<Digest>> {
+        self.config
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .map(|d| Digest::parse(d))
+            .collect()
+    }
+
+    pub fn layer_digests(&self) -> Result<Vec<Digest>> {
+        self.manifest
+            .layers()
+            .iter()
+            .map(|l| Digest::from_oci(l.digest()))
+            .collect()
+    }
+}
+
+impl Store {
+    /// Where state lives: `$BERTH_HOME`, else `$XDG_DATA_HOME/berth`, else
+    /// `~/.local/share/berth`; root uses `/var/lib/berth`.
+    pub fn default_root() -> PathBuf {
+        if let Some(h) = std::env::var_os("BERTH_HOME").filter(|h| !h.is_empty()) {
+            return PathBuf::from(h);
+        }
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/berth");
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("berth");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+        PathBuf::from(home).join(".local/share/berth")
+    }
+
+    /// Open (creating if needed) a store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        for d in ["blobs/sha256", "layers", "tmp", "locks"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).ctx(|| format!("creating store directory {}", p.display()))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            write_atomic(
+                &store.tmp_dir(),
+                &layout,
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            let _g = store.index_lock()?;
+            if !index.exists() {
+                store.write_index(&new_index(Vec::new()))?;
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs_dir().join(d.hex())
+    }
+
+    pub fn layer_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir().join(diff_id.hex())
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    pub fn has_layer(&self, diff_id: &Digest) -> bool {
+        self.layer_path(diff_id).is_dir()
+    }
+
+    /// Shared store lock: held by every command except gc.
+    pub fn lock_shared(&self, on_wait: &dyn Fn()) -> Result<LockGuard> {
+        lock::lock(
+            &self.root.join("locks/store.lock"),
+            LockKind::Shared,
+            on_wait,
+        )
+    }
+
+    /// Exclusive store lock: gc only.
+    pub fn lock_exclusive(&self, on_wait: &dyn Fn()) -> Result<LockGuard> {
+        lock::lock(
+            &self.root.join("locks/store.lock"),
+            LockKind::Exclusive,
+            on_wait,
+        )
+    }
+
+    pub fn try_lock_exclusive(&self) -> Result<Option<LockGuard>> {
+        lock::try_lock(&self.root.join("locks/store.lock"), LockKind::Exclusive)
+    }
+
+    fn index_lock(&self) -> Result<LockGuard> {
+        lock::lock(
+            &self.root.join("locks/index.lock"),
+            LockKind::Exclusive,
+            &|| {},
+        )
+    }
+
+    /// Read a whole blob, checking its digest (and size limit).
+    pub fn read_blob(&self, d: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        let f = File::open(&p).ctx(|| format!("opening blob {d}"))?;
+        let mut buf = Vec::new();
+        f.take(limit + 1)
+            .read_to_end(&mut buf)
+            .ctx(|| format!("reading blob {d}"))?;
+        if buf.len() as u64 > limit {
+            return Err(Error::invalid(
+                format!("blob {d}"),
+                format!("larger than {limit} bytes"),
+            ));
+        }
+        let got = Digest::of(&buf);
+        verify(
+            &format!("blob {d}"),
+            d,
+            buf.len() as u64,
+            &got,
+            buf.len() as u64,
+        )?;
+        Ok(buf)
+    }
+
+    /// Store small bytes as a blob; returns its digest.
+    pub fn put_blob_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        if !self.has_blob(&d) {
+            write_atomic(&self.tmp_dir(), &self.blob_path(&d), bytes)?;
+        }
+        Ok(d)
+    }
+
+    /// Start writing a blob of unknown content; commit verifies it.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp = self.tmp_dir().join(unique_name("blob-"));
+        let f = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        Ok(BlobWriter {
+            inner: Some(HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f))),
+            tmp,
+            dest_dir: self.blobs_dir(),
+        })
+    }
+
+    // ---- index.json ----
+
+    pub fn read_index(&self) -> Result<ImageIndex> {
+        let p = self.root.join("index.json");
+        let bytes = fs::read(&p).ctx(|| format!("reading {}", p.display()))?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
+            what: p.display().to_string(),
+            source,
+        })
+    }
+
+    fn write_index(&self, idx: &ImageIndex) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(idx).map_err(|source| Error::BadJson {
+            what: "index.json".into(),
+            source,
+        })?;
+        write_atomic(&self.tmp_dir(), &self.root.join("index.json"), &bytes)
+    }
+
+    /// Read-modify-write index.json under the index lock.
+    pub fn update_index<R>(&self, f: impl FnOnce(&mut Vec<Descriptor>) -> Result<R>) -> Result<R> {
+        let _g = self.index_lock()?;
+        let mut idx = self.read_index()?;
+        let mut manifests = idx.manifests().clone();
+        let r = f(&mut manifests)?;
+        idx.set_manifests(manifests);
+        self.write_index(&idx)?;
+        Ok(r)
+    }
+
+    /// Every image, one entry per manifest digest, names sorted.
+    pub fn images(&self) -> Result<Vec<ImageEntry>> {
+        let idx = self.read_index()?;
+        let mut by_digest: Vec<ImageEntry> = Vec::new();
+        for desc in idx.manifests() {
+            let digest = Digest::from_oci(desc.digest())?;
+            let name = ref_name(desc);
+            match by_digest.iter_mut().find(|e| e.digest == digest) {
+                Some(e) => e.names.extend(name),
+                None => by_digest.push(ImageEntry {
+                    digest,
+                    size: desc.size(),
+                    names: name.into_iter().collect(),
+                }),
+            }
+        }
+        for e in &mut by_digest {
+            e.names.sort();
+            e.names.dedup();
+        }
+        Ok(by_digest)
+    }
+
+    /// Find an image by name (`repo[:tag]`) or by ID prefix (hex or `sha256:`).
+    pub fn resolve(&self, s: &str) -> Result<ImageEntry> {
+        let images = self.images()?;
+        if let Ok(name) = ImageName::parse(s) {
+            let n = name.to_string();
+            if let Some(e) = images.iter().find(|e| e.names.contains(&n)) {
+                return Ok(e.clone());
+            }
+        }
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hex = hex.to_ascii_lowercase();
+            let found: Vec<_> = images
+                .iter()
+                .filter(|e| e.digest.hex().starts_with(&hex))
+                .collect();
+            match found.len() {
+                1 => return Ok(found[0].clone()),
+                0 => {}
+                _ => return Err(Error::Ambiguous(s.to_owned())),
+            }
+        }
+        Err(Error::NotFound(s.to_owned()))
+    }
+
+    pub fn load_manifest(&self, d: &Digest) -> Result<ImageManifest> {
+        let bytes = self.read_blob(d, MAX_MANIFEST_BYTES)?;
+        parse_json(&bytes, &format!("manifest {d}"))
+    }
+
+    pub fn load_image(&self, entry: &ImageEntry) -> Result<Image> {
+        let manifest = self.load_manifest(&entry.digest)?;
+        let config_digest = Digest::from_oci(manifest.config().digest())?;
+        let bytes = self.read_blob(&config_digest, MAX_CONFIG_BYTES)?;
+        let config = parse_json(&bytes, &format!("config {config_digest}"))?;
+        Ok(Image {
+            entry: entry.clone(),
+            manifest,
+            config,
+            config_digest,
+        })
+    }
+
+    /// Point `name` at a manifest, moving it from any other image.
+    pub fn set_name(&self, name: &ImageName, manifest: &Descriptor) -> Result<()> {
+        let n = name.to_string();
+        self.update_index(|list| {
+            list.retain(|d| ref_name(d).as_deref() != Some(n.as_str()));
+            // An unnamed entry for the same manifest is now redundant.
+            list.retain(|d| !(ref_name(d).is_none() && d.digest() == manifest.digest()));
+            let mut desc = manifest.clone();
+            let mut ann = HashMap::new();
+            ann.insert(REF_NAME.to_owned(), n.clone());
+            desc.set_annotations(Some(ann));
+            desc.set_platform(None);
+            list.push(desc);
+            Ok(())
+        })
+    }
+
+    /// Record an image without a name (if it is not already listed).
+    pub fn add_unnamed(&self, manifest: &Descriptor) -> Result<()> {
+        self.update_index(|list| {
+            if !list.iter().any(|d| d.digest() == manifest.digest()) {
+                let mut desc = manifest.clone();
+                desc.set_annotations(None);
+                desc.set_platform(None);
+                list.push(desc);
+            }
+            Ok(())
+        })
+    }
+}
+
+pub fn ref_name(d: &Descriptor) -> Option<String> {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .cloned()
+}
+
+pub fn new_index(manifests: Vec<Descriptor>) -> ImageIndex {
+    let mut idx = ImageIndex::default();
+    idx.set_schema_version(2);
+    idx.set_media_type(Some(MediaType::ImageIndex));
+    idx.set_manifests(manifests);
+    idx
+}
+
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::BadJson {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+/// A blob being written: hashed as it goes, renamed into place on commit.
+pub struct BlobWriter {
+    inner: Option<HashingWriter<io::BufWriter<File>>>,
+    tmp: PathBuf,
+    dest_dir: PathBuf,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob writer already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BlobWriter {
+    /// fsync and move into place. With `expected`, the digest (and size)
+    /// must match or nothing is stored.
+    pub fn commit(mut self, what: &str, expected: Option<(&Digest, u64)>) -> Result<(Digest, u64)> {
+        let Some(w) = self.inner.take() else {
+            return Err(Error::Conflict("blob writer already committed".into()));
+        };
+        let (buf, digest, size) = w.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("writing {}", self.tmp.display()))?;
+        if let Some((d, s)) = expected {
+            verify(what, d, s, &digest, size)?;
+        }
+        file.sync_all()
+            .ctx(|| format!("syncing {}", self.tmp.display()))?;
+        let dest = self.dest_dir.join(digest.hex());
+        fs::rename(&self.tmp, &dest).ctx(|| format!("storing blob {digest}"))?;
+        fsync_dir(&self.dest_dir)?;
+        Ok((digest, size))
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if self.inner.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
