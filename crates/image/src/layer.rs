@@ -215,9 +215,11 @@ pub fn ingest(
             }
             progress.advance(n as u64);
             if sending && tx.send(buf).is_err() {
-                // The worker stopped: fine if it finished (trailing bytes
-                // after the compressed stream), fatal otherwise.
-                if !decoder_done.load(Ordering::SeqCst) {
+                // The worker stopped: it finished (trailing bytes after the
+                // compressed stream) or failed. Either way keep hashing when
+                // a digest was promised, so a tampered blob is reported as
+                // such rather than as whatever broke while decoding it.
+                if !decoder_done.load(Ordering::SeqCst) && job.expected.is_none() {
                     return Ok(());
                 }
                 sending = false;
@@ -229,14 +231,15 @@ pub fn ingest(
             .unwrap_or_else(|_| Err(Error::Conflict("layer worker thread panicked".into())));
         (read_result, decoded)
     });
-    // A worker error explains a stopped reader better than the reverse.
-    let decoded = decoded?;
-    read_result?;
     let digest = Digest::from_hash(hasher.finalize().as_slice());
     let what = format!("layer {}", job.name);
+    // Order of blame: unreadable source, then a digest the blob does not
+    // match, then whatever the decoder found.
+    read_result?;
     if let Some((d, s)) = &job.expected {
         verify(&what, d, *s, &digest, size)?;
     }
+    let decoded = decoded?;
     if decoded.diff_id != job.diff_id {
         return Err(Error::DigestMismatch {
             what: format!("uncompressed {what} (diff_id)"),

@@ -489,7 +489,7 @@ impl Unpacker<'_> {
         let fd = match open_dir_at(self.root, rel) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => self.create_parents(rel, shown)?,
-            Err(e) => return Err(parent_error(e, shown)),
+            Err(e) => return Err(parent_error(self.root, rel, e, shown)),
         };
         self.cache = Some((
             rel.to_path_buf(),
@@ -506,7 +506,8 @@ impl Unpacker<'_> {
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(e).ctx(|| format!("creating parents of {shown}")),
             }
-            cur = open_dir_at(cur.as_fd(), Path::new(c)).map_err(|e| parent_error(e, shown))?;
+            cur = open_dir_at(cur.as_fd(), Path::new(c))
+                .map_err(|e| parent_error(self.root, rel, e, shown))?;
         }
         Ok(cur)
     }
@@ -525,7 +526,14 @@ impl Unpacker<'_> {
     }
 }
 
-fn parent_error(e: Errno, shown: &str) -> Error {
+fn parent_error(root: BorrowedFd<'_>, rel: &Path, e: Errno, shown: &str) -> Error {
+    // O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR; name the real cause.
+    let through_symlink = rel.ancestors().any(|a| {
+        !a.as_os_str().is_empty()
+            && rustix::fs::statat(root, a, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+    });
+    let e = if through_symlink { Errno::LOOP } else { e };
     match e {
         Errno::LOOP | Errno::XDEV => Error::unsafe_entry(
             shown,

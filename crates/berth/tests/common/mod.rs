@@ -1,0 +1,476 @@
+//! Test helpers: run the berth binary against a private store, and build
+//! OCI / Docker archives (including hostile ones) in memory.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+pub fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// The berth binary: `$BERTH_BIN` (CI runs prebuilt tests as another user)
+/// or the one cargo built for this test run.
+pub fn berth_bin() -> PathBuf {
+    std::env::var_os("BERTH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")))
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Print a skip notice that cargo's output capture does not swallow.
+pub fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "berth-test: SKIPPED {test}: {why}");
+}
+
+/// True if `tool` exists; otherwise a loud skip, or a failure when
+/// BERTH_TEST_REQUIRE_TOOLS=1 (CI) says every tool must be there.
+pub fn have_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("BERTH_TEST_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{tool} is required in CI but missing"
+        );
+        skip(test, &format!("{tool} is not installed"));
+    }
+    found
+}
+
+/// A private store and a scratch dir for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::Builder::new()
+                .prefix("berth-test-")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(berth_bin());
+        c.env("BERTH_HOME", self.home());
+        c.env_remove("BERTH_MAX_LAYER_SIZE");
+        c.env_remove("BERTH_MAX_LAYER_RATIO");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Run and require a clean failure (exit 1, no panic); returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "berth {args:?} should fail cleanly: {err}"
+        );
+        assert!(!err.contains("panicked"), "berth panicked: {err}");
+        assert!(
+            err.starts_with("berth: error: "),
+            "error not printed once at the top: {err}"
+        );
+        err
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    pub fn image_names(&self) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["images", "--json"])).unwrap();
+        let mut names: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|i| {
+                i["names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn image_count(&self) -> usize {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["images", "--json"])).unwrap();
+        v.as_array().unwrap().len()
+    }
+
+    pub fn assert_fsck_clean(&self) {
+        let o = self.run(&["fsck"]);
+        assert!(
+            o.status.success(),
+            "fsck not clean:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// The single unpacked layer dir named by `diff_id`.
+    pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
+        self.home()
+            .join("layers")
+            .join(diff_id.trim_start_matches("sha256:"))
+    }
+}
+
+// ---- tar entries ----
+
+#[derive(Clone)]
+pub struct E {
+    pub kind: tar::EntryType,
+    pub path: Vec<u8>,
+    pub data: Vec<u8>,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub link: Vec<u8>,
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    pub dev: (u32, u32),
+}
+
+fn base(kind: tar::EntryType, path: &str) -> E {
+    E {
+        kind,
+        path: path.as_bytes().to_vec(),
+        data: vec![],
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        link: vec![],
+        xattrs: vec![],
+        dev: (0, 0),
+    }
+}
+
+pub fn file(path: &str, data: &[u8]) -> E {
+    E {
+        data: data.to_vec(),
+        ..base(tar::EntryType::Regular, path)
+    }
+}
+
+pub fn dir(path: &str) -> E {
+    E {
+        mode: 0o755,
+        ..base(tar::EntryType::Directory, path)
+    }
+}
+
+pub fn symlink(path: &str, target: &str) -> E {
+    E {
+        link: target.as_bytes().to_vec(),
+        mode: 0o777,
+        ..base(tar::EntryType::Symlink, path)
+    }
+}
+
+pub fn hardlink(path: &str, target: &str) -> E {
+    E {
+        link: target.as_bytes().to_vec(),
+        ..base(tar::EntryType::Link, path)
+    }
+}
+
+pub fn device(path: &str, kind: tar::EntryType, major: u32, minor: u32) -> E {
+    E {
+        dev: (major, minor),
+        ..base(kind, path)
+    }
+}
+
+impl E {
+    pub fn mode(mut self, m: u32) -> E {
+        self.mode = m;
+        self
+    }
+    pub fn owner(mut self, uid: u64, gid: u64) -> E {
+        self.uid = uid;
+        self.gid = gid;
+        self
+    }
+    pub fn xattr(mut self, k: &str, v: &[u8]) -> E {
+        self.xattrs.push((k.to_owned(), v.to_vec()));
+        self
+    }
+}
+
+/// A layer tar. Names are written raw into the header, so hostile paths
+/// (`..`, absolute) that the tar crate's setters refuse can be made.
+pub fn layer(entries: &[E]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        if !e.xattrs.is_empty() {
+            let ext: Vec<(String, &[u8])> = e
+                .xattrs
+                .iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+                .collect();
+            b.append_pax_extensions(ext.iter().map(|(k, v)| (k.as_str(), *v)))
+                .unwrap();
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(e.kind);
+        h.set_size(e.data.len() as u64);
+        h.set_mode(e.mode);
+        h.set_uid(e.uid);
+        h.set_gid(e.gid);
+        h.set_mtime(1_700_000_000);
+        {
+            let raw = h.as_old_mut();
+            assert!(e.path.len() < 100 && e.link.len() < 100);
+            raw.name = [0; 100];
+            raw.name[..e.path.len()].copy_from_slice(&e.path);
+            raw.linkname = [0; 100];
+            raw.linkname[..e.link.len()].copy_from_slice(&e.link);
+        }
+        if matches!(e.kind, tar::EntryType::Char | tar::EntryType::Block) {
+            h.set_device_major(e.dev.0).unwrap();
+            h.set_device_minor(e.dev.1).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, e.data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Comp {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub fn compress(data: &[u8], c: Comp) -> Vec<u8> {
+    match c {
+        Comp::None => data.to_vec(),
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        }
+        Comp::Zstd => zstd::encode_all(data, 1).unwrap(),
+    }
+}
+
+fn layer_media_type(c: Comp) -> &'static str {
+    match c {
+        Comp::None => "application/vnd.oci.image.layer.v1.tar",
+        Comp::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Comp::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+}
+
+/// An image to build, with knobs to damage it.
+#[derive(Clone)]
+pub struct Img {
+    /// (uncompressed layer tar, compression)
+    pub layers: Vec<(Vec<u8>, Comp)>,
+    pub name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Replace blob bytes after digests are computed: (layer index, bytes).
+    pub tamper_layer: Option<(usize, Vec<u8>)>,
+    pub wrong_size: bool,
+    pub wrong_diff_id: bool,
+    pub raw_index: Option<Vec<u8>>,
+    pub raw_config: Option<Vec<u8>>,
+    pub raw_manifest: Option<Vec<u8>>,
+}
+
+impl Img {
+    pub fn new(layers: Vec<(Vec<u8>, Comp)>) -> Img {
+        Img {
+            layers,
+            name: None,
+            labels: BTreeMap::new(),
+            tamper_layer: None,
+            wrong_size: false,
+            wrong_diff_id: false,
+            raw_index: None,
+            raw_config: None,
+            raw_manifest: None,
+        }
+    }
+
+    pub fn named(mut self, n: &str) -> Img {
+        self.name = Some(n.to_owned());
+        self
+    }
+
+    pub fn diff_ids(&self) -> Vec<String> {
+        self.layers.iter().map(|(t, _)| sha(t)).collect()
+    }
+
+    fn config(&self) -> Vec<u8> {
+        if let Some(c) = &self.raw_config {
+            return c.clone();
+        }
+        let mut diff_ids = self.diff_ids();
+        if self.wrong_diff_id {
+            diff_ids[0] = sha(b"something else");
+        }
+        serde_json::to_vec(&serde_json::json!({
+            "created": "2026-01-01T00:00:00Z",
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["/bin/sh"], "Labels": self.labels},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap()
+    }
+
+    /// Files of an OCI layout: path -> bytes.
+    pub fn oci_files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut layer_descs = vec![];
+        for (i, (tar, c)) in self.layers.iter().enumerate() {
+            let blob = compress(tar, *c);
+            let d = sha(&blob);
+            let mut size = blob.len();
+            if self.wrong_size && i == 0 {
+                size += 1;
+            }
+            let stored = match &self.tamper_layer {
+                Some((j, b)) if *j == i => b.clone(),
+                _ => blob,
+            };
+            files.insert(format!("blobs/sha256/{}", &d[7..]), stored);
+            layer_descs.push(
+                serde_json::json!({"mediaType": layer_media_type(*c), "digest": d, "size": size}),
+            );
+        }
+        let config = self.config();
+        let cd = sha(&config);
+        files.insert(format!("blobs/sha256/{}", &cd[7..]), config.clone());
+        let manifest = self.raw_manifest.clone().unwrap_or_else(|| {
+            serde_json::to_vec(&serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+                "layers": layer_descs,
+            }))
+            .unwrap()
+        });
+        let md = sha(&manifest);
+        files.insert(format!("blobs/sha256/{}", &md[7..]), manifest.clone());
+        let mut desc = serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": manifest.len(),
+        });
+        if let Some(n) = &self.name {
+            desc["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": n});
+        }
+        let index = self.raw_index.clone().unwrap_or_else(|| {
+            serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [desc]}))
+                .unwrap()
+        });
+        files.insert("index.json".into(), index);
+        files.insert(
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        );
+        files
+    }
+
+    pub fn manifest_digest(&self) -> String {
+        let f = self.oci_files();
+        let idx: serde_json::Value = serde_json::from_slice(&f["index.json"]).unwrap();
+        idx["manifests"][0]["digest"].as_str().unwrap().to_owned()
+    }
+
+    pub fn oci_archive(&self) -> Vec<u8> {
+        tar_of(&self.oci_files())
+    }
+
+    pub fn oci_dir(&self, dir: &Path) {
+        for (p, b) in self.oci_files() {
+            let path = dir.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b).unwrap();
+        }
+    }
+
+    /// `docker save` layout: manifest.json, <config>.json, <id>/layer.tar.
+    pub fn docker_archive(&self) -> Vec<u8> {
+        let mut files = BTreeMap::new();
+        let config = self.config();
+        let cd = sha(&config);
+        files.insert(format!("{}.json", &cd[7..]), config);
+        let mut paths = vec![];
+        for (i, (tar, c)) in self.layers.iter().enumerate() {
+            let p = format!("{:064x}/layer.tar", i + 1);
+            files.insert(p.clone(), compress(tar, *c));
+            paths.push(p);
+        }
+        let tags: Vec<String> = self.name.iter().cloned().collect();
+        let m = serde_json::json!([{"Config": format!("{}.json", &cd[7..]), "RepoTags": tags, "Layers": paths}]);
+        files.insert("manifest.json".into(), serde_json::to_vec(&m).unwrap());
+        tar_of(&files)
+    }
+}
+
+pub fn tar_of(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, p, data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A small ordinary layer.
+pub fn simple_layer(tag: &str) -> Vec<u8> {
+    layer(&[
+        dir("etc"),
+        file("etc/hello", format!("hello {tag}\n").as_bytes()),
+        dir("bin"),
+        file("bin/tool", b"#!/bin/sh\necho tool\n").mode(0o755),
+    ])
+}
