@@ -1,0 +1,184 @@
+//! images, inspect, tag, rmi, export, gc, fsck, help and user errors.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+fn imported(env: &Env, name: &str, tag: &str) -> Img {
+    let img = Img::new(vec![(simple_layer(tag), Comp::Gzip)]).named(name);
+    env.ok(&["import", env.write(&format!("{tag}.tar"), &img.oci_archive()).to_str().unwrap()]);
+    img
+}
+
+#[test]
+fn images_and_inspect_json() {
+    let env = Env::new();
+    let mut img = Img::new(vec![(simple_layer("i"), Comp::Gzip)]).named("app/x:1");
+    img.labels.insert("org.berth.app.id".into(), "org.example.X".into());
+    env.ok(&["import", env.write("i.tar", &img.oci_archive()).to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["images", "--json"])).unwrap();
+    assert_eq!(v[0]["names"][0], "app/x:1");
+    assert_eq!(v[0]["digest"], img.manifest_digest());
+    let table = env.ok(&["images"]);
+    assert!(table.contains("app/x") && table.contains(&img.manifest_digest()[7..19]), "{table}");
+    let i: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "app/x:1", "--json"])).unwrap();
+    assert_eq!(i["labels"]["org.berth.app.id"], "org.example.X");
+    assert_eq!(i["layers"][0]["diff_id"], img.diff_ids()[0]);
+    assert!(i["size"].as_u64().unwrap() > 0);
+    // By ID prefix too.
+    let by_id = env.ok(&["inspect", &img.manifest_digest()[7..15]]);
+    assert!(by_id.contains("org.berth.app.id=org.example.X"));
+}
+
+#[test]
+fn tag_adds_and_moves_names() {
+    let env = Env::new();
+    imported(&env, "t/a:1", "a");
+    env.ok(&["tag", "t/a:1", "t/a:stable"]);
+    let err = env.fails(&["tag", "t/a", "other"]); // `t/a` means t/a:latest: not there
+    assert!(err.contains("t/a"), "{err}");
+    assert_eq!(env.image_names(), vec!["t/a:1", "t/a:stable"]);
+    // A name moves to the newer image.
+    imported(&env, "t/b:1", "b");
+    env.ok(&["tag", "t/b:1", "t/a:stable"]);
+    assert_eq!(env.image_names(), vec!["t/a:1", "t/a:stable", "t/b:1"]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "t/a:stable", "--json"])).unwrap();
+    assert!(v["names"].as_array().unwrap().iter().any(|n| n == "t/b:1"));
+}
+
+#[test]
+fn tag_missing_image_is_a_clear_error() {
+    let env = Env::new();
+    let err = env.fails(&["tag", "nope:1", "x:1"]);
+    assert!(err.contains("no image named \"nope:1\""), "{err}");
+    let err = env.fails(&["tag", "x", "BAD NAME"]);
+    assert!(err.contains("invalid image name"), "{err}");
+}
+
+#[test]
+fn rmi_by_name_then_by_id_and_gc() {
+    let env = Env::new();
+    let a = imported(&env, "r/a:1", "a");
+    env.ok(&["tag", "r/a:1", "r/a:2"]);
+    let id = &a.manifest_digest()[7..19];
+    let err = env.fails(&["rmi", id]);
+    assert!(err.contains("--force"), "{err}");
+    env.ok(&["rmi", "r/a:2"]);
+    assert_eq!(env.image_names(), vec!["r/a:1"]);
+    assert!(env.layer_dir(&a.diff_ids()[0]).is_dir(), "still referenced");
+    let out = env.ok(&["rmi", id]);
+    assert!(out.contains("Removed"), "{out}");
+    assert_eq!(env.image_count(), 0);
+    // rmi reclaimed the space at once.
+    assert!(!env.layer_dir(&a.diff_ids()[0]).exists());
+    assert_eq!(std::fs::read_dir(env.home().join("blobs/sha256")).unwrap().count(), 0);
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn gc_removes_only_unreferenced_content() {
+    let env = Env::new();
+    let a = imported(&env, "g/a:1", "a");
+    // Plant garbage: a stray blob, a stray layer dir, a temp file.
+    let stray = sha(b"stray");
+    std::fs::write(env.home().join("blobs/sha256").join(&stray[7..]), b"stray").unwrap();
+    std::fs::create_dir_all(env.home().join("layers").join(&stray[7..]).join("x")).unwrap();
+    std::fs::write(env.home().join("tmp/blob-1-2-3"), b"partial").unwrap();
+    let r: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(r["blobs_removed"], 1);
+    assert_eq!(r["layers_removed"], 1);
+    assert_eq!(r["temp_removed"], 1);
+    assert!(env.layer_dir(&a.diff_ids()[0]).is_dir());
+    assert_eq!(env.image_names(), vec!["g/a:1"]);
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn fsck_reports_corruption() {
+    let env = Env::new();
+    let a = imported(&env, "f/a:1", "a");
+    let blobs = env.home().join("blobs/sha256");
+    // Flip a byte in the layer blob.
+    let layer_blob = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).unwrap().starts_with(&[0x1f, 0x8b]))
+        .unwrap();
+    let mut b = std::fs::read(&layer_blob).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 0xff;
+    std::fs::write(&layer_blob, b).unwrap();
+    // And remove the unpacked layer.
+    berth_rm(&env.layer_dir(&a.diff_ids()[0]));
+    let o = env.run(&["fsck"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("is corrupt"), "{out}");
+    assert!(out.contains("unpacked layer"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();
+    assert_eq!(v["problems"].as_array().unwrap().len(), 2);
+}
+
+fn berth_rm(p: &std::path::Path) {
+    std::fs::remove_dir_all(p).unwrap();
+}
+
+#[test]
+fn export_round_trips_bit_for_bit() {
+    let env = Env::new();
+    let img = Img::new(vec![(simple_layer("e"), Comp::Zstd), (simple_layer("f"), Comp::None)]).named("e/x:1");
+    env.ok(&["import", env.write("e.tar", &img.oci_archive()).to_str().unwrap()]);
+    let out = env.path("out.tar");
+    env.ok(&["export", "e/x:1", out.to_str().unwrap()]);
+    let env2 = Env::new();
+    let o = env2.ok(&["import", out.to_str().unwrap()]);
+    assert!(o.contains("Imported e/x:1"), "{o}");
+    let v: serde_json::Value = serde_json::from_str(&env2.ok(&["images", "--json"])).unwrap();
+    assert_eq!(v[0]["digest"], img.manifest_digest(), "same manifest digest after a round trip");
+    // No temp file left next to the output.
+    let left: Vec<_> = std::fs::read_dir(env.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().contains("tmp")), "{left:?}");
+}
+
+#[test]
+fn export_to_unwritable_place_fails_cleanly() {
+    let env = Env::new();
+    imported(&env, "e/y:1", "y");
+    let err = env.fails(&["export", "e/y:1", "/nonexistent-dir/out.tar"]);
+    assert!(err.contains("/nonexistent-dir"), "{err}");
+}
+
+#[test]
+fn user_errors_are_one_line_and_helpful() {
+    let env = Env::new();
+    let err = env.fails(&["import", "/no/such/file.tar"]);
+    assert!(err.contains("cannot read /no/such/file.tar") && err.contains("No such file"), "{err}");
+    let err = env.fails(&["inspect", "ghost"]);
+    assert!(err.contains("see `berth images`"), "{err}");
+    let err = env.fails(&["import", env.write("empty.tar", b"").to_str().unwrap()]);
+    assert!(err.contains("not a readable tar archive"), "{err}");
+    let err = env.fails(&["import", "/etc/hostname", "--tag", "Bad:Tag:x"]);
+    assert!(err.contains("invalid image name"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let env = Env::new();
+    for c in ["import", "export", "images", "inspect", "tag", "rmi", "gc", "fsck"] {
+        let out = env.ok(&[c, "--help"]);
+        assert!(out.contains("Usage: berth"), "{c}: {out}");
+    }
+    let out = env.ok(&["import", "--help"]);
+    assert!(out.contains("Docker archive") && out.contains("zstd"));
+}
+
+#[test]
+fn quiet_without_terminal() {
+    // No progress bar escape codes when stderr is not a terminal.
+    let env = Env::new();
+    let img = Img::new(vec![(simple_layer("q"), Comp::Gzip)]).named("q:1");
+    let o = env.run(&["import", env.write("q.tar", &img.oci_archive()).to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+}
