@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Build the embedded demo image offline, from the host's busybox-static,
-# as an OCI archive. Only coreutils, tar and gzip are used, so the result
-# is an independent check of berth's reader.
+# as an OCI archive (see scripts/oci-from-rootfs.sh).
 # Usage: demo/build-image.sh OUT.tar [NAME:TAG]
 set -euo pipefail
 out=${1:?usage: build-image.sh OUT.tar [NAME:TAG]}
@@ -34,42 +33,10 @@ echo 'root:x:0:' > "$root/etc/group"
 echo 'This image was built offline from busybox-static.' > "$root/usr/share/berth-demo/README"
 chmod 1777 "$root/tmp"
 
-blobs=$work/oci/blobs/sha256
-mkdir -p "$blobs"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$root" -cf "$work/layer.tar" .
-diff_id=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-gzip -n -9 -c "$work/layer.tar" > "$work/layer.tar.gz"
-layer=$(sha256sum "$work/layer.tar.gz" | cut -d' ' -f1)
-layer_size=$(stat -c %s "$work/layer.tar.gz")
-mv "$work/layer.tar.gz" "$blobs/$layer"
-
-cat > "$work/config.json" <<JSON
-{"created":"2026-01-01T00:00:00Z","architecture":"amd64","os":"linux",
- "config":{"Env":["PATH=/bin"],"Cmd":["/bin/berth-demo"],"WorkingDir":"/",
-  "Labels":{"org.berth.app.id":"org.berth.Demo","org.berth.app.name":"berth demo",
-   "org.berth.app.command":"/bin/berth-demo","org.berth.app.permissions":""}},
- "rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},
- "history":[{"created":"2026-01-01T00:00:00Z","created_by":"demo/build-image.sh"}]}
-JSON
-config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
-config_size=$(stat -c %s "$work/config.json")
-mv "$work/config.json" "$blobs/$config"
-
-cat > "$work/manifest.json" <<JSON
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
- "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:$config","size":$config_size},
- "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:$layer","size":$layer_size}]}
-JSON
-manifest=$(sha256sum "$work/manifest.json" | cut -d' ' -f1)
-manifest_size=$(stat -c %s "$work/manifest.json")
-mv "$work/manifest.json" "$blobs/$manifest"
-
-echo '{"imageLayoutVersion":"1.0.0"}' > "$work/oci/oci-layout"
-cat > "$work/oci/index.json" <<JSON
-{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",
- "digest":"sha256:$manifest","size":$manifest_size,
- "annotations":{"org.opencontainers.image.ref.name":"$name"}}]}
-JSON
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/oci" -cf "$out.tmp" .
-mv "$out.tmp" "$out"
-echo "built $out ($name, manifest sha256:${manifest:0:12})"
+cat > "$work/labels" <<'LABELS'
+org.berth.app.id=org.berth.Demo
+org.berth.app.name=berth demo
+org.berth.app.command=/bin/berth-demo
+org.berth.app.permissions=
+LABELS
+LABELS_FILE=$work/labels "$(dirname "$0")/../scripts/oci-from-rootfs.sh" "$root" "$out" "$name" /bin/berth-demo

@@ -49,8 +49,12 @@ fn berth_imports_what_skopeo_writes() {
         return;
     }
     let env = Env::new();
+    // The source is berth's own export (skopeo then converts it).
+    let src_env = Env::new();
     let img = Img::new(vec![(simple_layer("s"), Comp::Gzip)]).named("src/app:1");
-    let src = env.write("src.tar", &img.oci_archive());
+    src_env.ok(&["import", src_env.write("s.tar", &img.oci_archive()).to_str().unwrap()]);
+    let src = env.path("src.tar");
+    src_env.ok(&["export", "src/app:1", src.to_str().unwrap()]);
     let d = env.dir.path().display();
     sh_ok(&format!("skopeo copy -q oci-archive:{}  docker-archive:{d}/docker.tar:sk/docker:1", src.display()));
     sh_ok(&format!("skopeo copy -q --dest-compress-format zstd oci-archive:{} oci:{d}/zdir:sk/zstd:1", src.display()));
