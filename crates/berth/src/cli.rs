@@ -113,4 +113,81 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a command from an image in a sandbox
+    #[command(
+        long_about = "Run a command from an image in a sandbox.\n\n\
+        Like `podman run --rm`, for desktop use: the command runs as you (your uid \
+        and gid inside), in new user, mount, pid, ipc, uts and network namespaces. \
+        The image is a read-only overlay root; /tmp and your home are empty tmpfs; \
+        /proc is private and /dev minimal. All capabilities are dropped, \
+        no_new_privs is set and a seccomp filter at least as strict as Flatpak's \
+        applies. With a terminal on stdin and stdout the command gets its own pty.\n\n\
+        Exit status: the command's, 128+N if it died from signal N, 125 if the \
+        sandbox could not be set up, 126/127 if the command could not be run.",
+        after_help = "Examples:\n  berth run berth-demo\n  berth run berth-demo -- /bin/sh\n  \
+        berth run --bind ~/Documents:/data:ro --env LANG=C.UTF-8 IMAGE -- ls /data"
+    )]
+    Run {
+        /// Image name or ID
+        image: String,
+        /// Command and arguments (default: the image's entrypoint and cmd)
+        #[arg(last = true)]
+        command: Vec<String>,
+        /// Bind a host path: SRC:DST[:ro|:rw] (absolute paths)
+        #[arg(long, value_name = "SRC:DST[:ro]")]
+        bind: Vec<String>,
+        /// Set an environment variable
+        #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Working directory inside the sandbox
+        #[arg(long, short = 'w', value_name = "DIR")]
+        workdir: Option<String>,
+        /// Share the host network (off by default)
+        #[arg(long)]
+        network: bool,
+        /// Memory limit, e.g. 512M or 2G (needs a cgroup)
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// CPU weight 1-10000 (default 100; needs a cgroup)
+        #[arg(long, value_name = "N")]
+        cpu_weight: Option<u64>,
+        /// Maximum number of processes (needs a cgroup)
+        #[arg(long, value_name = "N")]
+        pids: Option<u64>,
+        /// Print the sandbox plan as JSON and do not run anything
+        #[arg(long)]
+        print_plan: bool,
+    },
+    /// List running instances
+    Ps {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop an instance (SIGKILL to the whole sandbox by default)
+    Kill {
+        /// Instance ID (or unique prefix) or name
+        instance: String,
+        /// Signal to send instead, e.g. TERM (forwarded to the app)
+        #[arg(long, short = 's', value_name = "SIGNAL")]
+        signal: Option<String>,
+    },
+    /// Freeze every process of an instance
+    Pause {
+        /// Instance ID (or unique prefix) or name
+        instance: String,
+    },
+    /// Thaw a paused instance
+    Resume {
+        /// Instance ID (or unique prefix) or name
+        instance: String,
+    },
+    /// Run a command inside a running instance (default: /bin/sh)
+    Enter {
+        /// Instance ID (or unique prefix) or name
+        instance: String,
+        /// Command and arguments
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
 }

@@ -7,7 +7,12 @@ use common::*;
 
 fn imported(env: &Env, name: &str, tag: &str) -> Img {
     let img = Img::new(vec![(simple_layer(tag), Comp::Gzip)]).named(name);
-    env.ok(&["import", env.write(&format!("{tag}.tar"), &img.oci_archive()).to_str().unwrap()]);
+    env.ok(&[
+        "import",
+        env.write(&format!("{tag}.tar"), &img.oci_archive())
+            .to_str()
+            .unwrap(),
+    ]);
     img
 }
 
@@ -15,14 +20,22 @@ fn imported(env: &Env, name: &str, tag: &str) -> Img {
 fn images_and_inspect_json() {
     let env = Env::new();
     let mut img = Img::new(vec![(simple_layer("i"), Comp::Gzip)]).named("app/x:1");
-    img.labels.insert("org.berth.app.id".into(), "org.example.X".into());
-    env.ok(&["import", env.write("i.tar", &img.oci_archive()).to_str().unwrap()]);
+    img.labels
+        .insert("org.berth.app.id".into(), "org.example.X".into());
+    env.ok(&[
+        "import",
+        env.write("i.tar", &img.oci_archive()).to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["images", "--json"])).unwrap();
     assert_eq!(v[0]["names"][0], "app/x:1");
     assert_eq!(v[0]["digest"], img.manifest_digest());
     let table = env.ok(&["images"]);
-    assert!(table.contains("app/x") && table.contains(&img.manifest_digest()[7..19]), "{table}");
-    let i: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "app/x:1", "--json"])).unwrap();
+    assert!(
+        table.contains("app/x") && table.contains(&img.manifest_digest()[7..19]),
+        "{table}"
+    );
+    let i: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "app/x:1", "--json"])).unwrap();
     assert_eq!(i["labels"]["org.berth.app.id"], "org.example.X");
     assert_eq!(i["layers"][0]["diff_id"], img.diff_ids()[0]);
     assert!(i["size"].as_u64().unwrap() > 0);
@@ -43,7 +56,8 @@ fn tag_adds_and_moves_names() {
     imported(&env, "t/b:1", "b");
     env.ok(&["tag", "t/b:1", "t/a:stable"]);
     assert_eq!(env.image_names(), vec!["t/a:1", "t/a:stable", "t/b:1"]);
-    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "t/a:stable", "--json"])).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "t/a:stable", "--json"])).unwrap();
     assert!(v["names"].as_array().unwrap().iter().any(|n| n == "t/b:1"));
 }
 
@@ -72,7 +86,12 @@ fn rmi_by_name_then_by_id_and_gc() {
     assert_eq!(env.image_count(), 0);
     // rmi reclaimed the space at once.
     assert!(!env.layer_dir(&a.diff_ids()[0]).exists());
-    assert_eq!(std::fs::read_dir(env.home().join("blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(env.home().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
     env.assert_fsck_clean();
 }
 
@@ -116,7 +135,8 @@ fn fsck_reports_corruption() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("is corrupt"), "{out}");
     assert!(out.contains("unpacked layer"), "{out}");
-    let v: serde_json::Value = serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&env.run(&["fsck", "--json"]).stdout).unwrap();
     assert_eq!(v["problems"].as_array().unwrap().len(), 2);
 }
 
@@ -127,18 +147,35 @@ fn berth_rm(p: &std::path::Path) {
 #[test]
 fn export_round_trips_bit_for_bit() {
     let env = Env::new();
-    let img = Img::new(vec![(simple_layer("e"), Comp::Zstd), (simple_layer("f"), Comp::None)]).named("e/x:1");
-    env.ok(&["import", env.write("e.tar", &img.oci_archive()).to_str().unwrap()]);
+    let img = Img::new(vec![
+        (simple_layer("e"), Comp::Zstd),
+        (simple_layer("f"), Comp::None),
+    ])
+    .named("e/x:1");
+    env.ok(&[
+        "import",
+        env.write("e.tar", &img.oci_archive()).to_str().unwrap(),
+    ]);
     let out = env.path("out.tar");
     env.ok(&["export", "e/x:1", out.to_str().unwrap()]);
     let env2 = Env::new();
     let o = env2.ok(&["import", out.to_str().unwrap()]);
     assert!(o.contains("Imported e/x:1"), "{o}");
     let v: serde_json::Value = serde_json::from_str(&env2.ok(&["images", "--json"])).unwrap();
-    assert_eq!(v[0]["digest"], img.manifest_digest(), "same manifest digest after a round trip");
+    assert_eq!(
+        v[0]["digest"],
+        img.manifest_digest(),
+        "same manifest digest after a round trip"
+    );
     // No temp file left next to the output.
-    let left: Vec<_> = std::fs::read_dir(env.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(!left.iter().any(|n| n.to_string_lossy().contains("tmp")), "{left:?}");
+    let left: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|n| n.to_string_lossy().contains("tmp")),
+        "{left:?}"
+    );
 }
 
 #[test]
@@ -153,7 +190,10 @@ fn export_to_unwritable_place_fails_cleanly() {
 fn user_errors_are_one_line_and_helpful() {
     let env = Env::new();
     let err = env.fails(&["import", "/no/such/file.tar"]);
-    assert!(err.contains("cannot read /no/such/file.tar") && err.contains("No such file"), "{err}");
+    assert!(
+        err.contains("cannot read /no/such/file.tar") && err.contains("No such file"),
+        "{err}"
+    );
     let err = env.fails(&["inspect", "ghost"]);
     assert!(err.contains("see `berth images`"), "{err}");
     let err = env.fails(&["import", env.write("empty.tar", b"").to_str().unwrap()]);
@@ -165,7 +205,9 @@ fn user_errors_are_one_line_and_helpful() {
 #[test]
 fn every_command_has_help() {
     let env = Env::new();
-    for c in ["import", "export", "images", "inspect", "tag", "rmi", "gc", "fsck"] {
+    for c in [
+        "import", "export", "images", "inspect", "tag", "rmi", "gc", "fsck",
+    ] {
         let out = env.ok(&[c, "--help"]);
         assert!(out.contains("Usage: berth"), "{c}: {out}");
     }
@@ -178,7 +220,14 @@ fn quiet_without_terminal() {
     // No progress bar escape codes when stderr is not a terminal.
     let env = Env::new();
     let img = Img::new(vec![(simple_layer("q"), Comp::Gzip)]).named("q:1");
-    let o = env.run(&["import", env.write("q.tar", &img.oci_archive()).to_str().unwrap()]);
+    let o = env.run(&[
+        "import",
+        env.write("q.tar", &img.oci_archive()).to_str().unwrap(),
+    ]);
     assert!(o.status.success());
-    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

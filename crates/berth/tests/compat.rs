@@ -14,14 +14,26 @@ fn sh(cmd: &str) -> std::process::Output {
 
 fn sh_ok(cmd: &str) -> String {
     let o = sh(cmd);
-    assert!(o.status.success(), "{cmd}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// gzip and uncompressed layers: umoci 0.4 and docker-archive reject zstd.
 fn demo(env: &Env) -> Img {
-    let img = Img::new(vec![(simple_layer("c1"), Comp::Gzip), (simple_layer("c2"), Comp::None)]).named("compat/app:1");
-    env.ok(&["import", env.write("c.tar", &img.oci_archive()).to_str().unwrap()]);
+    let img = Img::new(vec![
+        (simple_layer("c1"), Comp::Gzip),
+        (simple_layer("c2"), Comp::None),
+    ])
+    .named("compat/app:1");
+    env.ok(&[
+        "import",
+        env.write("c.tar", &img.oci_archive()).to_str().unwrap(),
+    ]);
     img
 }
 
@@ -33,12 +45,19 @@ fn skopeo_reads_the_store_and_exports() {
     let env = Env::new();
     let img = demo(&env);
     let store = env.home();
-    let out = sh_ok(&format!("skopeo inspect oci:{}:compat/app:1", store.display()));
+    let out = sh_ok(&format!(
+        "skopeo inspect oci:{}:compat/app:1",
+        store.display()
+    ));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["Digest"], img.manifest_digest());
     let exp = env.path("exp.tar");
     env.ok(&["export", "compat/app:1", exp.to_str().unwrap()]);
-    let v: serde_json::Value = serde_json::from_str(&sh_ok(&format!("skopeo inspect oci-archive:{}", exp.display()))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&sh_ok(&format!(
+        "skopeo inspect oci-archive:{}",
+        exp.display()
+    )))
+    .unwrap();
     assert_eq!(v["Digest"], img.manifest_digest());
     assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
 }
@@ -52,17 +71,32 @@ fn berth_imports_what_skopeo_writes() {
     // The source is berth's own export (skopeo then converts it).
     let src_env = Env::new();
     let img = Img::new(vec![(simple_layer("s"), Comp::Gzip)]).named("src/app:1");
-    src_env.ok(&["import", src_env.write("s.tar", &img.oci_archive()).to_str().unwrap()]);
+    src_env.ok(&[
+        "import",
+        src_env.write("s.tar", &img.oci_archive()).to_str().unwrap(),
+    ]);
     let src = env.path("src.tar");
     src_env.ok(&["export", "src/app:1", src.to_str().unwrap()]);
     let d = env.dir.path().display();
-    sh_ok(&format!("skopeo copy -q oci-archive:{}  docker-archive:{d}/docker.tar:sk/docker:1", src.display()));
-    sh_ok(&format!("skopeo copy -q --dest-compress-format zstd oci-archive:{} oci:{d}/zdir:sk/zstd:1", src.display()));
-    sh_ok(&format!("skopeo copy -q oci-archive:{} oci-archive:{d}/oa.tar:sk/oci:1", src.display()));
+    sh_ok(&format!(
+        "skopeo copy -q oci-archive:{}  docker-archive:{d}/docker.tar:sk/docker:1",
+        src.display()
+    ));
+    sh_ok(&format!(
+        "skopeo copy -q --dest-compress-format zstd oci-archive:{} oci:{d}/zdir:sk/zstd:1",
+        src.display()
+    ));
+    sh_ok(&format!(
+        "skopeo copy -q oci-archive:{} oci-archive:{d}/oa.tar:sk/oci:1",
+        src.display()
+    ));
     env.ok(&["import", &format!("{d}/docker.tar")]);
     env.ok(&["import", &format!("{d}/zdir")]);
     env.ok(&["import", &format!("{d}/oa.tar")]);
-    assert_eq!(env.image_names(), vec!["docker.io/sk/docker:1", "sk/oci:1", "sk/zstd:1"]);
+    assert_eq!(
+        env.image_names(),
+        vec!["docker.io/sk/docker:1", "sk/oci:1", "sk/zstd:1"]
+    );
     env.assert_fsck_clean();
 }
 
@@ -72,7 +106,10 @@ fn podman_loads_an_export() {
         return;
     }
     if !is_root() {
-        skip("podman_loads_an_export", "rootless podman needs subuid setup; covered by the root pass");
+        skip(
+            "podman_loads_an_export",
+            "rootless podman needs subuid setup; covered by the root pass",
+        );
         return;
     }
     let env = Env::new();
@@ -81,14 +118,23 @@ fn podman_loads_an_export() {
     env.ok(&["export", "compat/app:1", exp.to_str().unwrap()]);
     let root = env.path("podman-root");
     let runroot = env.path("podman-run");
-    let podman = format!("podman --root {} --runroot {} --storage-driver vfs", root.display(), runroot.display());
+    let podman = format!(
+        "podman --root {} --runroot {} --storage-driver vfs",
+        root.display(),
+        runroot.display()
+    );
     let out = sh_ok(&format!("{podman} load -i {} 2>&1", exp.display()));
     assert!(out.contains("compat/app:1"), "{out}");
-    let digest = sh_ok(&format!("{podman} image inspect --format '{{{{.Digest}}}}' compat/app:1"));
+    let digest = sh_ok(&format!(
+        "{podman} image inspect --format '{{{{.Digest}}}}' compat/app:1"
+    ));
     assert_eq!(digest.trim(), img.manifest_digest());
     // And berth reads podman's docker-archive.
     let da = env.path("pd.tar");
-    sh_ok(&format!("{podman} save --format docker-archive -o {} compat/app:1", da.display()));
+    sh_ok(&format!(
+        "{podman} save --format docker-archive -o {} compat/app:1",
+        da.display()
+    ));
     let env2 = Env::new();
     env2.ok(&["import", da.to_str().unwrap()]);
     assert_eq!(env2.image_names(), vec!["localhost/compat/app:1"]);
@@ -107,5 +153,8 @@ fn umoci_unpacks_from_the_store() {
         env.home().display(),
         bundle.display()
     ));
-    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/etc/hello")).unwrap(), "hello c2\n");
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/etc/hello")).unwrap(),
+        "hello c2\n"
+    );
 }

@@ -6,7 +6,9 @@ mod gc;
 mod images;
 mod import;
 mod inspect;
+mod instances;
 mod rmi;
+mod run;
 mod tag;
 
 use std::path::PathBuf;
@@ -39,6 +41,31 @@ impl Ctx {
     }
 }
 
+/// Where instance state lives: `$BERTH_RUNTIME_DIR`, else
+/// `$XDG_RUNTIME_DIR/berth`, else `/run/berth` (root) or `/tmp/berth-UID`.
+pub fn state_dir() -> anyhow::Result<PathBuf> {
+    let uid = rustix::process::getuid();
+    let dir = if let Some(d) = std::env::var_os("BERTH_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(d)
+    } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(x).join("berth")
+    } else if uid.is_root() {
+        PathBuf::from("/run/berth")
+    } else {
+        PathBuf::from(format!("/tmp/berth-{}", uid.as_raw()))
+    };
+    std::fs::create_dir_all(dir.join("instances"))
+        .with_context(|| format!("creating the runtime directory {}", dir.display()))?;
+    let meta = std::fs::metadata(&dir)?;
+    if std::os::unix::fs::MetadataExt::uid(&meta) != uid.as_raw() {
+        anyhow::bail!(
+            "runtime directory {} belongs to another user",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(cli.home)?;
     match cli.command {
@@ -55,5 +82,36 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rmi { images, force } => rmi::run(&ctx, &images, force),
         Command::Gc { json } => gc::run(&ctx, json),
         Command::Fsck { json } => fsck::run(&ctx, json),
+        Command::Run {
+            image,
+            command,
+            bind,
+            env,
+            workdir,
+            network,
+            memory,
+            cpu_weight,
+            pids,
+            print_plan,
+        } => run::run(
+            &ctx,
+            run::RunArgs {
+                image,
+                command,
+                bind,
+                env,
+                workdir,
+                network,
+                memory,
+                cpu_weight,
+                pids,
+                print_plan,
+            },
+        ),
+        Command::Ps { json } => instances::ps(json),
+        Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
+        Command::Pause { instance } => instances::pause(&instance, true),
+        Command::Resume { instance } => instances::pause(&instance, false),
+        Command::Enter { instance, command } => instances::enter(&instance, command),
     }
 }

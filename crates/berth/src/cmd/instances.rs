@@ -1,0 +1,155 @@
+//! ps, kill, pause, resume, enter.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_sandbox::exec::{self, Hardening};
+use berth_sandbox::instance::{self, InstanceState};
+use berth_sandbox::seccomp::SeccompPolicy;
+use rustix::process::{Pid, Signal};
+use serde::Serialize;
+
+use super::state_dir;
+use crate::ui;
+
+#[derive(Serialize)]
+struct Row<'a> {
+    id: &'a str,
+    name: &'a str,
+    image: &'a str,
+    pid: i32,
+    uptime_seconds: u64,
+    status: &'static str,
+    cgroup: Option<&'a str>,
+    command: &'a [String],
+}
+
+fn uptime(s: &InstanceState) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    now.saturating_sub(s.started_unix)
+}
+
+fn human_duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+pub fn ps(json: bool) -> anyhow::Result<ExitCode> {
+    let all = instance::list(&state_dir()?);
+    let rows: Vec<Row> = all
+        .iter()
+        .map(|s| Row {
+            id: &s.id,
+            name: &s.name,
+            image: &s.image,
+            pid: s.pid,
+            uptime_seconds: uptime(s),
+            status: if s.paused { "paused" } else { "running" },
+            cgroup: s.cgroup.as_ref().map(|c| c.display.as_str()),
+            command: &s.argv,
+        })
+        .collect();
+    if json {
+        ui::print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_owned(),
+                r.image.to_owned(),
+                r.pid.to_string(),
+                human_duration(r.uptime_seconds),
+                r.status.to_owned(),
+                r.cgroup.unwrap_or("-").to_owned(),
+                r.command.join(" "),
+            ]
+        })
+        .collect();
+    ui::table(
+        &[
+            "ID", "IMAGE", "PID", "UPTIME", "STATUS", "CGROUP", "COMMAND",
+        ],
+        &table,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pid_of(s: &InstanceState) -> anyhow::Result<Pid> {
+    Pid::from_raw(s.pid).ok_or_else(|| anyhow::anyhow!("instance {} has an invalid pid", s.id))
+}
+
+pub fn kill(key: &str, signal: Option<&str>) -> anyhow::Result<ExitCode> {
+    let s = instance::find(&state_dir()?, key)?;
+    let sig = signal
+        .map(exec::parse_signal)
+        .transpose()?
+        .unwrap_or(Signal::KILL);
+    if s.paused && sig != Signal::KILL {
+        anyhow::bail!(
+            "instance {} is paused; resume it first or use the default SIGKILL",
+            s.id
+        );
+    }
+    rustix::process::kill_process(pid_of(&s)?, sig)
+        .map_err(|e| anyhow::anyhow!("signalling instance {}: {e}", s.id))?;
+    println!("{}", s.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pause(key: &str, frozen: bool) -> anyhow::Result<ExitCode> {
+    let dir = state_dir()?;
+    let mut s = instance::find(&dir, key)?;
+    if s.paused == frozen {
+        anyhow::bail!(
+            "instance {} is already {}",
+            s.id,
+            if frozen { "paused" } else { "running" }
+        );
+    }
+    match s.cgroup.as_ref().map(|c| c.set_frozen(frozen)) {
+        Some(Ok(())) => {}
+        // No freezer: stop every process of the instance's pid namespace.
+        other => {
+            if let Some(Err(e)) = other {
+                ui::warn(&format!(
+                    "warning: cgroup freezer failed ({e}); using SIGSTOP/SIGCONT"
+                ));
+            }
+            let sig = if frozen { Signal::STOP } else { Signal::CONT };
+            for p in exec::namespace_pids(s.pid) {
+                let _ = rustix::process::kill_process(p, sig);
+            }
+        }
+    }
+    s.paused = frozen;
+    s.save(&dir)?;
+    println!("{}", s.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn enter(key: &str, command: Vec<String>) -> anyhow::Result<ExitCode> {
+    let s = instance::find(&state_dir()?, key)?;
+    if s.paused {
+        anyhow::bail!("instance {} is paused; `berth resume {}` first", s.id, s.id);
+    }
+    let argv = if command.is_empty() {
+        vec!["/bin/sh".to_owned()]
+    } else {
+        command
+    };
+    let hardening = Hardening {
+        drop_all_capabilities: true,
+        no_new_privs: true,
+        seccomp: SeccompPolicy::default_policy(false),
+    };
+    let code = exec::enter(s.pid, &argv, &s.env, &s.cwd, &hardening)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}

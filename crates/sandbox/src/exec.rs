@@ -1,0 +1,810 @@
+//! The executor: applies a `SandboxPlan`. In the style of bubblewrap:
+//!
+//! ```text
+//! berth (host)                sandbox pid 1 (new user/mnt/pid/... ns)     app
+//!  prepare scaffold, pipes
+//!  clone ───────────────────► wait for "go"
+//!  cgroup += pid, write state
+//!  "go" ────────────────────► uid/gid map, overlay root, /proc /dev /tmp,
+//!                             binds, pivot_root, hostname
+//!                             fork ─────────────────────────────────► setsid/tty, drop caps,
+//!  forward signals ─────────► forward signals ──────────────────────►  no_new_privs, seccomp,
+//!  relay the pty              reap; exit with the app's status         exec
+//!  wait, clean up
+//! ```
+//! Setup errors travel back over a CLOEXEC pipe, so the user sees one line.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::error::{Ctx, Error, Result};
+use crate::plan::{Mount, SandboxPlan, ScaffoldEntry};
+use crate::seccomp;
+use crate::sys::{Fork, clone_process};
+
+/// Exit code for "the sandbox could not be set up" (podman uses 125 too).
+pub const EXIT_SETUP: i32 = 125;
+
+/// How a run ended: the exit code to pass on, and the sandbox's own error
+/// message when it (not the app) failed.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub error: Option<String>,
+}
+
+/// Run the plan; `on_start` is called once the sandbox's pid 1 exists and
+/// is in its cgroup (to record instance state). Returns the exit code.
+pub fn run(
+    plan: &SandboxPlan,
+    cgroup: Option<&crate::cgroup::Cgroup>,
+    on_start: &mut dyn FnMut(Pid),
+) -> Result<Outcome> {
+    prepare_scaffold(plan)?;
+    let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .ctx(|| "creating a pipe".into())?;
+    let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .ctx(|| "creating a pipe".into())?;
+    // The pty is made inside (so it belongs to the sandbox's devpts and
+    // `tty` works there); its master comes back over this socket.
+    let console = if plan.tty {
+        Some(
+            rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .ctx(|| "creating the console socket".into())?,
+        )
+    } else {
+        None
+    };
+
+    let n = &plan.namespaces;
+    let mut flags = 0;
+    for (on, f) in [
+        (n.user, libc::CLONE_NEWUSER),
+        (n.mount, libc::CLONE_NEWNS),
+        (n.pid, libc::CLONE_NEWPID),
+        (n.ipc, libc::CLONE_NEWIPC),
+        (n.uts, libc::CLONE_NEWUTS),
+        (n.net, libc::CLONE_NEWNET),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    let child = match clone_process(flags) {
+        Ok(Fork::Child) => {
+            drop(go_w);
+            drop(err_r);
+            let sock = console.map(|(_, c)| c);
+            let code = match sandbox_init(plan, go_r, &err_w, sock) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = rustix::io::write(&err_w, chain(&e).as_bytes());
+                    EXIT_SETUP
+                }
+            };
+            std::process::exit(code);
+        }
+        Ok(Fork::Parent(pid)) => pid,
+        Err(e)
+            if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) =>
+        {
+            return Err(Error::Setup(format!(
+                "cannot create a user namespace ({e}); enable unprivileged user namespaces \
+                 (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)"
+            )));
+        }
+        Err(e) => return Err(e).ctx(|| "creating the sandbox process".into()),
+    };
+    drop(go_r);
+    drop(err_w);
+    let console = console.map(|(p, c)| {
+        drop(c);
+        p
+    });
+    if let Some(Err(e)) = cgroup.map(|cg| cg.add(child)) {
+        let _ = rustix::process::kill_process(child, Signal::KILL);
+        let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
+        return Err(Error::Setup(e));
+    }
+    on_start(child);
+    rustix::io::write(&go_w, b"g").ctx(|| "starting the sandbox".into())?;
+    drop(go_w);
+
+    let forwarder = forward_signals(child);
+    let relay = console
+        .and_then(|c| recv_fd(&c))
+        .map(|m| TtyRelay::start(m, child));
+    let status = loop {
+        match rustix::process::waitpid(Some(child), WaitOptions::empty()) {
+            Ok(Some((_, st))) => break st,
+            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e).ctx(|| "waiting for the sandbox".into()),
+        }
+    };
+    if let Some(r) = relay {
+        r.finish();
+    }
+    drop(forwarder);
+    let mut msg = String::new();
+    let _ = File::from(err_r).read_to_string(&mut msg);
+    let code = status
+        .exit_status()
+        .or_else(|| status.terminating_signal().map(|s| 128 + s))
+        .unwrap_or(EXIT_SETUP);
+    Ok(Outcome {
+        code,
+        error: Some(msg.trim().to_owned()).filter(|m| !m.is_empty()),
+    })
+}
+
+/// An error with its whole cause chain on one line, for the error pipe.
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s.push_str(&format!(": {c}"));
+        src = c.source();
+    }
+    s
+}
+
+/// The top overlay layer: generated files and mount points.
+fn prepare_scaffold(plan: &SandboxPlan) -> Result<()> {
+    for l in &plan.layers {
+        if !l.is_dir() {
+            return Err(Error::Setup(format!(
+                "image layer {} is missing; run `berth fsck` and re-import the image",
+                l.display()
+            )));
+        }
+    }
+    let sc = plan.instance_dir.join("scaffold");
+    fs::create_dir_all(&sc).ctx(|| format!("creating {}", sc.display()))?;
+    fs::create_dir_all(plan.instance_dir.join("root"))
+        .ctx(|| "creating the root mount point".into())?;
+    for e in &plan.scaffold {
+        match e {
+            ScaffoldEntry::Dir { path } => fs::create_dir_all(sc.join(path)),
+            ScaffoldEntry::File { path, contents } => {
+                if let Some(p) = path.parent() {
+                    fs::create_dir_all(sc.join(p)).ctx(|| format!("creating {}", p.display()))?;
+                }
+                fs::write(sc.join(path), contents)
+            }
+        }
+        .ctx(|| format!("preparing {}", sc.display()))?;
+    }
+    for m in &plan.mounts {
+        if let Mount::Bind { src, dest, .. } = m {
+            let meta = fs::metadata(src).map_err(|e| {
+                Error::Usage(format!(
+                    "--bind source {} cannot be used: {e}",
+                    src.display()
+                ))
+            })?;
+            let target = sc.join(dest.strip_prefix("/").unwrap_or(dest));
+            if meta.is_dir() {
+                fs::create_dir_all(&target)
+            } else {
+                if let Some(p) = target.parent() {
+                    fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
+                }
+                if target.is_dir() {
+                    return Err(Error::Usage(format!(
+                        "--bind: {} is a file but {} is a directory",
+                        src.display(),
+                        dest.display()
+                    )));
+                }
+                fs::write(&target, b"")
+            }
+            .ctx(|| format!("creating mount point {}", dest.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Open a new pty from `ptmx`, sized like the user's terminal.
+fn open_pty(ptmx: &str) -> Result<(OwnedFd, OwnedFd)> {
+    use rustix::pty::{grantpt, ptsname, unlockpt};
+    let ctx = || format!("opening a pty from {ptmx}");
+    let m = rustix::fs::open(
+        ptmx,
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(ctx)?;
+    grantpt(&m).ctx(ctx)?;
+    unlockpt(&m).ctx(ctx)?;
+    let name = ptsname(&m, Vec::new()).ctx(ctx)?;
+    let s = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening the pty slave".into())?;
+    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+        let _ = rustix::termios::tcsetwinsize(&s, ws);
+    }
+    Ok((m, s))
+}
+
+fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut buf = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd.as_fd()];
+    buf.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        sock,
+        &[io::IoSlice::new(b"m")],
+        &mut buf,
+        SendFlags::empty(),
+    )
+    .ctx(|| "handing the pty to berth".into())?;
+    Ok(())
+}
+
+fn recv_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut buf = RecvAncillaryBuffer::new(&mut space);
+    let mut b = [0u8; 1];
+    rustix::net::recvmsg(
+        sock,
+        &mut [io::IoSliceMut::new(&mut b)],
+        &mut buf,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .ok()?;
+    buf.drain().find_map(|m| match m {
+        RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
+        _ => None,
+    })
+}
+
+// ---------------------------------------------------------------- inside
+
+/// Pid 1 of the sandbox: set up, start the app, reap, forward signals.
+fn sandbox_init(
+    plan: &SandboxPlan,
+    go: OwnedFd,
+    err_w: &OwnedFd,
+    console: Option<OwnedFd>,
+) -> Result<i32> {
+    let mut b = [0u8; 1];
+    if !matches!(rustix::io::read(&go, &mut b), Ok(1)) {
+        return Ok(EXIT_SETUP); // the parent went away before "go"
+    }
+    drop(go);
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    if plan.namespaces.user {
+        write_id_maps(plan.uid, plan.gid)?;
+    }
+    if plan.namespaces.cgroup {
+        crate::sys::unshare_cgroup_ns().ctx(|| "creating a cgroup namespace".into())?;
+    }
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
+    )
+    .ctx(|| "making mounts private".into())?;
+    let root = plan.instance_dir.join("root");
+    mount_root(plan, &root)?;
+    for m in &plan.mounts {
+        apply_mount(&root, m)?;
+    }
+    rustix::process::chdir(&root).ctx(|| "entering the new root".into())?;
+    rustix::process::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root".into())?;
+    rustix::process::chdir("/").ctx(|| "chdir /".into())?;
+    if plan.namespaces.uts {
+        rustix::system::sethostname(plan.hostname.as_bytes())
+            .ctx(|| "setting the hostname".into())?;
+    }
+    let tty = match console {
+        Some(sock) => {
+            let (master, slave) = open_pty("/dev/ptmx")?;
+            send_fd(&sock, &master)?;
+            Some(slave)
+        }
+        None => None,
+    };
+
+    let app = match clone_process(0).ctx(|| "starting the app".into())? {
+        Fork::Child => {
+            let e = exec_app(plan, tty);
+            let code = match &e {
+                Error::Sys { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
+                Error::Sys { .. } => 126,
+                _ => EXIT_SETUP,
+            };
+            let _ = rustix::io::write(err_w, chain(&e).as_bytes());
+            std::process::exit(code);
+        }
+        Fork::Parent(p) => p,
+    };
+    // Pid 1 keeps nothing it does not need either.
+    harden(&Hardening::of(plan))?;
+    let _fwd = forward_signals(app);
+    loop {
+        // `wait` is wait4(-1); waitpid(None) would be wait4(0), which skips
+        // the app: it runs in its own session and process group.
+        match rustix::process::wait(WaitOptions::empty()) {
+            Ok(Some((pid, st))) if pid == app => {
+                return Ok(st
+                    .exit_status()
+                    .or_else(|| st.terminating_signal().map(|s| 128 + s))
+                    .unwrap_or(EXIT_SETUP));
+            }
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e).ctx(|| "waiting for the app".into()),
+        }
+    }
+}
+
+fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
+    // Only our own ids are mapped: no setuid helper, nothing else to own.
+    fs::write("/proc/self/setgroups", "deny").ctx(|| "writing /proc/self/setgroups".into())?;
+    fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n")).ctx(|| "writing uid_map".into())?;
+    fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n")).ctx(|| "writing gid_map".into())
+}
+
+fn mount_root(plan: &SandboxPlan, root: &Path) -> Result<()> {
+    let mut lower: Vec<String> = vec![plan.instance_dir.join("scaffold").display().to_string()];
+    for l in plan.layers.iter().rev() {
+        lower.push(l.display().to_string());
+    }
+    for l in &lower {
+        if l.contains([':', ',', '\\']) {
+            return Err(Error::Setup(format!(
+                "path {l} cannot be used in an overlay mount"
+            )));
+        }
+    }
+    let opts = format!("lowerdir={},userxattr", lower.join(":"));
+    mount_fs(
+        "overlay",
+        root,
+        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+        &opts,
+    )
+    .ctx(|| "mounting the image as a read-only overlay".into())
+}
+
+/// Mount a filesystem of type `fs` (also used as the source name).
+fn mount_fs(fs: &str, target: &Path, flags: MountFlags, data: &str) -> rustix::io::Result<()> {
+    let data = std::ffi::CString::new(data).map_err(|_| rustix::io::Errno::INVAL)?;
+    rustix::mount::mount(fs, target, fs, flags, Some(data.as_c_str()))
+}
+
+fn inside(root: &Path, dest: &Path) -> PathBuf {
+    root.join(dest.strip_prefix("/").unwrap_or(dest))
+}
+
+fn apply_mount(root: &Path, m: &Mount) -> Result<()> {
+    let nsd = MountFlags::NOSUID | MountFlags::NODEV;
+    match m {
+        Mount::Proc { dest } => {
+            let d = inside(root, dest);
+            mount_fs("proc", &d, nsd | MountFlags::NOEXEC, "")
+                .ctx(|| format!("mounting proc on {}", dest.display()))
+        }
+        Mount::ReadOnly { dest } => {
+            let d = inside(root, dest);
+            rustix::mount::mount_bind(&d, &d).ctx(|| format!("binding {}", dest.display()))?;
+            remount_ro(&d).ctx(|| format!("making {} read-only", dest.display()))
+        }
+        Mount::Tmpfs { dest, mode } => {
+            let d = inside(root, dest);
+            mount_fs("tmpfs", &d, nsd, &format!("mode={mode:o}"))
+                .ctx(|| format!("mounting tmpfs on {}", dest.display()))
+        }
+        Mount::Dev { dest } => mount_dev(&inside(root, dest)),
+        Mount::Bind {
+            src,
+            dest,
+            readonly,
+        } => {
+            let d = inside(root, dest);
+            rustix::mount::mount_bind_recursive(src, &d)
+                .ctx(|| format!("binding {} to {}", src.display(), dest.display()))?;
+            if *readonly {
+                remount_ro(&d).ctx(|| format!("making {} read-only", dest.display()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Remount a bind read-only, keeping the flags the kernel locks in a user
+/// namespace (nosuid, nodev, noexec, atime) or the remount is refused.
+fn remount_ro(p: &Path) -> rustix::io::Result<()> {
+    use rustix::fs::StatVfsMountFlags as S;
+    let st = rustix::fs::statvfs(p)?;
+    let mut f = MountFlags::BIND | MountFlags::RDONLY;
+    for (s, m) in [
+        (S::NOSUID, MountFlags::NOSUID),
+        (S::NODEV, MountFlags::NODEV),
+        (S::NOEXEC, MountFlags::NOEXEC),
+        (S::NOATIME, MountFlags::NOATIME),
+        (S::NODIRATIME, MountFlags::NODIRATIME),
+        (S::RELATIME, MountFlags::RELATIME),
+    ] {
+        if st.f_flag.contains(s) {
+            f |= m;
+        }
+    }
+    rustix::mount::mount_remount(p, f, "")
+}
+
+fn mount_dev(dev: &Path) -> Result<()> {
+    let ctx = || format!("setting up {}", dev.display());
+    mount_fs(
+        "tmpfs",
+        dev,
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        "mode=755",
+    )
+    .ctx(ctx)?;
+    for n in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let t = dev.join(n);
+        fs::write(&t, b"").ctx(ctx)?;
+        rustix::mount::mount_bind(Path::new("/dev").join(n), &t)
+            .ctx(|| format!("binding /dev/{n}"))?;
+    }
+    fs::create_dir(dev.join("pts")).ctx(ctx)?;
+    fs::create_dir(dev.join("shm")).ctx(ctx)?;
+    mount_fs(
+        "devpts",
+        &dev.join("pts"),
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        "newinstance,ptmxmode=0666,mode=620",
+    )
+    .ctx(|| "mounting devpts".into())?;
+    mount_fs(
+        "tmpfs",
+        &dev.join("shm"),
+        MountFlags::NOSUID | MountFlags::NODEV,
+        "mode=1777",
+    )
+    .ctx(|| "mounting /dev/shm".into())?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(target, dev.join(link)).ctx(ctx)?;
+    }
+    Ok(())
+}
+
+/// What every process in a sandbox gives up before running app code.
+pub struct Hardening {
+    pub drop_all_capabilities: bool,
+    pub no_new_privs: bool,
+    pub seccomp: seccomp::SeccompPolicy,
+}
+
+impl Hardening {
+    pub fn of(plan: &SandboxPlan) -> Hardening {
+        Hardening {
+            drop_all_capabilities: plan.drop_all_capabilities,
+            no_new_privs: plan.no_new_privs,
+            seccomp: plan.seccomp.clone(),
+        }
+    }
+}
+
+/// Drop every capability, forbid new privileges, load seccomp.
+fn harden(plan: &Hardening) -> Result<()> {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    if plan.drop_all_capabilities {
+        for c in CapabilitySet::all().iter() {
+            // EINVAL: a capability this kernel does not know; nothing to drop.
+            match rustix::thread::remove_capability_from_bounding_set(c) {
+                Ok(()) | Err(rustix::io::Errno::INVAL) => {}
+                Err(e) => return Err(e).ctx(|| "dropping capabilities".into()),
+            }
+        }
+        let _ = rustix::thread::clear_ambient_capability_set();
+        rustix::thread::set_capabilities(
+            None,
+            CapabilitySets {
+                effective: CapabilitySet::empty(),
+                permitted: CapabilitySet::empty(),
+                inheritable: CapabilitySet::empty(),
+            },
+        )
+        .ctx(|| "dropping capabilities".into())?;
+    }
+    if plan.no_new_privs {
+        rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;
+    }
+    seccomp::apply(&plan.seccomp.compile()?)
+}
+
+/// In the app process: terminal, hardening, exec. Returns only on error.
+fn exec_app(plan: &SandboxPlan, tty: Option<OwnedFd>) -> Error {
+    let r = (|| -> Result<Error> {
+        rustix::process::setsid().ctx(|| "setsid".into())?;
+        if let Some(t) = tty {
+            rustix::process::ioctl_tiocsctty(&t).ctx(|| "taking the terminal".into())?;
+            rustix::stdio::dup2_stdin(&t).ctx(|| "dup2".into())?;
+            rustix::stdio::dup2_stdout(&t).ctx(|| "dup2".into())?;
+            rustix::stdio::dup2_stderr(&t).ctx(|| "dup2".into())?;
+        }
+        rustix::process::chdir(plan.cwd.as_str())
+            .map_err(|e| Error::Usage(format!("working directory {}: {e}", plan.cwd)))?;
+        harden(&Hardening::of(plan))?;
+        let mut cmd = Command::new(&plan.argv[0]);
+        cmd.args(&plan.argv[1..]).env_clear().envs(&plan.env);
+        let e = cmd.exec();
+        Ok(Error::Sys {
+            context: format!("cannot run {}", plan.argv[0]),
+            source: e,
+        })
+    })();
+    r.unwrap_or_else(|e| e)
+}
+
+// ---------------------------------------------------------------- host side
+
+/// Forward the usual termination signals to `pid` until dropped.
+pub struct Forwarder(Option<signal_hook::iterator::Handle>);
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.close();
+        }
+    }
+}
+
+pub fn forward_signals(pid: Pid) -> Forwarder {
+    use signal_hook::consts::*;
+    let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
+    else {
+        return Forwarder(None);
+    };
+    let handle = signals.handle();
+    std::thread::spawn(move || {
+        for s in signals.forever() {
+            if let Some(sig) = Signal::from_named_raw(s) {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        }
+    });
+    Forwarder(Some(handle))
+}
+
+/// Copies between the user's terminal (in raw mode) and the sandbox's pty.
+struct TtyRelay {
+    saved: Option<rustix::termios::Termios>,
+    out: std::thread::JoinHandle<()>,
+    _winch: Option<signal_hook::iterator::Handle>,
+}
+
+impl TtyRelay {
+    fn start(master: OwnedFd, _child: Pid) -> TtyRelay {
+        let stdin = rustix::stdio::stdin();
+        let saved = rustix::termios::tcgetattr(stdin).ok();
+        if let Some(t) = &saved {
+            let mut raw = t.clone();
+            raw.make_raw();
+            let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
+        }
+        let m_in = master.try_clone().ok();
+        let m_winch = master.try_clone().ok();
+        if let Some(m) = m_in {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut f = File::from(m);
+                while let Ok(n) = rustix::io::read(rustix::stdio::stdin(), &mut buf) {
+                    if n == 0 || f.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let winch = m_winch.and_then(|m| {
+            let mut s =
+                signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH]).ok()?;
+            let h = s.handle();
+            std::thread::spawn(move || {
+                for _ in s.forever() {
+                    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+                        let _ = rustix::termios::tcsetwinsize(&m, ws);
+                    }
+                }
+            });
+            Some(h)
+        });
+        let out = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdout = io::stdout();
+            // EIO once every slave fd is closed: the app is gone.
+            while let Ok(n) = rustix::io::read(master.as_fd(), &mut buf) {
+                if n == 0
+                    || stdout
+                        .write_all(&buf[..n])
+                        .and_then(|_| stdout.flush())
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        TtyRelay {
+            saved,
+            out,
+            _winch: winch,
+        }
+    }
+
+    fn finish(self) {
+        let _ = self.out.join();
+        if let Some(t) = &self.saved {
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                t,
+            );
+        }
+        if let Some(h) = &self._winch {
+            h.close();
+        }
+    }
+}
+
+/// Signal names users type (`TERM`, `SIGKILL`, `9`).
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let sig = match name {
+        "TERM" => Signal::TERM,
+        "KILL" => Signal::KILL,
+        "INT" => Signal::INT,
+        "HUP" => Signal::HUP,
+        "QUIT" => Signal::QUIT,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "STOP" => Signal::STOP,
+        "CONT" => Signal::CONT,
+        n => n
+            .parse::<i32>()
+            .ok()
+            .and_then(Signal::from_named_raw)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown signal {s:?} (use e.g. TERM, KILL, INT, HUP or a number)"
+                ))
+            })?,
+    };
+    Ok(sig)
+}
+
+// ---------------------------------------------------------------- instances
+
+fn ns_inode(pid: i32, ns: &str) -> Option<u64> {
+    fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+        .ok()
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+}
+
+/// Host pids of every process in the pid namespace whose init is `pid1`.
+pub fn namespace_pids(pid1: i32) -> Vec<Pid> {
+    let Some(target) = ns_inode(pid1, "pid") else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            if ns_inode(pid, "pid") == Some(target) {
+                out.extend(Pid::from_raw(pid));
+            }
+        }
+    }
+    out
+}
+
+/// Run `argv` inside a running instance's namespaces, hardened like its
+/// app. Returns the exit code.
+pub fn enter(
+    pid1: i32,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    hardening: &Hardening,
+) -> Result<i32> {
+    use rustix::thread::LinkNameSpaceType as T;
+    if argv.is_empty() {
+        return Err(Error::Usage("no command to run".into()));
+    }
+    let me = std::process::id() as i32;
+    let mut fds = Vec::new();
+    for (name, t) in [
+        ("user", T::User),
+        ("mnt", T::Mount),
+        ("pid", T::ProcessID),
+        ("ipc", T::InterProcessCommunication),
+        ("uts", T::HostNameAndNISDomainName),
+        ("net", T::Network),
+        ("cgroup", T::ControlGroup),
+    ] {
+        // Joining a namespace we are already in is an error for some types.
+        if ns_inode(pid1, name).is_some() && ns_inode(pid1, name) == ns_inode(me, name) {
+            continue;
+        }
+        let f = File::open(format!("/proc/{pid1}/ns/{name}"))
+            .ctx(|| format!("opening the instance's {name} namespace"))?;
+        fds.push((name, t, f));
+    }
+    crate::sys::ensure_single_threaded().ctx(|| "entering the instance".into())?;
+    for (name, t, f) in &fds {
+        rustix::thread::move_into_link_name_space(f.as_fd(), Some(*t))
+            .ctx(|| format!("joining the {name} namespace"))?;
+    }
+    // The pid namespace applies to children only: fork once more.
+    match crate::sys::clone_checked(0).ctx(|| "starting the command".into())? {
+        Fork::Child => {
+            let r = (|| -> Result<Error> {
+                rustix::process::chdir(cwd)
+                    .or_else(|_| rustix::process::chdir("/"))
+                    .ctx(|| "chdir".into())?;
+                rustix::process::setsid().ctx(|| "setsid".into())?;
+                // berth cannot run a signal-forwarding thread once it has
+                // joined a pid namespace, so tie the command's life to it.
+                rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
+                    .ctx(|| "prctl".into())?;
+                harden(hardening)?;
+                let e = Command::new(&argv[0])
+                    .args(&argv[1..])
+                    .env_clear()
+                    .envs(env.iter().cloned())
+                    .exec();
+                Ok(Error::Sys {
+                    context: format!("cannot run {}", argv[0]),
+                    source: e,
+                })
+            })();
+            let e = r.unwrap_or_else(|e| e);
+            eprintln!("berth: error: {}", chain(&e));
+            std::process::exit(127);
+        }
+        Fork::Parent(pid) => {
+            // No threads after setns(CLONE_NEWPID): the kernel refuses them.
+            loop {
+                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                    Ok(Some((_, st))) => {
+                        return Ok(st
+                            .exit_status()
+                            .or_else(|| st.terminating_signal().map(|s| 128 + s))
+                            .unwrap_or(EXIT_SETUP));
+                    }
+                    Ok(None) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e).ctx(|| "waiting for the command".into()),
+                }
+            }
+        }
+    }
+}

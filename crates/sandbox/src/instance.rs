@@ -1,0 +1,131 @@
+//! Running instances: a state file per instance under
+//! `$XDG_RUNTIME_DIR/berth/instances/<id>/`, checked against /proc so a
+//! crashed instance never shows as running.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::Cgroup;
+use crate::error::{Ctx, Error, Result};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InstanceState {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    /// Host pid of the sandbox's pid 1.
+    pub pid: i32,
+    /// Its start time in clock ticks since boot (guards against pid reuse).
+    pub start_ticks: u64,
+    pub started_unix: u64,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: String,
+    pub cgroup: Option<Cgroup>,
+    pub paused: bool,
+}
+
+/// Field 22 of /proc/PID/stat (after the parenthesized command name).
+pub fn parse_start_ticks(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    parse_start_ticks(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+pub fn instances_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("instances")
+}
+
+impl InstanceState {
+    pub fn dir(&self, state_dir: &Path) -> PathBuf {
+        instances_dir(state_dir).join(&self.id)
+    }
+
+    pub fn save(&self, state_dir: &Path) -> Result<()> {
+        let dir = self.dir(state_dir);
+        let tmp = dir.join("state.json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Setup(e.to_string()))?;
+        fs::write(&tmp, bytes).ctx(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, dir.join("state.json"))
+            .ctx(|| format!("writing state in {}", dir.display()))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+/// All live instances; state left by crashed ones is removed on the way.
+pub fn list(state_dir: &Path) -> Vec<InstanceState> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(instances_dir(state_dir)) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path().join("state.json");
+        let state: Option<InstanceState> = fs::read(&p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        match state {
+            Some(s) if s.is_alive() => out.push(s),
+            Some(s) => cleanup(&e.path(), s.cgroup.as_ref()),
+            None => {
+                // Being set up right now, or left by a crash before the state
+                // was written: only remove it once it is clearly old.
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|d| d.as_secs() > 60);
+                if old {
+                    cleanup(&e.path(), None);
+                }
+            }
+        }
+    }
+    out.sort_by_key(|s| s.started_unix);
+    out
+}
+
+pub fn cleanup(dir: &Path, cgroup: Option<&Cgroup>) {
+    if let Some(c) = cgroup {
+        c.remove();
+    }
+    let _ = fs::remove_dir_all(dir);
+}
+
+/// Find an instance by ID prefix or name.
+pub fn find(state_dir: &Path, key: &str) -> Result<InstanceState> {
+    let all = list(state_dir);
+    let hits: Vec<_> = all
+        .iter()
+        .filter(|s| s.id.starts_with(key) || s.name == key)
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::NoInstance(key.to_owned())),
+        _ => Err(Error::Usage(format!(
+            "{key:?} matches {} instances; use the ID",
+            hits.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_ticks_survive_odd_names() {
+        let stat =
+            "1234 (a) b) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(parse_start_ticks(stat), Some(987654));
+        assert_eq!(parse_start_ticks("garbage"), None);
+    }
+}
