@@ -48,7 +48,6 @@ pub fn run(
     cgroup: Option<&crate::cgroup::Cgroup>,
     on_start: &mut dyn FnMut(Pid),
 ) -> Result<Outcome> {
-    prepare_scaffold(plan)?;
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "creating a pipe".into())?;
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -161,8 +160,9 @@ fn chain(e: &Error) -> String {
     s
 }
 
-/// The top overlay layer: generated files and mount points.
-fn prepare_scaffold(plan: &SandboxPlan) -> Result<()> {
+/// Check what the plan needs from the host (layers, bind sources) and
+/// write the top overlay layer: generated files and mount points.
+pub fn prepare(plan: &SandboxPlan) -> Result<()> {
     for l in &plan.layers {
         if !l.is_dir() {
             return Err(Error::Setup(format!(

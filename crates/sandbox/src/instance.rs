@@ -27,10 +27,15 @@ pub struct InstanceState {
     pub paused: bool,
 }
 
-/// Field 22 of /proc/PID/stat (after the parenthesized command name).
+/// Field 22 of /proc/PID/stat (after the parenthesized command name), or
+/// None for a zombie: a dead instance whose parent has not reaped it yet.
 pub fn parse_start_ticks(stat: &str) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut f = after.split_whitespace();
+    if f.next()? == "Z" {
+        return None;
+    }
+    f.nth(18)?.parse().ok()
 }
 
 pub fn start_ticks(pid: i32) -> Option<u64> {
@@ -127,5 +132,7 @@ mod tests {
             "1234 (a) b) S 1 1234 1234 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 100";
         assert_eq!(parse_start_ticks(stat), Some(987654));
         assert_eq!(parse_start_ticks("garbage"), None);
+        let zombie = stat.replace(") S ", ") Z ");
+        assert_eq!(parse_start_ticks(&zombie), None);
     }
 }

@@ -141,6 +141,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    if let Err(e) = exec::prepare(&plan) {
+        instance::cleanup(&plan.instance_dir, None);
+        return Err(e.into());
+    }
     let cg = match cgroup::create(&plan.cgroup.name, &limits) {
         Ok(cg) => Some(cg),
         Err(why) => {
@@ -150,6 +154,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 "the requested limits are"
             };
             if limits != Limits::default() {
+                instance::cleanup(&plan.instance_dir, None);
                 anyhow::bail!("cannot apply resource limits: {why}");
             }
             ui::warn(&format!("warning: {what} unavailable: {why}"));

@@ -73,9 +73,22 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(berth_bin());
         c.env("BERTH_HOME", self.home());
+        c.env("BERTH_RUNTIME_DIR", self.runtime_dir());
         c.env_remove("BERTH_MAX_LAYER_SIZE");
         c.env_remove("BERTH_MAX_LAYER_RATIO");
         c
+    }
+
+    /// Another program with this test's environment (store, runtime dir).
+    pub fn cmd_raw(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("BERTH_HOME", self.home());
+        c.env("BERTH_RUNTIME_DIR", self.runtime_dir());
+        c
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
@@ -473,4 +486,36 @@ pub fn simple_layer(tag: &str) -> Vec<u8> {
         dir("bin"),
         file("bin/tool", b"#!/bin/sh\necho tool\n").mode(0o755),
     ])
+}
+
+/// Import a busybox image named `name` with extra entries on top.
+pub fn busybox_image(env: &Env, name: &str, extra: Vec<E>) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is needed (apt-get install busybox-static)");
+    let mut entries = vec![
+        dir("bin"),
+        file("bin/busybox", &std::fs::read(busybox).unwrap()).mode(0o755),
+        dir("etc"),
+    ];
+    for app in [
+        "sh", "sleep", "cat", "echo", "id", "ls", "hostname", "pwd", "env", "touch", "tty", "grep",
+        "ps", "kill", "wget", "nc",
+    ] {
+        entries.push(symlink(&format!("bin/{app}"), "busybox"));
+    }
+    entries.extend(extra);
+    let mut img = Img::new(vec![(layer(&entries), Comp::Gzip)]).named(name);
+    img.labels
+        .insert("org.opencontainers.image.title".into(), name.into());
+    env.ok(&[
+        "import",
+        env.write(
+            &format!("{}.tar", name.replace([':', '/'], "_")),
+            &img.oci_archive(),
+        )
+        .to_str()
+        .unwrap(),
+    ]);
 }
