@@ -75,7 +75,11 @@ pub fn weight_to_shares(w: u64) -> u64 {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Cgroup {
     pub name: String,
+    /// Every directory, v2 first (if any).
     pub dirs: Vec<PathBuf>,
+    /// The v2 directory, which a child can be cloned straight into.
+    #[serde(default)]
+    pub v2: Option<PathBuf>,
     /// The path desktops see (v2 path, or the name=systemd v1 path).
     pub display: String,
 }
@@ -132,12 +136,36 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
                 if let Some(p) = limits.pids.filter(|_| have("pids.max")) {
                     limit_files.push((dir.join("pids.max"), p.to_string()));
                 }
+                cg.v2 = Some(dir.clone());
                 cg.dirs.push(dir);
             }
         }
     }
     if root {
+        // v1 hierarchies only where v2 cannot serve: a requested limit whose
+        // controller v2 lacks, the freezer without v2, and the name=systemd
+        // hierarchy (where desktops look) when there is no v2 at all. Each
+        // extra hierarchy costs a migration at start.
+        let in_v2: Vec<bool> = ["memory.max", "cpu.weight", "pids.max"]
+            .iter()
+            .map(|f| limit_files.iter().any(|(p, _)| p.ends_with(f)))
+            .collect();
+        let v2_freezer = cg
+            .v2
+            .as_ref()
+            .is_some_and(|d| d.join("cgroup.freeze").exists());
         for (h, mount) in &layout.v1 {
+            let wanted = match h.as_str() {
+                "memory" => limits.memory.is_some() && !in_v2[0],
+                "cpu" => limits.cpu_weight.is_some() && !in_v2[1],
+                "pids" => limits.pids.is_some() && !in_v2[2],
+                "freezer" => !v2_freezer,
+                "name=systemd" => cg.v2.is_none(),
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
             let base = own_v1
                 .get(h)
                 .map(|p| p.trim_start_matches('/'))
@@ -147,35 +175,20 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
                 continue;
             }
             match h.as_str() {
-                "memory" => {
-                    if let Some(m) = limits
-                        .memory
-                        .filter(|_| !limit_files.iter().any(|(f, _)| f.ends_with("memory.max")))
-                    {
-                        limit_files.push((dir.join("memory.limit_in_bytes"), m.to_string()));
-                    }
-                }
-                "cpu" => {
-                    if let Some(w) = limits
-                        .cpu_weight
-                        .filter(|_| !limit_files.iter().any(|(f, _)| f.ends_with("cpu.weight")))
-                    {
-                        limit_files.push((dir.join("cpu.shares"), weight_to_shares(w).to_string()));
-                    }
-                }
-                "pids" => {
-                    if let Some(p) = limits
-                        .pids
-                        .filter(|_| !limit_files.iter().any(|(f, _)| f.ends_with("pids.max")))
-                    {
-                        limit_files.push((dir.join("pids.max"), p.to_string()));
-                    }
-                }
-                "name=systemd"
-                    if cg.display.is_empty()
-                        || layout.v2.as_deref().is_some_and(|v| v.ends_with("unified")) =>
-                {
-                    cg.display = format!("/{}", dir.strip_prefix(mount).unwrap_or(&dir).display());
+                "memory" => limit_files.push((
+                    dir.join("memory.limit_in_bytes"),
+                    limits.memory.unwrap_or_default().to_string(),
+                )),
+                "cpu" => limit_files.push((
+                    dir.join("cpu.shares"),
+                    weight_to_shares(limits.cpu_weight.unwrap_or(100)).to_string(),
+                )),
+                "pids" => limit_files.push((
+                    dir.join("pids.max"),
+                    limits.pids.unwrap_or_default().to_string(),
+                )),
+                "name=systemd" => {
+                    cg.display = format!("/{}", dir.strip_prefix(mount).unwrap_or(&dir).display())
                 }
                 _ => {}
             }
@@ -211,8 +224,13 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
 }
 
 impl Cgroup {
-    pub fn add(&self, pid: rustix::process::Pid) -> Result<(), String> {
+    /// Move `pid` into every directory (all but v2 when `skip_v2`, for a
+    /// child already cloned into it).
+    pub fn add(&self, pid: rustix::process::Pid, skip_v2: bool) -> Result<(), String> {
         for d in &self.dirs {
+            if skip_v2 && Some(d) == self.v2.as_ref() {
+                continue;
+            }
             fs::write(d.join("cgroup.procs"), pid.as_raw_nonzero().to_string())
                 .map_err(|e| format!("moving into {}: {e}", d.display()))?;
         }

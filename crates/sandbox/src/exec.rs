@@ -45,9 +45,11 @@ pub struct Outcome {
 /// is in its cgroup (to record instance state). Returns the exit code.
 pub fn run(
     plan: &SandboxPlan,
+    prepared: &Prepared,
     cgroup: Option<&crate::cgroup::Cgroup>,
     on_start: &mut dyn FnMut(Pid),
 ) -> Result<Outcome> {
+    let hardening = Hardening::of(plan)?;
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "creating a pipe".into())?;
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
@@ -82,12 +84,30 @@ pub fn run(
             flags |= f;
         }
     }
-    let child = match clone_process(flags) {
+    // Start the child inside its v2 cgroup when the kernel allows it.
+    let cg_fd = cgroup.and_then(|c| c.v2.as_ref()).and_then(|d| {
+        rustix::fs::open(
+            d,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+    });
+    let forked = match &cg_fd {
+        Some(fd) => crate::sys::clone_into_cgroup(flags, fd.as_fd()).transpose(),
+        None => None,
+    };
+    let placed_in_v2 = matches!(forked, Some(Ok(_)));
+    let forked = match forked {
+        Some(r) => r,
+        None => clone_process(flags),
+    };
+    let child = match forked {
         Ok(Fork::Child) => {
             drop(go_w);
             drop(err_r);
             let sock = console.map(|(_, c)| c);
-            let code = match sandbox_init(plan, go_r, &err_w, sock) {
+            let code = match sandbox_init(plan, prepared, &hardening, go_r, &err_w, sock) {
                 Ok(code) => code,
                 Err(e) => {
                     let _ = rustix::io::write(&err_w, chain(&e).as_bytes());
@@ -113,36 +133,27 @@ pub fn run(
         drop(c);
         p
     });
-    if let Some(Err(e)) = cgroup.map(|cg| cg.add(child)) {
+    // "g": set up the sandbox. Meanwhile move it into the remaining
+    // cgroups; "c": now start the app (so it is born in them).
+    rustix::io::write(&go_w, b"g").ctx(|| "starting the sandbox".into())?;
+    if let Some(Err(e)) = cgroup.map(|cg| cg.add(child, placed_in_v2)) {
         let _ = rustix::process::kill_process(child, Signal::KILL);
         let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
         return Err(Error::Setup(e));
     }
-    on_start(child);
-    rustix::io::write(&go_w, b"g").ctx(|| "starting the sandbox".into())?;
+    rustix::io::write(&go_w, b"c").ctx(|| "starting the sandbox".into())?;
     drop(go_w);
+    on_start(child);
 
-    let forwarder = forward_signals(child);
     let relay = console
         .and_then(|c| recv_fd(&c))
         .map(|m| TtyRelay::start(m, child));
-    let status = loop {
-        match rustix::process::waitpid(Some(child), WaitOptions::empty()) {
-            Ok(Some((_, st))) => break st,
-            Ok(None) | Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e).ctx(|| "waiting for the sandbox".into()),
-        }
-    };
+    let code = supervise(child);
     if let Some(r) = relay {
         r.finish();
     }
-    drop(forwarder);
     let mut msg = String::new();
     let _ = File::from(err_r).read_to_string(&mut msg);
-    let code = status
-        .exit_status()
-        .or_else(|| status.terminating_signal().map(|s| 128 + s))
-        .unwrap_or(EXIT_SETUP);
     Ok(Outcome {
         code,
         error: Some(msg.trim().to_owned()).filter(|m| !m.is_empty()),
@@ -160,9 +171,21 @@ fn chain(e: &Error) -> String {
     s
 }
 
+/// Host-side paths a run uses, made by `prepare`.
+pub struct Prepared {
+    /// The top overlay layer: generated files and mount points.
+    pub scaffold: PathBuf,
+    /// Where the root overlay is mounted (inside the private mount
+    /// namespace only, so every instance can share one directory).
+    pub mount_point: PathBuf,
+}
+
 /// Check what the plan needs from the host (layers, bind sources) and
-/// write the top overlay layer: generated files and mount points.
-pub fn prepare(plan: &SandboxPlan) -> Result<()> {
+/// provide the scaffold. Scaffolds are cached by content under
+/// `<state>/scaffolds/`: identical runs (the common case) reuse one, built
+/// once and renamed into place atomically.
+pub fn prepare(plan: &SandboxPlan) -> Result<Prepared> {
+    use std::hash::{Hash, Hasher};
     for l in &plan.layers {
         if !l.is_dir() {
             return Err(Error::Setup(format!(
@@ -171,10 +194,50 @@ pub fn prepare(plan: &SandboxPlan) -> Result<()> {
             )));
         }
     }
-    let sc = plan.instance_dir.join("scaffold");
-    fs::create_dir_all(&sc).ctx(|| format!("creating {}", sc.display()))?;
-    fs::create_dir_all(plan.instance_dir.join("root"))
-        .ctx(|| "creating the root mount point".into())?;
+    // Bind mount points must match their source's kind (file or dir).
+    let mut binds: Vec<(PathBuf, bool)> = Vec::new();
+    for m in &plan.mounts {
+        if let Mount::Bind { src, dest, .. } = m {
+            let meta = fs::metadata(src).map_err(|e| {
+                Error::Usage(format!(
+                    "--bind source {} cannot be used: {e}",
+                    src.display()
+                ))
+            })?;
+            binds.push((
+                dest.strip_prefix("/").unwrap_or(dest).to_path_buf(),
+                meta.is_dir(),
+            ));
+        }
+    }
+    let state = plan
+        .instance_dir
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| Error::Setup("bad instance directory".into()))?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&plan.scaffold, &binds, plan.uid).hash(&mut h);
+    let scaffolds = state.join("scaffolds");
+    let scaffold = scaffolds.join(format!("{:016x}", h.finish()));
+    let mount_point = state.join("mnt");
+    fs::create_dir_all(&mount_point).ctx(|| format!("creating {}", mount_point.display()))?;
+    if !scaffold.is_dir() {
+        let tmp = scaffolds.join(format!(".tmp-{}", plan.instance_id));
+        build_scaffold(&tmp, plan, &binds)?;
+        if fs::rename(&tmp, &scaffold).is_err() {
+            // Another run made the same one first.
+            let _ = fs::remove_dir_all(&tmp);
+        }
+    }
+    Ok(Prepared {
+        scaffold,
+        mount_point,
+    })
+}
+
+fn build_scaffold(sc: &Path, plan: &SandboxPlan, binds: &[(PathBuf, bool)]) -> Result<()> {
+    let _ = fs::remove_dir_all(sc);
+    fs::create_dir_all(sc).ctx(|| format!("creating {}", sc.display()))?;
     for e in &plan.scaffold {
         match e {
             ScaffoldEntry::Dir { path } => fs::create_dir_all(sc.join(path)),
@@ -187,32 +250,23 @@ pub fn prepare(plan: &SandboxPlan) -> Result<()> {
         }
         .ctx(|| format!("preparing {}", sc.display()))?;
     }
-    for m in &plan.mounts {
-        if let Mount::Bind { src, dest, .. } = m {
-            let meta = fs::metadata(src).map_err(|e| {
-                Error::Usage(format!(
-                    "--bind source {} cannot be used: {e}",
-                    src.display()
-                ))
-            })?;
-            let target = sc.join(dest.strip_prefix("/").unwrap_or(dest));
-            if meta.is_dir() {
-                fs::create_dir_all(&target)
-            } else {
-                if let Some(p) = target.parent() {
-                    fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
-                }
-                if target.is_dir() {
-                    return Err(Error::Usage(format!(
-                        "--bind: {} is a file but {} is a directory",
-                        src.display(),
-                        dest.display()
-                    )));
-                }
-                fs::write(&target, b"")
+    for (dest, is_dir) in binds {
+        let target = sc.join(dest);
+        if *is_dir {
+            fs::create_dir_all(&target)
+        } else {
+            if let Some(p) = target.parent() {
+                fs::create_dir_all(p).ctx(|| format!("creating {}", p.display()))?;
             }
-            .ctx(|| format!("creating mount point {}", dest.display()))?;
+            if target.is_dir() {
+                return Err(Error::Usage(format!(
+                    "--bind: a file cannot be bound over the directory /{}",
+                    dest.display()
+                )));
+            }
+            fs::write(&target, b"")
         }
+        .ctx(|| format!("creating mount point /{}", dest.display()))?;
     }
     Ok(())
 }
@@ -281,6 +335,8 @@ fn recv_fd(sock: &OwnedFd) -> Option<OwnedFd> {
 /// Pid 1 of the sandbox: set up, start the app, reap, forward signals.
 fn sandbox_init(
     plan: &SandboxPlan,
+    prepared: &Prepared,
+    hardening: &Hardening,
     go: OwnedFd,
     err_w: &OwnedFd,
     console: Option<OwnedFd>,
@@ -289,7 +345,6 @@ fn sandbox_init(
     if !matches!(rustix::io::read(&go, &mut b), Ok(1)) {
         return Ok(EXIT_SETUP); // the parent went away before "go"
     }
-    drop(go);
     let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     if plan.namespaces.user {
         write_id_maps(plan.uid, plan.gid)?;
@@ -302,12 +357,12 @@ fn sandbox_init(
         MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
     )
     .ctx(|| "making mounts private".into())?;
-    let root = plan.instance_dir.join("root");
-    mount_root(plan, &root)?;
+    let root = &prepared.mount_point;
+    mount_root(plan, &prepared.scaffold, root)?;
     for m in &plan.mounts {
-        apply_mount(&root, m)?;
+        apply_mount(root, m)?;
     }
-    rustix::process::chdir(&root).ctx(|| "entering the new root".into())?;
+    rustix::process::chdir(root).ctx(|| "entering the new root".into())?;
     rustix::process::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
     rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root".into())?;
     rustix::process::chdir("/").ctx(|| "chdir /".into())?;
@@ -324,9 +379,14 @@ fn sandbox_init(
         None => None,
     };
 
+    // Wait until the parent has put us in every cgroup.
+    if !matches!(rustix::io::read(&go, &mut b), Ok(1)) {
+        return Ok(EXIT_SETUP);
+    }
+    drop(go);
     let app = match clone_process(0).ctx(|| "starting the app".into())? {
         Fork::Child => {
-            let e = exec_app(plan, tty);
+            let e = exec_app(plan, hardening, tty);
             let code = match &e {
                 Error::Sys { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
                 Error::Sys { .. } => 126,
@@ -338,20 +398,56 @@ fn sandbox_init(
         Fork::Parent(p) => p,
     };
     // Pid 1 keeps nothing it does not need either.
-    harden(&Hardening::of(plan))?;
-    let _fwd = forward_signals(app);
-    loop {
-        // `wait` is wait4(-1); waitpid(None) would be wait4(0), which skips
-        // the app: it runs in its own session and process group.
-        match rustix::process::wait(WaitOptions::empty()) {
-            Ok(Some((pid, st))) if pid == app => {
-                return Ok(st
-                    .exit_status()
-                    .or_else(|| st.terminating_signal().map(|s| 128 + s))
-                    .unwrap_or(EXIT_SETUP));
+    harden(hardening)?;
+    Ok(supervise(app))
+}
+
+/// Wait for `child`, forwarding termination signals to it and reaping any
+/// other child (pid 1's duty). Single-threaded: SIGCHLD arrives through the
+/// same signal queue as the signals to forward. Returns the shell-style
+/// exit code (128+N for death by signal N).
+fn supervise(child: Pid) -> i32 {
+    use signal_hook::consts::*;
+    let status_code = |st: rustix::process::WaitStatus| {
+        st.exit_status()
+            .or_else(|| st.terminating_signal().map(|s| 128 + s))
+            .unwrap_or(EXIT_SETUP)
+    };
+    // `wait` is wait4(-1); waitpid(None) would be wait4(0), which skips a
+    // child in another session or process group.
+    let reap = || -> Option<i32> {
+        loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, st))) if pid == child => return Some(status_code(st)),
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => return Some(EXIT_SETUP),
             }
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e).ctx(|| "waiting for the app".into()),
+        }
+    };
+    let signals = signal_hook::iterator::Signals::new([
+        SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+    ]);
+    let Ok(mut signals) = signals else {
+        return match rustix::process::waitpid(Some(child), WaitOptions::empty()) {
+            Ok(Some((_, st))) => status_code(st),
+            _ => EXIT_SETUP,
+        };
+    };
+    // The child may have exited before the handlers were in place.
+    if let Some(code) = reap() {
+        return code;
+    }
+    loop {
+        for sig in signals.wait() {
+            if sig == SIGCHLD {
+                if let Some(code) = reap() {
+                    return code;
+                }
+            } else if let Some(s) = Signal::from_named_raw(sig) {
+                let _ = rustix::process::kill_process(child, s);
+            }
         }
     }
 }
@@ -363,8 +459,8 @@ fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
     fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n")).ctx(|| "writing gid_map".into())
 }
 
-fn mount_root(plan: &SandboxPlan, root: &Path) -> Result<()> {
-    let mut lower: Vec<String> = vec![plan.instance_dir.join("scaffold").display().to_string()];
+fn mount_root(plan: &SandboxPlan, scaffold: &Path, root: &Path) -> Result<()> {
+    let mut lower: Vec<String> = vec![scaffold.display().to_string()];
     for l in plan.layers.iter().rev() {
         lower.push(l.display().to_string());
     }
@@ -498,16 +594,25 @@ fn mount_dev(dev: &Path) -> Result<()> {
 pub struct Hardening {
     pub drop_all_capabilities: bool,
     pub no_new_privs: bool,
-    pub seccomp: seccomp::SeccompPolicy,
+    /// Compiled once, before forking, so no process compiles it twice.
+    pub seccomp: Vec<seccompiler::BpfProgram>,
 }
 
 impl Hardening {
-    pub fn of(plan: &SandboxPlan) -> Hardening {
-        Hardening {
+    pub fn of(plan: &SandboxPlan) -> Result<Hardening> {
+        Ok(Hardening {
             drop_all_capabilities: plan.drop_all_capabilities,
             no_new_privs: plan.no_new_privs,
-            seccomp: plan.seccomp.clone(),
-        }
+            seccomp: plan.seccomp.compile()?,
+        })
+    }
+
+    pub fn default_policy() -> Result<Hardening> {
+        Ok(Hardening {
+            drop_all_capabilities: true,
+            no_new_privs: true,
+            seccomp: seccomp::SeccompPolicy::default_policy(false).compile()?,
+        })
     }
 }
 
@@ -536,11 +641,11 @@ fn harden(plan: &Hardening) -> Result<()> {
     if plan.no_new_privs {
         rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;
     }
-    seccomp::apply(&plan.seccomp.compile()?)
+    seccomp::apply(&plan.seccomp)
 }
 
 /// In the app process: terminal, hardening, exec. Returns only on error.
-fn exec_app(plan: &SandboxPlan, tty: Option<OwnedFd>) -> Error {
+fn exec_app(plan: &SandboxPlan, hardening: &Hardening, tty: Option<OwnedFd>) -> Error {
     let r = (|| -> Result<Error> {
         rustix::process::setsid().ctx(|| "setsid".into())?;
         if let Some(t) = tty {
@@ -551,7 +656,7 @@ fn exec_app(plan: &SandboxPlan, tty: Option<OwnedFd>) -> Error {
         }
         rustix::process::chdir(plan.cwd.as_str())
             .map_err(|e| Error::Usage(format!("working directory {}: {e}", plan.cwd)))?;
-        harden(&Hardening::of(plan))?;
+        harden(hardening)?;
         let mut cmd = Command::new(&plan.argv[0]);
         cmd.args(&plan.argv[1..]).env_clear().envs(&plan.env);
         let e = cmd.exec();
@@ -564,35 +669,6 @@ fn exec_app(plan: &SandboxPlan, tty: Option<OwnedFd>) -> Error {
 }
 
 // ---------------------------------------------------------------- host side
-
-/// Forward the usual termination signals to `pid` until dropped.
-pub struct Forwarder(Option<signal_hook::iterator::Handle>);
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        if let Some(h) = self.0.take() {
-            h.close();
-        }
-    }
-}
-
-pub fn forward_signals(pid: Pid) -> Forwarder {
-    use signal_hook::consts::*;
-    let Ok(mut signals) =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
-    else {
-        return Forwarder(None);
-    };
-    let handle = signals.handle();
-    std::thread::spawn(move || {
-        for s in signals.forever() {
-            if let Some(sig) = Signal::from_named_raw(s) {
-                let _ = rustix::process::kill_process(pid, sig);
-            }
-        }
-    });
-    Forwarder(Some(handle))
-}
 
 /// Copies between the user's terminal (in raw mode) and the sandbox's pty.
 struct TtyRelay {

@@ -53,6 +53,7 @@ impl InstanceState {
 
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let dir = self.dir(state_dir);
+        fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join("state.json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Setup(e.to_string()))?;
         fs::write(&tmp, bytes).ctx(|| format!("writing {}", tmp.display()))?;

@@ -154,7 +154,7 @@ pub enum Mount {
 }
 
 /// Files and mount points placed in the top overlay layer.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, Hash)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ScaffoldEntry {
     Dir { path: PathBuf },

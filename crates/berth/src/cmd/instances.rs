@@ -5,7 +5,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_sandbox::exec::{self, Hardening};
 use berth_sandbox::instance::{self, InstanceState};
-use berth_sandbox::seccomp::SeccompPolicy;
 use rustix::process::{Pid, Signal};
 use serde::Serialize;
 
@@ -145,11 +144,7 @@ pub fn enter(key: &str, command: Vec<String>) -> anyhow::Result<ExitCode> {
     } else {
         command
     };
-    let hardening = Hardening {
-        drop_all_capabilities: true,
-        no_new_privs: true,
-        seccomp: SeccompPolicy::default_policy(false),
-    };
+    let hardening = Hardening::default_policy()?;
     let code = exec::enter(s.pid, &argv, &s.env, &s.cwd, &hardening)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

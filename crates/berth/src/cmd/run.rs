@@ -141,10 +141,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    if let Err(e) = exec::prepare(&plan) {
-        instance::cleanup(&plan.instance_dir, None);
-        return Err(e.into());
-    }
+    let prepared = exec::prepare(&plan)?;
     let cg = match cgroup::create(&plan.cgroup.name, &limits) {
         Ok(cg) => Some(cg),
         Err(why) => {
@@ -154,7 +151,6 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 "the requested limits are"
             };
             if limits != Limits::default() {
-                instance::cleanup(&plan.instance_dir, None);
                 anyhow::bail!("cannot apply resource limits: {why}");
             }
             ui::warn(&format!("warning: {what} unavailable: {why}"));
@@ -188,7 +184,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             ui::warn(&format!("warning: instance state not recorded: {e}"));
         }
     };
-    let res = exec::run(&plan, cg.as_ref(), &mut on_start);
+    let res = exec::run(&plan, &prepared, cg.as_ref(), &mut on_start);
     instance::cleanup(&plan.instance_dir, cg.as_ref());
     let out = res?;
     if let Some(msg) = &out.error {

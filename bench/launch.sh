@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Launch benchmark: time to run /bin/true in a full default sandbox, in one
+# run, alternating: berth run, raw bwrap (equivalent namespaces and mounts),
+# flatpak run (tiny local runtime + app made with flatpak build-export),
+# runc run and podman run --rm (with runc: crun refuses hybrid cgroup hosts). Prints means, medians and berth's ratios.
+# Run as root. Usage: bench/launch.sh [RUNS]   (default 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-30}
+export DEBIAN_FRONTEND=noninteractive
+for t in bwrap flatpak runc podman busybox; do
+  command -v $t >/dev/null || { apt-get update -qq; apt-get install -y -qq bubblewrap flatpak runc podman busybox-static >/dev/null; break; }
+done
+cargo build --release --quiet
+berth=$PWD/target/release/berth
+work=$(mktemp -d /var/tmp/berth-launch.XXXXXX)
+cleanup() {
+  runc delete -f "bench-$$" >/dev/null 2>&1 || true
+  umount -R "$work/podman/overlay" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "== preparing: one busybox image for every tool"
+demo/build-image.sh "$work/demo.tar" bench/launch:1 >/dev/null
+export BERTH_HOME=$work/berth BERTH_RUNTIME_DIR=$work/berth-run
+"$berth" import -q "$work/demo.tar" >/dev/null
+rootfs=$work/rootfs
+mkdir -p "$rootfs" && tar -xf "$work/demo.tar" -C "$work" blobs 2>/dev/null
+layer=$(ls -S "$work/blobs/sha256" | head -1)
+tar -xzf "$work/blobs/sha256/$layer" -C "$rootfs"
+
+# runc bundle
+mkdir -p "$work/bundle" && cp -a "$rootfs" "$work/bundle/rootfs"
+(cd "$work/bundle" && runc spec && jq '.process.args=["/bin/true"] | .process.terminal=false' config.json > c && mv c config.json)
+
+# podman image
+podman --root "$work/podman" --runroot "$work/podman-run" load -q -i "$work/demo.tar" >/dev/null
+
+# flatpak: a runtime holding busybox as /usr, an app that runs `true`
+fp=$work/flatpak
+mkdir -p "$fp/home"
+export FLATPAK_USER_DIR=$fp/user HOME=$fp/home
+# A runtime build dir by hand (build-init would want the runtime installed
+# already); then the app against it.
+mkdir -p "$fp/rt/usr/bin" "$fp/rt/files"
+cp "$rootfs/bin/busybox" "$fp/rt/usr/bin/"; ln -s busybox "$fp/rt/usr/bin/true"; ln -s busybox "$fp/rt/usr/bin/sh"
+printf '[Runtime]\nname=org.berth.BenchRuntime\nruntime=org.berth.BenchRuntime/x86_64/1\nsdk=org.berth.BenchRuntime/x86_64/1\n' > "$fp/rt/metadata"
+flatpak build-export --runtime "$fp/repo" "$fp/rt" 1 >/dev/null
+flatpak --user remote-add --no-gpg-verify bench "$fp/repo"
+flatpak --user install -y bench org.berth.BenchRuntime//1 >/dev/null
+flatpak build-init "$fp/app" org.berth.BenchApp org.berth.BenchRuntime org.berth.BenchRuntime 1 >/dev/null
+flatpak build-finish --command=true "$fp/app" >/dev/null
+flatpak build-export "$fp/repo" "$fp/app" 1 >/dev/null
+flatpak --user update -y --appstream bench >/dev/null 2>&1 || true
+flatpak --user install -y bench org.berth.BenchApp//1 >/dev/null
+
+declare -A cmds=(
+  [berth]="$berth run bench/launch:1 -- /bin/true"
+  [bwrap]="bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-net --unshare-cgroup --die-with-parent --new-session --ro-bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp --tmpfs /run --tmpfs /home --cap-drop ALL -- /bin/true"
+  [flatpak]="flatpak run --command=true org.berth.BenchApp"
+  [runc]="runc run -b $work/bundle bench-$$"
+  [podman]="podman --root $work/podman --runroot $work/podman-run run --runtime runc --ulimit nofile=1024:20000 --ulimit nproc=4096:4096 --rm --network=none localhost/bench/launch:1 /bin/true"
+)
+order=(berth bwrap flatpak runc podman)
+for k in "${order[@]}"; do
+  ${cmds[$k]} >/dev/null 2>"$work/err" || { echo "$k failed: ${cmds[$k]}"; cat "$work/err"; exit 1; }
+done
+
+echo "== $runs runs each, alternating"
+declare -A times
+now() { date +%s%N; }
+for i in $(seq 1 "$runs"); do
+  for k in "${order[@]}"; do
+    t0=$(now); ${cmds[$k]} >/dev/null 2>&1; t1=$(now)
+    times[$k]+="$(( (t1 - t0) / 1000 )) "
+  done
+done
+stats() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "%.2f %.2f", s/NR/1000, (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
+read -r bmean bmed <<<"$(echo "${times[berth]}" | stats)"
+printf '%-10s %10s %10s %12s\n' tool "mean ms" "median ms" "berth/tool"
+for k in "${order[@]}"; do
+  read -r mean med <<<"$(echo "${times[$k]}" | stats)"
+  printf '%-10s %10s %10s %12s\n' "$k" "$mean" "$med" "$(awk -v b="$bmean" -v m="$mean" 'BEGIN{printf "%.2f", b/m}')"
+done
+echo "(targets: berth/bwrap <= 1.3, berth/flatpak <= 0.25)"
