@@ -160,6 +160,7 @@ fn escape_suite() {
         attempt(&["/probe", "personality"]),
         attempt(&["/probe", "userfaultfd"]),
         attempt(&["/probe", "io-uring"]),
+        attempt(&["/probe", "x32-abi"]),
         attempt(&["/probe", "mknod"]),
         attempt(&["/probe", "dev-mem"]),
         attempt(&["/probe", "caps"]),

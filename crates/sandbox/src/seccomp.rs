@@ -264,7 +264,11 @@ impl SeccompPolicy {
                 }
             }
         }
-        by_errno
+        let mut programs: Vec<BpfProgram> = Vec::new();
+        if std::env::consts::ARCH == "x86_64" {
+            programs.push(x32_filter());
+        }
+        let rest: Result<Vec<BpfProgram>> = by_errno
             .into_iter()
             .map(|(errno, rules)| {
                 let f = SeccompFilter::new(
@@ -276,8 +280,51 @@ impl SeccompPolicy {
                 .map_err(|e| Error::Setup(format!("seccomp filter: {e}")))?;
                 BpfProgram::try_from(f).map_err(|e| Error::Setup(format!("seccomp filter: {e}")))
             })
-            .collect()
+            .collect();
+        programs.extend(rest?);
+        Ok(programs)
     }
+}
+
+/// The x32 ABI (syscall numbers with bit 30 set) reaches x86_64 kernels
+/// under the same audit arch, so per-number rules would not see it; refuse
+/// it whole, as Flatpak does. seccompiler has no range test, so this
+/// four-instruction program is written out by hand.
+fn x32_filter() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const BPF_JMP_JGE_K: u16 = 0x05 | 0x30 | 0x00;
+    const BPF_RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    vec![
+        // A = seccomp_data.nr
+        sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        sock_filter {
+            code: BPF_JMP_JGE_K,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        },
+        sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        },
+        sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: SECCOMP_RET_ALLOW,
+        },
+    ]
 }
 
 /// An unconditional rule for the same syscall and errno already covers it.
@@ -344,7 +391,10 @@ mod tests {
                 .any(|r| r.syscall == "clone" && r.when.is_some())
         );
         assert_eq!(p.rules.iter().filter(|r| r.syscall == "ioctl").count(), 2);
-        assert!(p.compile().is_ok_and(|progs| progs.len() == 3));
+        assert!(
+            p.compile().is_ok_and(|progs| progs.len() == 4),
+            "x32 + one per errno"
+        );
     }
 
     #[test]

@@ -111,6 +111,7 @@ int main(int argc, char **argv) {
     if (!strcmp(t, "perf")) return expect(syscall(SYS_perf_event_open, 0, 0, -1, -1, 0), EPERM, "perf_event_open");
     if (!strcmp(t, "personality")) return expect(personality(READ_IMPLIES_EXEC), EPERM, "personality(READ_IMPLIES_EXEC)");
     if (!strcmp(t, "userfaultfd")) return expect(syscall(SYS_userfaultfd, 0), EPERM, "userfaultfd");
+    if (!strcmp(t, "x32-abi")) return expect(syscall(0x40000000 | SYS_unshare, CLONE_NEWUSER), ENOSYS, "x32 syscall ABI (filter bypass)");
     if (!strcmp(t, "io-uring")) return expect(syscall(SYS_io_uring_setup, 1, 0), ENOSYS, "io_uring");
     if (!strcmp(t, "mknod")) return verdict(mknod("/tmp/sda", S_IFBLK | 0600, makedev(8, 0)) < 0, "create a device node");
     if (!strcmp(t, "dev-mem")) return verdict(open("/dev/mem", O_RDONLY) < 0 && open("/dev/sda", O_RDONLY) < 0, "open /dev/mem or a disk");
