@@ -292,8 +292,9 @@ impl SeccompPolicy {
 /// four-instruction program is written out by hand.
 fn x32_filter() -> BpfProgram {
     use seccompiler::sock_filter;
-    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const BPF_JMP_JGE_K: u16 = 0x05 | 0x30 | 0x00;
+    // BPF_LD | BPF_W | BPF_ABS, and BPF_JMP | BPF_JGE | BPF_K.
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JMP_JGE_K: u16 = 0x35;
     const BPF_RET_K: u16 = 0x06;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
     const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
