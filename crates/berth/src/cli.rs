@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -127,37 +127,7 @@ pub enum Command {
         after_help = "Examples:\n  berth run berth-demo\n  berth run berth-demo -- /bin/sh\n  \
         berth run --bind ~/Documents:/data:ro --env LANG=C.UTF-8 IMAGE -- ls /data"
     )]
-    Run {
-        /// Image name or ID
-        image: String,
-        /// Command and arguments (default: the image's entrypoint and cmd)
-        #[arg(last = true)]
-        command: Vec<String>,
-        /// Bind a host path: SRC:DST[:ro|:rw] (absolute paths)
-        #[arg(long, value_name = "SRC:DST[:ro]")]
-        bind: Vec<String>,
-        /// Set an environment variable
-        #[arg(long, short = 'e', value_name = "KEY=VALUE")]
-        env: Vec<String>,
-        /// Working directory inside the sandbox
-        #[arg(long, short = 'w', value_name = "DIR")]
-        workdir: Option<String>,
-        /// Share the host network (off by default)
-        #[arg(long)]
-        network: bool,
-        /// Memory limit, e.g. 512M or 2G (needs a cgroup)
-        #[arg(long, value_name = "SIZE")]
-        memory: Option<String>,
-        /// CPU weight 1-10000 (default 100; needs a cgroup)
-        #[arg(long, value_name = "N")]
-        cpu_weight: Option<u64>,
-        /// Maximum number of processes (needs a cgroup)
-        #[arg(long, value_name = "N")]
-        pids: Option<u64>,
-        /// Print the sandbox plan as JSON and do not run anything
-        #[arg(long)]
-        print_plan: bool,
-    },
+    Run(RunArgs),
     /// List running instances
     Ps {
         /// Print as JSON
@@ -190,4 +160,38 @@ pub enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+}
+
+/// Options of `berth run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Image name or ID
+    pub image: String,
+    /// Command and arguments (default: the image's entrypoint and cmd)
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    /// Bind a host path: SRC:DST[:ro|:rw] (absolute paths)
+    #[arg(long, value_name = "SRC:DST[:ro]")]
+    pub bind: Vec<String>,
+    /// Set an environment variable
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Share the host network (off by default)
+    #[arg(long)]
+    pub network: bool,
+    /// Memory limit, e.g. 512M or 2G (needs a cgroup)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU weight 1-10000 (default 100; needs a cgroup)
+    #[arg(long, value_name = "N")]
+    pub cpu_weight: Option<u64>,
+    /// Maximum number of processes (needs a cgroup)
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// Print the sandbox plan as JSON and do not run anything
+    #[arg(long)]
+    pub print_plan: bool,
 }

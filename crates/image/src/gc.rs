@@ -54,37 +54,35 @@ pub fn live_set(store: &Store, extra: &[Digest]) -> Result<Live> {
     Ok(live)
 }
 
+/// Remove every entry of `dir` not named by a digest in `keep`; returns the
+/// count and bytes freed.
+fn sweep(dir: &std::path::Path, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
+    let (mut n, mut freed) = (0, 0);
+    for e in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+        let e = e.ctx(|| format!("listing {}", dir.display()))?;
+        let live = e
+            .file_name()
+            .to_str()
+            .and_then(Digest::from_hex)
+            .is_some_and(|d| keep.contains(&d));
+        if !live {
+            freed += tree_size(&e.path());
+            remove_tree(&e.path())?;
+            n += 1;
+        }
+    }
+    Ok((n, freed))
+}
+
 pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
     let live = live_set(store, extra_roots)?;
     let mut r = GcReport::default();
-    let blobs = store.blobs_dir();
-    for e in fs::read_dir(&blobs).ctx(|| format!("listing {}", blobs.display()))? {
-        let e = e.ctx(|| format!("listing {}", blobs.display()))?;
-        let keep = e
-            .file_name()
-            .to_str()
-            .and_then(Digest::from_hex)
-            .is_some_and(|d| live.blobs.contains(&d));
-        if !keep {
-            r.bytes_freed += e.metadata().map(|m| m.len()).unwrap_or(0);
-            remove_tree(&e.path())?;
-            r.blobs_removed += 1;
-        }
-    }
-    let layers = store.layers_dir();
-    for e in fs::read_dir(&layers).ctx(|| format!("listing {}", layers.display()))? {
-        let e = e.ctx(|| format!("listing {}", layers.display()))?;
-        let keep = e
-            .file_name()
-            .to_str()
-            .and_then(Digest::from_hex)
-            .is_some_and(|d| live.layers.contains(&d));
-        if !keep {
-            r.bytes_freed += tree_size(&e.path());
-            remove_tree(&e.path())?;
-            r.layers_removed += 1;
-        }
-    }
+    let (n, freed) = sweep(&store.blobs_dir(), &live.blobs)?;
+    r.blobs_removed = n;
+    r.bytes_freed += freed;
+    let (n, freed) = sweep(&store.layers_dir(), &live.layers)?;
+    r.layers_removed = n;
+    r.bytes_freed += freed;
     let tmp = store.tmp_dir();
     for e in fs::read_dir(&tmp).ctx(|| format!("listing {}", tmp.display()))? {
         let e = e.ctx(|| format!("listing {}", tmp.display()))?;

@@ -10,20 +10,8 @@ use berth_sandbox::instance::{self, InstanceState};
 use berth_sandbox::plan::{BindSpec, HostInfo, ImageDefaults, Limits, RunRequest, parse_env};
 
 use super::{Ctx, state_dir};
+use crate::cli::RunArgs;
 use crate::ui;
-
-pub struct RunArgs {
-    pub image: String,
-    pub command: Vec<String>,
-    pub bind: Vec<String>,
-    pub env: Vec<String>,
-    pub workdir: Option<String>,
-    pub network: bool,
-    pub memory: Option<String>,
-    pub cpu_weight: Option<u64>,
-    pub pids: Option<u64>,
-    pub print_plan: bool,
-}
 
 fn new_instance_id() -> String {
     let mut b = [0u8; 6];
