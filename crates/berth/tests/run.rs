@@ -507,3 +507,58 @@ fn cgroup_named_after_the_app_with_limits() {
     let _ = child.wait();
     let _ = Command::new("true").status();
 }
+
+#[test]
+fn pid1_reaps_orphans() {
+    let env = setup();
+    // The subshell exits at once; its `sleep` is orphaned to pid 1, exits,
+    // and must not stay a zombie.
+    let out = stdout(&sh(&env, "(sleep 0.2 &); sleep 0.8; ps -o stat,comm"));
+    assert!(
+        !out.lines().any(|l| l.trim_start().starts_with('Z')),
+        "zombie left: {out}"
+    );
+}
+
+#[test]
+fn no_user_namespaces_is_a_clear_error() {
+    // bwrap --disable-userns gives berth a kernel view where creating a
+    // user namespace fails, as on hosts that forbid it.
+    if !have_tool("no_user_namespaces_is_a_clear_error", "bwrap") {
+        return;
+    }
+    let env = setup();
+    let bin = berth_bin();
+    let o = env
+        .cmd_raw("bwrap")
+        .args([
+            "--unshare-user",
+            "--disable-userns",
+            "--bind",
+            "/",
+            "/",
+            "--dev-bind",
+            "/dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--",
+        ])
+        .arg(&bin)
+        .args(["run", "bb:1", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot create a user namespace") && err.contains("user.max_user_namespaces"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("berth: error"))
+            .count(),
+        1,
+        "{err}"
+    );
+}
