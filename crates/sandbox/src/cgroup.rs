@@ -82,6 +82,9 @@ pub struct Cgroup {
     pub v2: Option<PathBuf>,
     /// The path desktops see (v2 path, or the name=systemd v1 path).
     pub display: String,
+    /// Created by systemd (a transient scope): systemd removes it.
+    #[serde(default)]
+    pub systemd: bool,
 }
 
 /// Create the instance cgroup and apply limits. `Err` is a one-line reason
@@ -258,6 +261,9 @@ impl Cgroup {
     }
 
     pub fn remove(&self) {
+        if self.systemd {
+            return;
+        }
         for d in self.dirs.iter().rev() {
             let _ = fs::remove_dir(d);
         }

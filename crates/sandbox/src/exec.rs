@@ -4,7 +4,7 @@
 //! berth (host)                sandbox pid 1 (new user/mnt/pid/... ns)     app
 //!  prepare scaffold, pipes
 //!  clone ───────────────────► wait for "go"
-//!  cgroup += pid, write state
+//!  cgroup += pid (hooks), state
 //!  "go" ────────────────────► uid/gid map, overlay root, /proc /dev /tmp,
 //!                             binds, pivot_root, hostname
 //!                             fork ─────────────────────────────────► setsid/tty, drop caps,
@@ -41,14 +41,20 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// Run the plan; `on_start` is called once the sandbox's pid 1 exists and
-/// is in its cgroup (to record instance state). Returns the exit code.
-pub fn run(
-    plan: &SandboxPlan,
-    prepared: &Prepared,
-    cgroup: Option<&crate::cgroup::Cgroup>,
-    on_start: &mut dyn FnMut(Pid),
-) -> Result<Outcome> {
+/// What the caller does around the start of a sandbox: cgroup placement
+/// (cgroupfs or systemd) and recording the instance.
+pub trait Hooks {
+    /// A v2 cgroup directory to start the sandbox in directly (clone3).
+    fn clone_into(&self) -> Option<PathBuf>;
+    /// Put the new sandbox (its pid 1, before the app starts) in its
+    /// cgroup(s). `in_v2`: clone3 already put it in `clone_into`.
+    fn place(&mut self, pid: Pid, in_v2: bool) -> std::result::Result<(), String>;
+    /// The sandbox is placed and the app is starting.
+    fn started(&mut self, pid: Pid);
+}
+
+/// Run the plan (after `prepare`). Returns how it ended.
+pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Result<Outcome> {
     let hardening = Hardening::of(plan)?;
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "creating a pipe".into())?;
@@ -85,7 +91,7 @@ pub fn run(
         }
     }
     // Start the child inside its v2 cgroup when the kernel allows it.
-    let cg_fd = cgroup.and_then(|c| c.v2.as_ref()).and_then(|d| {
+    let cg_fd = hooks.clone_into().and_then(|d| {
         rustix::fs::open(
             d,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -136,14 +142,14 @@ pub fn run(
     // "g": set up the sandbox. Meanwhile move it into the remaining
     // cgroups; "c": now start the app (so it is born in them).
     rustix::io::write(&go_w, b"g").ctx(|| "starting the sandbox".into())?;
-    if let Some(Err(e)) = cgroup.map(|cg| cg.add(child, placed_in_v2)) {
+    if let Err(e) = hooks.place(child, placed_in_v2) {
         let _ = rustix::process::kill_process(child, Signal::KILL);
         let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
         return Err(Error::Setup(e));
     }
     rustix::io::write(&go_w, b"c").ctx(|| "starting the sandbox".into())?;
     drop(go_w);
-    on_start(child);
+    hooks.started(child);
 
     let relay = console
         .and_then(|c| recv_fd(&c))

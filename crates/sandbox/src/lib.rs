@@ -10,6 +10,7 @@ pub mod instance;
 pub mod plan;
 pub mod seccomp;
 mod sys;
+pub mod systemd;
 
 pub use error::{Error, Result};
 pub use plan::{SandboxPlan, build};

@@ -4,10 +4,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use berth_image::layer::parse_size;
-use berth_sandbox::cgroup;
+use berth_sandbox::cgroup::{self, Cgroup};
 use berth_sandbox::exec;
 use berth_sandbox::instance::{self, InstanceState};
 use berth_sandbox::plan::{BindSpec, HostInfo, ImageDefaults, Limits, RunRequest, parse_env};
+use berth_sandbox::systemd;
+use rustix::process::Pid;
 
 use super::{Ctx, state_dir};
 use crate::cli::RunArgs;
@@ -130,33 +132,37 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let prepared = exec::prepare(&plan)?;
-    let cg = match cgroup::create(&plan.cgroup.name, &limits) {
-        Ok(cg) => Some(cg),
-        Err(why) => {
-            let what = if limits == Limits::default() {
-                "resource limits and the freezer are"
-            } else {
-                "the requested limits are"
-            };
-            if limits != Limits::default() {
-                anyhow::bail!("cannot apply resource limits: {why}");
+    // systemd hosts: a transient scope through systemd; otherwise cgroupfs.
+    let placement = match systemd::detect() {
+        Some(bus) => Placement::Systemd(bus),
+        None => match cgroup::create(&plan.cgroup.name, &limits) {
+            Ok(cg) => Placement::Fs(cg),
+            Err(why) if limits != Limits::default() => {
+                anyhow::bail!("cannot apply resource limits: {why}")
             }
-            ui::warn(&format!("warning: {what} unavailable: {why}"));
-            None
-        }
+            Err(why) => {
+                ui::warn(&format!(
+                    "warning: resource limits and the freezer are unavailable: {why}"
+                ));
+                Placement::None
+            }
+        },
     };
-    let state_dir = req.host.state_dir.clone();
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut on_start = |pid: rustix::process::Pid| {
-        let st = InstanceState {
+    let mut hooks = RunHooks {
+        placement,
+        cgroup: None,
+        limits,
+        state_dir: req.host.state_dir.clone(),
+        state: InstanceState {
             id: plan.instance_id.clone(),
             name: plan.name.clone(),
             image: name.clone(),
-            pid: pid.as_raw_nonzero().get(),
-            start_ticks: instance::start_ticks(pid.as_raw_nonzero().get()).unwrap_or(0),
+            pid: 0,
+            start_ticks: 0,
             started_unix: started,
             argv: plan.argv.clone(),
             env: plan
@@ -165,18 +171,84 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             cwd: plan.cwd.clone(),
-            cgroup: cg.clone(),
+            cgroup: None,
             paused: false,
-        };
-        if let Err(e) = st.save(&state_dir) {
-            ui::warn(&format!("warning: instance state not recorded: {e}"));
-        }
+        },
+        cgroup_name: plan.cgroup.name.clone(),
     };
-    let res = exec::run(&plan, &prepared, cg.as_ref(), &mut on_start);
-    instance::cleanup(&plan.instance_dir, cg.as_ref());
+    let res = exec::run(&plan, &prepared, &mut hooks);
+    let placed = hooks.cgroup.take().or(match hooks.placement {
+        Placement::Fs(cg) => Some(cg),
+        _ => None,
+    });
+    instance::cleanup(&plan.instance_dir, placed.as_ref());
     let out = res?;
     if let Some(msg) = &out.error {
         ui::error(msg);
     }
     Ok(ExitCode::from(out.code.clamp(0, 255) as u8))
+}
+
+enum Placement {
+    None,
+    Fs(Cgroup),
+    Systemd(systemd::Bus),
+}
+
+struct RunHooks {
+    placement: Placement,
+    /// Where the instance ended up.
+    cgroup: Option<Cgroup>,
+    limits: Limits,
+    cgroup_name: String,
+    state_dir: std::path::PathBuf,
+    state: InstanceState,
+}
+
+impl exec::Hooks for RunHooks {
+    fn clone_into(&self) -> Option<std::path::PathBuf> {
+        match &self.placement {
+            Placement::Fs(cg) => cg.v2.clone(),
+            _ => None,
+        }
+    }
+
+    fn place(&mut self, pid: Pid, in_v2: bool) -> Result<(), String> {
+        match &self.placement {
+            Placement::None => Ok(()),
+            Placement::Fs(cg) => {
+                cg.add(pid, in_v2)?;
+                self.cgroup = Some(cg.clone());
+                Ok(())
+            }
+            Placement::Systemd(bus) => {
+                let raw = pid.as_raw_nonzero().get() as u32;
+                match systemd::start_scope(bus, &self.cgroup_name, raw, &self.limits) {
+                    Ok(cg) => {
+                        self.cgroup = Some(cg);
+                        Ok(())
+                    }
+                    Err(e) if self.limits != Limits::default() => {
+                        Err(format!("cannot apply resource limits: {e}"))
+                    }
+                    Err(e) => {
+                        ui::warn(&format!(
+                            "warning: resource limits and the freezer are unavailable: {e}"
+                        ));
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn started(&mut self, pid: Pid) {
+        let raw = pid.as_raw_nonzero().get();
+        self.state.pid = raw;
+        self.state.start_ticks = instance::start_ticks(raw).unwrap_or(0);
+        self.state.cgroup = self.cgroup.clone();
+        if let Err(e) = self.state.save(&self.state_dir) {
+            ui::warn(&format!("warning: instance state not recorded: {e}"));
+        }
+    }
 }
