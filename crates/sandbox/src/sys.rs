@@ -44,15 +44,11 @@ pub fn clone_process(ns_flags: libc::c_int) -> io::Result<Fork> {
 /// before /proc stopped describing them (after joining a mount namespace).
 pub fn clone_checked(ns_flags: libc::c_int) -> io::Result<Fork> {
     let flags = (ns_flags | libc::SIGCHLD) as libc::c_ulong;
-    // SAFETY: clone(2) with a null stack and without CLONE_VM, CLONE_SETTLS
-    // or CLONE_*TID behaves like fork(2): the child gets its own copy of
-    // the address space and returns here with 0. Sound because:
-    // 1. the process is single-threaded (checked just above), so no other
-    //    thread can hold a lock (allocator, stdio) the child would inherit
-    //    in a locked state;
-    // 2. no memory, TLS or file table is shared (no CLONE_VM/SETTLS/FILES);
-    // 3. the unused arguments (stack, ptid, ctid, tls) are 0, which the
-    //    kernel reads as "none".
+    // clone(2) with a null stack and without CLONE_VM, CLONE_SETTLS or
+    // CLONE_*TID is fork(2): the child returns here with 0 in its own copy
+    // of the address space.
+    // SAFETY: the caller ensured a single thread (no lock inherited held);
+    // nothing is shared (no VM/SETTLS/FILES flags); unused args are 0.
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     match ret {
         -1 => Err(io::Error::last_os_error()),
@@ -67,10 +63,10 @@ pub fn clone_checked(ns_flags: libc::c_int) -> io::Result<Fork> {
 /// flags (CLONE_FILES, CLONE_FS) change what fds or paths mean under the
 /// caller's feet; a cgroup namespace does neither.
 pub fn unshare_cgroup_ns() -> io::Result<()> {
-    // SAFETY: CLONE_NEWCGROUP only changes how /proc/self/cgroup and new
-    // cgroupfs mounts are rooted; no file descriptor, memory or path the
-    // process holds changes meaning, which is the invariant unshare_unsafe
-    // asks callers to uphold.
+    // CLONE_NEWCGROUP only changes how /proc/self/cgroup and new cgroupfs
+    // mounts are rooted.
+    // SAFETY: no fd, memory or path the process holds changes meaning, the
+    // invariant unshare_unsafe asks callers to uphold.
     unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWCGROUP) }
         .map_err(Into::into)
 }
@@ -110,12 +106,10 @@ pub fn clone_into_cgroup(
         cgroup: cgroup_dir.as_raw_fd() as u64,
         ..Default::default()
     };
-    // SAFETY: clone3 with a zero stack and no CLONE_VM/CLONE_SETTLS/
-    // CLONE_*TID/CLONE_PIDFD flags behaves like fork(2), with the same
-    // invariants as `clone_checked` (single-threaded, checked above; no
-    // shared memory, TLS or file table). `args` is a valid, initialized
-    // clone_args of the size passed, borrowed only for the call; the cgroup
-    // fd stays open for its duration (borrowed from the caller).
+    // clone3 with a zero stack and no VM/SETTLS/*TID/PIDFD flags is fork(2).
+    // SAFETY: single-threaded (checked above), nothing shared; `args` is a
+    // valid clone_args of the size passed, and the cgroup fd is borrowed
+    // open for the call.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
