@@ -313,21 +313,6 @@ fn clear_errors() {
     );
 }
 
-fn wait_for_instance(env: &Env) -> serde_json::Value {
-    let t = Instant::now();
-    loop {
-        let v: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--json"])).unwrap();
-        if v.as_array().unwrap().len() == 1 {
-            return v[0].clone();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "instance never showed up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn ps_pause_resume_enter_kill() {
     let env = setup();

@@ -10,7 +10,6 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use common::*;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
@@ -144,15 +143,7 @@ fn scope_created_through_systemd() {
         ])
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    let inst = loop {
-        let v: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--json"])).unwrap();
-        if let Some(i) = v.as_array().unwrap().first() {
-            break i.clone();
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "no instance");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let inst = wait_for_instance(&env);
     let id = inst["id"].as_str().unwrap().to_owned();
     let unit = format!("app-berth-bb-{id}.scope");
     let cg = inst["cgroup"].as_str().unwrap();

@@ -519,3 +519,19 @@ pub fn busybox_image(env: &Env, name: &str, extra: Vec<E>) {
         .unwrap(),
     ]);
 }
+
+/// Wait until exactly one instance is listed by `berth ps`; return it.
+pub fn wait_for_instance(env: &Env) -> serde_json::Value {
+    let t = std::time::Instant::now();
+    loop {
+        let v: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--json"])).unwrap();
+        if v.as_array().unwrap().len() == 1 {
+            return v[0].clone();
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "instance never showed up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
