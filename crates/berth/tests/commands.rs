@@ -231,3 +231,49 @@ fn quiet_without_terminal() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn inspect_shows_the_app_and_its_permission_review() {
+    let env = Env::new();
+    let mut img = Img::new(vec![(simple_layer("p"), Comp::Gzip)]).named("app/viewer:1");
+    img.labels
+        .insert("org.berth.app.id".into(), "org.example.Viewer".into());
+    img.labels
+        .insert("org.berth.app.name".into(), "Viewer".into());
+    img.labels.insert(
+        "org.berth.app.permissions".into(),
+        "socket=wayland;share=network;filesystem=home;socket=pulseaudio".into(),
+    );
+    env.ok(&[
+        "import",
+        env.write("v.tar", &img.oci_archive()).to_str().unwrap(),
+    ]);
+    let out = env.ok(&["inspect", "app/viewer:1"]);
+    assert!(
+        out.contains("App:          Viewer (org.example.Viewer)"),
+        "{out}"
+    );
+    let home = out.find("Read and write your whole home folder").unwrap();
+    let net = out.find("Full network access").unwrap();
+    let wayland = out.find("Show windows on your display (Wayland)").unwrap();
+    assert!(home < net && net < wayland, "ranked by risk: {out}");
+    assert!(out.contains("Use your microphone and speakers"));
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "app/viewer:1", "--json"])).unwrap();
+    assert_eq!(v["app"]["id"], "org.example.Viewer");
+
+    // A bad label is reported, not fatal.
+    let mut bad = Img::new(vec![(simple_layer("q"), Comp::Gzip)]).named("app/bad:1");
+    bad.labels
+        .insert("org.berth.app.id".into(), "org.example.Bad".into());
+    bad.labels.insert(
+        "org.berth.app.permissions".into(),
+        "socket=everything".into(),
+    );
+    env.ok(&[
+        "import",
+        env.write("b.tar", &bad.oci_archive()).to_str().unwrap(),
+    ]);
+    let out = env.ok(&["inspect", "app/bad:1"]);
+    assert!(out.contains("App:          invalid: label org.berth.app.permissions: invalid permission \"socket=everything\""), "{out}");
+}

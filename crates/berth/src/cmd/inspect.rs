@@ -30,6 +30,10 @@ struct Inspect {
     cmd: Vec<String>,
     working_dir: Option<String>,
     labels: BTreeMap<String, String>,
+    /// The app the labels declare, if any (see docs/app-labels.md).
+    app: Option<berth_app::AppMeta>,
+    /// Why the labels do not make a valid app.
+    app_error: Option<String>,
     layers: Vec<Layer>,
     size: u64,
 }
@@ -52,6 +56,12 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
             size: l.size(),
         })
         .collect();
+    let labels: BTreeMap<String, String> =
+        c.labels().clone().unwrap_or_default().into_iter().collect();
+    let (app, app_error) = match berth_app::AppMeta::from_labels(&labels) {
+        Ok(a) => (a, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let info = Inspect {
         id: entry.digest.short().to_owned(),
         digest: entry.digest.to_string(),
@@ -69,7 +79,9 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
         entrypoint: c.entrypoint().clone().unwrap_or_default(),
         cmd: c.cmd().clone().unwrap_or_default(),
         working_dir: c.working_dir().clone(),
-        labels: c.labels().clone().unwrap_or_default().into_iter().collect(),
+        labels,
+        app,
+        app_error,
         size: layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config().size(),
         layers,
     };
@@ -113,6 +125,26 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
         for (k, v) in &info.labels {
             println!("  {k}={v}");
         }
+    }
+    if let Some(a) = &info.app {
+        println!("App:          {} ({})", a.name, a.id);
+        let review = a.permissions.review();
+        if review.is_empty() {
+            println!("Permissions:  none (fully sandboxed)");
+        } else {
+            println!("Permissions:");
+            for l in review {
+                println!(
+                    "  {:<12} {}  [{}]",
+                    l.risk.to_string(),
+                    l.description,
+                    l.permission
+                );
+            }
+        }
+    }
+    if let Some(e) = &info.app_error {
+        println!("App:          invalid: {e}");
     }
     println!("Layers:");
     for l in &info.layers {

@@ -1,0 +1,193 @@
+//! App metadata from image config labels (`org.berth.app.*`), so a
+//! Dockerfile author needs only `LABEL` lines. See docs/app-labels.md.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::permissions::{ParseError, PermissionSet};
+
+pub const LABEL_ID: &str = "org.berth.app.id";
+pub const LABEL_NAME: &str = "org.berth.app.name";
+pub const LABEL_COMMAND: &str = "org.berth.app.command";
+pub const LABEL_PERMISSIONS: &str = "org.berth.app.permissions";
+pub const LABEL_DESKTOP: &str = "org.berth.app.desktop";
+pub const LABEL_ICON: &str = "org.berth.app.icon";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MetaError {
+    #[error(
+        "label {LABEL_ID} = {0:?} is not an app ID like org.example.App (3 or more dot-separated parts of letters, digits, _ and -)"
+    )]
+    BadId(String),
+    #[error("label {LABEL_COMMAND}: {0}")]
+    BadCommand(String),
+    #[error("label {LABEL_PERMISSIONS}: {0}")]
+    BadPermissions(#[from] ParseError),
+    #[error("label {LABEL_DESKTOP}: {0}")]
+    BadDesktop(String),
+    #[error("label {LABEL_ICON} = {0:?} must be an absolute path inside the image")]
+    BadIcon(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AppMeta {
+    pub id: String,
+    pub name: String,
+    /// Empty: the image's entrypoint and cmd.
+    pub command: Vec<String>,
+    pub permissions: PermissionSet,
+    pub desktop: Option<String>,
+    pub icon: Option<String>,
+}
+
+/// Flatpak's rules for application IDs.
+pub fn valid_app_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('.').collect();
+    id.len() <= 255
+        && parts.len() >= 3
+        && parts.iter().all(|p| {
+            p.as_bytes()
+                .first()
+                .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
+}
+
+impl AppMeta {
+    /// `Ok(None)`: the image declares no app (no `org.berth.app.id`).
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Option<AppMeta>, MetaError> {
+        let Some(id) = labels.get(LABEL_ID).map(|s| s.trim().to_owned()) else {
+            return Ok(None);
+        };
+        if !valid_app_id(&id) {
+            return Err(MetaError::BadId(id));
+        }
+        let command = match labels.get(LABEL_COMMAND).map(|s| s.trim()) {
+            None | Some("") => Vec::new(),
+            // A JSON array for arguments with spaces, else words.
+            Some(c) if c.starts_with('[') => serde_json::from_str::<Vec<String>>(c)
+                .map_err(|e| MetaError::BadCommand(format!("not a JSON array of strings: {e}")))?,
+            Some(c) => c.split_whitespace().map(str::to_owned).collect(),
+        };
+        if command
+            .first()
+            .is_some_and(|c| c.is_empty() || c.contains('\0'))
+        {
+            return Err(MetaError::BadCommand("empty program name".into()));
+        }
+        let permissions =
+            PermissionSet::parse_list(labels.get(LABEL_PERMISSIONS).map_or("", String::as_str))?;
+        let desktop = labels
+            .get(LABEL_DESKTOP)
+            .filter(|d| !d.trim().is_empty())
+            .cloned();
+        if desktop
+            .as_ref()
+            .is_some_and(|d| !d.lines().any(|l| l.trim() == "[Desktop Entry]"))
+        {
+            return Err(MetaError::BadDesktop(
+                "missing the [Desktop Entry] group".into(),
+            ));
+        }
+        let icon = labels
+            .get(LABEL_ICON)
+            .filter(|i| !i.trim().is_empty())
+            .cloned();
+        if let Some(i) = icon
+            .as_ref()
+            .filter(|i| !i.starts_with('/') || i.split('/').any(|c| c == ".."))
+        {
+            return Err(MetaError::BadIcon(i.clone()));
+        }
+        let name = labels
+            .get(LABEL_NAME)
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| id.clone());
+        Ok(Some(AppMeta {
+            id,
+            name,
+            command,
+            permissions,
+            desktop,
+            icon,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_all_labels() {
+        let m = AppMeta::from_labels(&labels(&[
+            (LABEL_ID, "org.example.Viewer"),
+            (LABEL_NAME, "Viewer"),
+            (LABEL_COMMAND, r#"["/usr/bin/viewer", "--new window"]"#),
+            (
+                LABEL_PERMISSIONS,
+                "socket=wayland;filesystem=xdg-pictures:ro",
+            ),
+            (
+                LABEL_DESKTOP,
+                "[Desktop Entry]\nName=Viewer\nExec=viewer %f\n",
+            ),
+            (
+                LABEL_ICON,
+                "/usr/share/icons/hicolor/128x128/apps/org.example.Viewer.png",
+            ),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("an app"));
+        assert_eq!(m.command, vec!["/usr/bin/viewer", "--new window"]);
+        assert_eq!(m.permissions.0.len(), 2);
+        assert_eq!(m.name, "Viewer");
+    }
+
+    #[test]
+    fn plain_images_are_not_apps_and_defaults_apply() {
+        assert_eq!(AppMeta::from_labels(&labels(&[("other", "x")])), Ok(None));
+        let m = AppMeta::from_labels(&labels(&[
+            (LABEL_ID, "org.berth.Demo"),
+            (LABEL_COMMAND, "/bin/demo --flag"),
+        ]))
+        .ok()
+        .flatten();
+        let m = m.unwrap_or_else(|| panic!("an app"));
+        assert_eq!(m.name, "org.berth.Demo");
+        assert_eq!(m.command, vec!["/bin/demo", "--flag"]);
+        assert!(m.permissions.0.is_empty());
+    }
+
+    #[test]
+    fn refuses_bad_labels() {
+        for (k, v) in [
+            (LABEL_ID, "demo"),
+            (LABEL_ID, "org.example"),
+            (LABEL_ID, "org.1example.App"),
+            (LABEL_ID, "org.example.App/../x"),
+            (LABEL_PERMISSIONS, "socket=everything"),
+            (LABEL_COMMAND, "[not json"),
+            (LABEL_DESKTOP, "Name=x"),
+            (LABEL_ICON, "relative.png"),
+            (LABEL_ICON, "/usr/../../etc/shadow"),
+        ] {
+            let mut l = labels(&[(LABEL_ID, "org.example.App")]);
+            l.insert(k.to_owned(), v.to_owned());
+            assert!(
+                AppMeta::from_labels(&l).is_err(),
+                "{k}={v:?} should be refused"
+            );
+        }
+    }
+}
