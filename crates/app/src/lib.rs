@@ -2,8 +2,11 @@
 //! labels and the permission model (Flatpak's vocabulary). Pure parsers;
 //! no I/O.
 
+pub mod deploy;
+pub mod grants;
 pub mod metadata;
 pub mod permissions;
+pub mod xauth;
 
 pub use metadata::AppMeta;
 pub use permissions::{Permission, PermissionSet, Risk};

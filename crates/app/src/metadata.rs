@@ -79,10 +79,11 @@ impl AppMeta {
         }
         let permissions =
             PermissionSet::parse_list(labels.get(LABEL_PERMISSIONS).map_or("", String::as_str))?;
+        // LABEL values usually carry newlines as `\n` escapes.
         let desktop = labels
             .get(LABEL_DESKTOP)
             .filter(|d| !d.trim().is_empty())
-            .cloned();
+            .map(|d| d.replace("\\n", "\n"));
         if desktop
             .as_ref()
             .is_some_and(|d| !d.lines().any(|l| l.trim() == "[Desktop Entry]"))
@@ -167,6 +168,19 @@ mod tests {
         assert_eq!(m.name, "org.berth.Demo");
         assert_eq!(m.command, vec!["/bin/demo", "--flag"]);
         assert!(m.permissions.0.is_empty());
+    }
+
+    #[test]
+    fn desktop_entries_may_use_escaped_newlines() {
+        let m = AppMeta::from_labels(&labels(&[
+            (LABEL_ID, "org.example.App"),
+            (LABEL_DESKTOP, "[Desktop Entry]\\nName=App\\nExec=app\\n"),
+        ]));
+        let d = m.ok().flatten().and_then(|m| m.desktop).unwrap_or_default();
+        assert_eq!(
+            d.lines().collect::<Vec<_>>(),
+            vec!["[Desktop Entry]", "Name=App", "Exec=app"]
+        );
     }
 
     #[test]

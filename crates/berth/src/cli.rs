@@ -128,6 +128,65 @@ pub enum Command {
         berth run --bind ~/Documents:/data:ro --env LANG=C.UTF-8 IMAGE -- ls /data"
     )]
     Run(RunArgs),
+    /// Install an app: review its permissions, consent, deploy, add it to the menu
+    #[command(long_about = "Install an app from an image.\n\n\
+        SOURCE is an archive or OCI directory (imported first) or an image already in \
+        the store. The image must declare an app with org.berth.app.* labels (see \
+        docs/app-labels.md). berth shows the app's name, ID and size and the \
+        permissions it asks for in plain words, highest risk first, and asks for \
+        consent; a reinstall or upgrade asks again only about new permissions. \
+        The desktop entry and icon are exported to $BERTH_HOME/exports/share.")]
+    Install {
+        /// Archive, OCI directory, or image name/ID
+        source: String,
+        /// Consent without asking (for scripts)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Remove an installed app (its data stays unless --delete-data)
+    Uninstall {
+        /// App ID
+        app: String,
+        /// Also delete the app's private data
+        #[arg(long)]
+        delete_data: bool,
+    },
+    /// List installed apps
+    List {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an installed app
+    Info {
+        /// App ID
+        app: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an app's effective permissions and where each comes from
+    Permissions {
+        /// App ID
+        app: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant or revoke permissions for an app, layered over the image's
+    Override {
+        /// App ID
+        app: String,
+        /// Permission to add, e.g. filesystem=xdg-documents:ro
+        #[arg(long, value_name = "PERMISSION")]
+        grant: Vec<String>,
+        /// Permission to take away, e.g. share=network
+        #[arg(long, value_name = "PERMISSION")]
+        revoke: Vec<String>,
+        /// Drop all overrides for the app
+        #[arg(long, conflicts_with_all = ["grant", "revoke"])]
+        reset: bool,
+    },
     /// List running instances
     Ps {
         /// Print as JSON

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod desktop;
 mod ui;
 
 use std::process::ExitCode;

@@ -293,6 +293,25 @@ impl Store {
         Err(Error::NotFound(s.to_owned()))
     }
 
+    /// An image by manifest digest, named or not (apps keep their images
+    /// by digest; gc treats those as roots).
+    pub fn entry_by_digest(&self, d: &Digest) -> Result<ImageEntry> {
+        let size = fs::metadata(self.blob_path(d))
+            .map_err(|_| Error::NotFound(d.to_string()))?
+            .len();
+        let names = self
+            .images()?
+            .into_iter()
+            .find(|e| &e.digest == d)
+            .map(|e| e.names)
+            .unwrap_or_default();
+        Ok(ImageEntry {
+            digest: d.clone(),
+            size,
+            names,
+        })
+    }
+
     pub fn load_manifest(&self, d: &Digest) -> Result<ImageManifest> {
         let bytes = self.read_blob(d, MAX_MANIFEST_BYTES)?;
         parse_json(&bytes, &format!("manifest {d}"))

@@ -522,6 +522,18 @@ fn apply_mount(root: &Path, m: &Mount) -> Result<()> {
             readonly,
         } => {
             let d = inside(root, dest);
+            // Mount points under the sandbox's own tmpfs mounts (/dev, /run,
+            // /tmp, a tmpfs home) are made here; the scaffold has the rest.
+            if std::fs::symlink_metadata(&d).is_err() {
+                let made = if src.is_dir() {
+                    fs::create_dir_all(&d)
+                } else {
+                    d.parent()
+                        .map_or(Ok(()), fs::create_dir_all)
+                        .and_then(|()| fs::write(&d, b""))
+                };
+                made.ctx(|| format!("creating the mount point {}", dest.display()))?;
+            }
             rustix::mount::mount_bind_recursive(src, &d)
                 .ctx(|| format!("binding {} to {}", src.display(), dest.display()))?;
             if *readonly {

@@ -25,6 +25,12 @@ pub struct RunRequest {
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     pub network: bool,
+    /// Share the host's IPC namespace (`share=ipc`).
+    pub share_ipc: bool,
+    /// Allow ptrace and perf (`allow=devel`).
+    pub devel: bool,
+    /// A host directory to use as the (persistent) home; else an empty tmpfs.
+    pub home_source: Option<PathBuf>,
     pub limits: Limits,
     pub host: HostInfo,
 }
@@ -312,11 +318,18 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             dest: "/run".into(),
             mode: 0o755,
         },
-        Mount::Tmpfs {
+    ];
+    mounts.push(match &req.home_source {
+        Some(src) => Mount::Bind {
+            src: src.clone(),
+            dest: home.clone(),
+            readonly: false,
+        },
+        None => Mount::Tmpfs {
             dest: home.clone(),
             mode: 0o700,
         },
-    ];
+    });
     for b in &req.binds {
         let rel = b.dest.strip_prefix("/").unwrap_or(&b.dest).to_path_buf();
         // The mount point's kind follows the source; decided at run time
@@ -355,7 +368,7 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             user: true,
             mount: true,
             pid: true,
-            ipc: true,
+            ipc: !req.share_ipc,
             uts: true,
             net: !req.network,
             cgroup: true,
@@ -364,7 +377,7 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
         instance_dir,
         scaffold,
         mounts,
-        seccomp: SeccompPolicy::default_policy(false),
+        seccomp: SeccompPolicy::default_policy(req.devel),
         tty: h.tty,
         no_new_privs: true,
         drop_all_capabilities: true,
@@ -391,6 +404,9 @@ mod tests {
             env: vec![],
             workdir: None,
             network: false,
+            share_ipc: false,
+            devel: false,
+            home_source: None,
             limits: Limits::default(),
             host: HostInfo {
                 uid: 1000,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod apps;
 mod export;
 mod fsck;
 mod gc;
@@ -66,6 +67,16 @@ pub fn state_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// Images that installed apps (and their rollback deployments) use: gc
+/// roots besides index.json.
+pub fn live_app_images(ctx: &Ctx) -> anyhow::Result<Vec<berth_image::Digest>> {
+    berth_app::deploy::AppStore::new(ctx.store.root())
+        .live_images()
+        .iter()
+        .map(|d| Ok(berth_image::Digest::parse(d)?))
+        .collect()
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(cli.home)?;
     match cli.command {
@@ -83,6 +94,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc { json } => gc::run(&ctx, json),
         Command::Fsck { json } => fsck::run(&ctx, json),
         Command::Run(args) => run::run(&ctx, args),
+        Command::Install { source, yes } => apps::install(&ctx, &source, yes),
+        Command::Uninstall { app, delete_data } => apps::uninstall(&ctx, &app, delete_data),
+        Command::List { json } => apps::list(&ctx, json),
+        Command::Info { app, json } => apps::info(&ctx, &app, json),
+        Command::Permissions { app, json } => apps::permissions(&ctx, &app, json),
+        Command::Override {
+            app,
+            grant,
+            revoke,
+            reset,
+        } => apps::override_(&ctx, &app, grant, revoke, reset),
         Command::Ps { json } => instances::ps(json),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),

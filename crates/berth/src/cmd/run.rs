@@ -3,6 +3,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use berth_app::deploy::{AppStore, effective};
+use berth_app::metadata::valid_app_id;
+use berth_app::{grants, xauth};
 use berth_image::layer::parse_size;
 use berth_sandbox::cgroup::{self, Cgroup};
 use berth_sandbox::exec;
@@ -66,9 +69,26 @@ fn host_info(state_dir: std::path::PathBuf) -> HostInfo {
 }
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
+    // An installed app ID runs that app; anything else names an image.
+    let apps = AppStore::new(ctx.store.root());
+    let app = if valid_app_id(&a.image) {
+        apps.current(&a.image)?
+    } else {
+        None
+    };
     let (entry, image) = {
         let _lock = ctx.lock_shared()?;
-        let entry = ctx.store.resolve(&a.image)?;
+        let entry = match &app {
+            Some(d) => berth_image::Digest::parse(&d.image)
+                .and_then(|digest| ctx.store.entry_by_digest(&digest))
+                .with_context(|| {
+                    format!(
+                        "the image of {} is gone from the store; reinstall it",
+                        d.app_id
+                    )
+                })?,
+            None => ctx.store.resolve(&a.image)?,
+        };
         let image = ctx.store.load_image(&entry)?;
         (entry, image)
     };
@@ -78,7 +98,13 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|d| ctx.store.layer_path(d))
         .collect();
     let c = image.config.config().clone().unwrap_or_default();
-    let limits = Limits {
+    if let Some(w) = a.cpu_weight {
+        anyhow::ensure!(
+            (1..=10_000).contains(&w),
+            "--cpu-weight must be between 1 and 10000"
+        );
+    }
+    let mut limits = Limits {
         memory: a
             .memory
             .as_deref()
@@ -88,20 +114,104 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         cpu_weight: a.cpu_weight,
         pids: a.pids,
     };
-    if let Some(w) = a.cpu_weight {
-        anyhow::ensure!(
-            (1..=10_000).contains(&w),
-            "--cpu-weight must be between 1 and 10000"
-        );
-    }
-    let name = entry
-        .names
-        .first()
-        .cloned()
-        .unwrap_or_else(|| a.image.clone());
+    let instance_id = new_instance_id();
+    let state = state_dir()?;
+    let mut binds: Vec<BindSpec> = a
+        .bind
+        .iter()
+        .map(|b| BindSpec::parse(b))
+        .collect::<Result<_, _>>()?;
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut command = a.command;
+    let (mut network, mut share_ipc, mut devel, mut home_source) = (a.network, false, false, None);
+    let name = match &app {
+        Some(d) => {
+            let perms: Vec<_> = effective(&d.granted(), &apps.overrides(&d.app_id)?)?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            let host = host_env();
+            let g = grants::compute(&perms, &host);
+            for u in &g.unavailable {
+                ui::warn(&format!("warning: {u}"));
+            }
+            for b in &g.binds {
+                if b.create {
+                    std::fs::create_dir_all(&b.src)
+                        .with_context(|| format!("creating {}", b.src.display()))?;
+                }
+                if b.src.exists() {
+                    binds.push(BindSpec {
+                        src: b.src.clone(),
+                        dest: b.dest.clone(),
+                        readonly: b.readonly,
+                    });
+                } else {
+                    ui::warn(&format!(
+                        "warning: {} does not exist on this computer; not granted",
+                        b.src.display()
+                    ));
+                }
+            }
+            // Look native: same machine-id and time zone as the desktop.
+            for f in ["/etc/machine-id", "/etc/localtime"] {
+                if let Ok(real) = std::fs::canonicalize(f) {
+                    binds.push(BindSpec {
+                        src: real,
+                        dest: f.into(),
+                        readonly: true,
+                    });
+                }
+            }
+            let xauth = match g.x11_display {
+                Some(n) => filtered_xauthority(&host, n, &state, &instance_id)?,
+                None => None,
+            };
+            if let Some(x) = xauth {
+                let inner = grants::inner_runtime_dir(host.uid).join("Xauthority");
+                binds.push(BindSpec {
+                    src: x,
+                    dest: inner.clone(),
+                    readonly: true,
+                });
+                env.push(("XAUTHORITY".into(), inner.display().to_string()));
+            }
+            env.extend(g.env);
+            network |= g.network;
+            share_ipc = g.ipc;
+            devel = g.devel;
+            limits.memory = limits.memory.or(g.memory);
+            limits.cpu_weight = limits.cpu_weight.or(g.cpu_weight);
+            limits.pids = limits.pids.or(g.pids);
+            // App arguments follow the app's own command.
+            if !d.command.is_empty() {
+                command = d.command.iter().cloned().chain(command).collect();
+            } else if !command.is_empty() {
+                let mut base = c.entrypoint().clone().unwrap_or_default();
+                base.extend(c.cmd().clone().unwrap_or_default());
+                command = base.into_iter().chain(command).collect();
+            }
+            let data = super::apps::data_dir(ctx.store.root(), &d.app_id);
+            std::fs::create_dir_all(&data)
+                .with_context(|| format!("creating {}", data.display()))?;
+            home_source = Some(data);
+            d.app_id.clone()
+        }
+        None => entry
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| a.image.clone()),
+    };
+    env.extend(
+        a.env
+            .iter()
+            .map(|e| parse_env(e))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     let req = RunRequest {
         name: name.clone(),
-        instance_id: new_instance_id(),
+        instance_id,
         layers,
         image: ImageDefaults {
             env: c.env().clone().unwrap_or_default(),
@@ -109,21 +219,16 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             cmd: c.cmd().clone().unwrap_or_default(),
             working_dir: c.working_dir().clone(),
         },
-        command: a.command,
-        binds: a
-            .bind
-            .iter()
-            .map(|b| BindSpec::parse(b))
-            .collect::<Result<_, _>>()?,
-        env: a
-            .env
-            .iter()
-            .map(|e| parse_env(e))
-            .collect::<Result<_, _>>()?,
+        command,
+        binds,
+        env,
         workdir: a.workdir,
-        network: a.network,
+        network,
+        share_ipc,
+        devel,
+        home_source,
         limits: limits.clone(),
-        host: host_info(state_dir()?),
+        host: host_info(state),
     };
     let plan = berth_sandbox::build(&req)?;
     if a.print_plan {
@@ -251,4 +356,75 @@ impl exec::Hooks for RunHooks {
             ui::warn(&format!("warning: instance state not recorded: {e}"));
         }
     }
+}
+
+/// The host's display, sound and folder facts, for app grants.
+fn host_env() -> grants::HostEnv {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let home = std::path::PathBuf::from(var("HOME").unwrap_or_else(|| "/".into()));
+    let runtime_dir = var("XDG_RUNTIME_DIR").map(std::path::PathBuf::from);
+    let config =
+        var("XDG_CONFIG_HOME").map_or_else(|| home.join(".config"), std::path::PathBuf::from);
+    let xdg_dirs = std::fs::read_to_string(config.join("user-dirs.dirs"))
+        .map(|t| grants::parse_user_dirs(&t, &home))
+        .unwrap_or_default();
+    let existing = |p: std::path::PathBuf| p.exists().then_some(p);
+    let pulse_socket = var("PULSE_SERVER")
+        .and_then(|s| s.strip_prefix("unix:").map(std::path::PathBuf::from))
+        .or_else(|| runtime_dir.as_ref().map(|r| r.join("pulse/native")))
+        .and_then(existing);
+    let session_bus = var("DBUS_SESSION_BUS_ADDRESS")
+        .and_then(|a| {
+            a.split(',')
+                .find_map(|p| p.strip_prefix("unix:path=").map(std::path::PathBuf::from))
+        })
+        .or_else(|| runtime_dir.as_ref().map(|r| r.join("bus")))
+        .and_then(existing);
+    grants::HostEnv {
+        uid: rustix::process::getuid().as_raw(),
+        xauthority: var("XAUTHORITY")
+            .map(std::path::PathBuf::from)
+            .or_else(|| existing(home.join(".Xauthority"))),
+        pulse_cookie: var("PULSE_COOKIE")
+            .map(std::path::PathBuf::from)
+            .or_else(|| existing(config.join("pulse/cookie"))),
+        display: var("DISPLAY"),
+        wayland_display: var("WAYLAND_DISPLAY"),
+        pulse_socket,
+        session_bus,
+        runtime_dir,
+        xdg_dirs,
+        home,
+    }
+}
+
+/// Write the user's X cookies for display `n` only, for this instance.
+fn filtered_xauthority(
+    host: &grants::HostEnv,
+    n: u32,
+    state: &std::path::Path,
+    instance: &str,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let Some(src) = &host.xauthority else {
+        return Ok(None);
+    };
+    let Ok(bytes) = std::fs::read(src) else {
+        return Ok(None);
+    };
+    let Some(entries) = xauth::parse(&bytes) else {
+        ui::warn(&format!(
+            "warning: {} is not a valid Xauthority file; X11 cookies not passed",
+            src.display()
+        ));
+        return Ok(None);
+    };
+    let kept = xauth::filter_for_display(&entries, n);
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let dir = instance::instances_dir(state).join(instance);
+    std::fs::create_dir_all(&dir)?;
+    let out = dir.join("Xauthority");
+    std::fs::write(&out, xauth::serialize(&kept))?;
+    Ok(Some(out))
 }

@@ -488,8 +488,8 @@ pub fn simple_layer(tag: &str) -> Vec<u8> {
     ])
 }
 
-/// Import a busybox image named `name` with extra entries on top.
-pub fn busybox_image(env: &Env, name: &str, extra: Vec<E>) {
+/// A busybox image named `name` with extra entries on top and labels.
+pub fn busybox_img(name: &str, extra: Vec<E>, labels: &[(&str, &str)]) -> Img {
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -507,17 +507,20 @@ pub fn busybox_image(env: &Env, name: &str, extra: Vec<E>) {
     }
     entries.extend(extra);
     let mut img = Img::new(vec![(layer(&entries), Comp::Gzip)]).named(name);
-    img.labels
-        .insert("org.opencontainers.image.title".into(), name.into());
-    env.ok(&[
-        "import",
-        env.write(
-            &format!("{}.tar", name.replace([':', '/'], "_")),
-            &img.oci_archive(),
-        )
-        .to_str()
-        .unwrap(),
-    ]);
+    for (k, v) in labels {
+        img.labels.insert((*k).into(), (*v).into());
+    }
+    img
+}
+
+/// Import a busybox image named `name` with extra entries on top.
+pub fn busybox_image(env: &Env, name: &str, extra: Vec<E>) {
+    let img = busybox_img(name, extra, &[]);
+    let path = env.write(
+        &format!("{}.tar", name.replace([':', '/'], "_")),
+        &img.oci_archive(),
+    );
+    env.ok(&["import", path.to_str().unwrap()]);
 }
 
 /// Wait until exactly one instance is listed by `berth ps`; return it.

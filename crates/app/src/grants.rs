@@ -1,0 +1,358 @@
+//! From effective permissions to what the sandbox must provide: binds,
+//! environment, namespaces, seccomp relaxations and limits. Pure: the
+//! host's facts come in as `HostEnv`; the caller checks paths exist.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::permissions::{Access, Device, Permission, Place, Share, Socket};
+
+/// What the host looks like, as far as grants are concerned.
+#[derive(Clone, Debug, Default)]
+pub struct HostEnv {
+    pub uid: u32,
+    pub home: PathBuf,
+    /// `$XDG_RUNTIME_DIR` on the host.
+    pub runtime_dir: Option<PathBuf>,
+    /// XDG user dirs (`documents` -> /home/u/Documents), from user-dirs.dirs.
+    pub xdg_dirs: BTreeMap<String, PathBuf>,
+    pub display: Option<String>,
+    pub wayland_display: Option<String>,
+    pub xauthority: Option<PathBuf>,
+    pub pulse_socket: Option<PathBuf>,
+    pub pulse_cookie: Option<PathBuf>,
+    pub session_bus: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    pub src: PathBuf,
+    pub dest: PathBuf,
+    pub readonly: bool,
+    /// Create the source directory on the host if it is missing.
+    pub create: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub network: bool,
+    pub ipc: bool,
+    pub devel: bool,
+    pub binds: Vec<Bind>,
+    pub env: Vec<(String, String)>,
+    /// X11 display number whose cookies the app gets (filtered Xauthority).
+    pub x11_display: Option<u32>,
+    pub memory: Option<u64>,
+    pub cpu_weight: Option<u64>,
+    pub pids: Option<u64>,
+    /// Grants that cannot be honoured here, with the reason.
+    pub unavailable: Vec<String>,
+}
+
+/// Where the app sees its runtime dir.
+pub fn inner_runtime_dir(uid: u32) -> PathBuf {
+    PathBuf::from(format!("/run/user/{uid}"))
+}
+
+/// `:1`, `:1.0`, `unix:1` -> 1. Remote displays are not socket grants.
+pub fn display_number(display: &str) -> Option<u32> {
+    let d = display.strip_prefix("unix").unwrap_or(display);
+    let n = d.strip_prefix(':')?;
+    n.split('.').next()?.parse().ok()
+}
+
+/// Parse `~/.config/user-dirs.dirs` (`XDG_DOCUMENTS_DIR="$HOME/Documents"`).
+pub fn parse_user_dirs(text: &str, home: &Path) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.trim().split_once('=') else {
+            continue;
+        };
+        let Some(name) = k.strip_prefix("XDG_").and_then(|k| k.strip_suffix("_DIR")) else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"');
+        let path = match v.strip_prefix("$HOME") {
+            Some(rest) => home.join(rest.trim_start_matches('/')),
+            None if v.starts_with('/') => PathBuf::from(v),
+            None => continue,
+        };
+        out.insert(name.to_ascii_lowercase().replace('_', "-"), path);
+    }
+    out
+}
+
+/// The default XDG user dir when user-dirs.dirs does not say.
+fn default_xdg(name: &str, home: &Path) -> PathBuf {
+    let d = match name {
+        "desktop" => "Desktop",
+        "documents" => "Documents",
+        "download" => "Downloads",
+        "music" => "Music",
+        "pictures" => "Pictures",
+        "public-share" => "Public",
+        "templates" => "Templates",
+        "videos" => "Videos",
+        other => other,
+    };
+    home.join(d)
+}
+
+pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
+    let mut g = Grants::default();
+    let rt = inner_runtime_dir(host.uid);
+    let bind = |g: &mut Grants, src: PathBuf, dest: PathBuf, readonly: bool, create: bool| {
+        if !g.binds.iter().any(|b| b.dest == dest) {
+            g.binds.push(Bind {
+                src,
+                dest,
+                readonly,
+                create,
+            });
+        }
+    };
+    let wayland =
+        perms.contains(&Permission::Socket(Socket::Wayland)) && host.wayland_display.is_some();
+    let mut need_runtime = false;
+    for p in perms {
+        match p {
+            Permission::Share(Share::Network) => g.network = true,
+            Permission::Share(Share::Ipc) => g.ipc = true,
+            Permission::Devel => g.devel = true,
+            Permission::Memory(m) => g.memory = Some(*m),
+            Permission::CpuWeight(w) => g.cpu_weight = Some(*w),
+            Permission::Pids(n) => g.pids = Some(*n),
+            Permission::IoWeight(_) => g.unavailable.push("io-weight: not applied yet".into()),
+            Permission::Env(k, v) => g.env.push((k.clone(), v.clone())),
+            // The whole private home persists already.
+            Permission::Persist(_) => {}
+            Permission::Filesystem(place, access) => {
+                let (readonly, create) = match access {
+                    Access::ReadOnly => (true, false),
+                    Access::ReadWrite => (false, false),
+                    Access::Create => (false, true),
+                };
+                let path = match place {
+                    Place::Host => {
+                        // Like Flatpak: the host's file tree under /run/host,
+                        // plus the usual places at their real paths.
+                        for d in ["/home", "/media", "/mnt", "/opt", "/srv"] {
+                            bind(&mut g, d.into(), d.into(), readonly, false);
+                        }
+                        bind(&mut g, "/".into(), "/run/host/root".into(), readonly, false);
+                        continue;
+                    }
+                    Place::Home => host.home.clone(),
+                    Place::Xdg(d) => {
+                        let (name, sub) = d.split_once('/').unwrap_or((d, ""));
+                        let base = host
+                            .xdg_dirs
+                            .get(name)
+                            .cloned()
+                            .unwrap_or_else(|| default_xdg(name, &host.home));
+                        if sub.is_empty() { base } else { base.join(sub) }
+                    }
+                    Place::HomePath(p) => host.home.join(p),
+                    Place::Absolute(p) => PathBuf::from(p),
+                };
+                bind(&mut g, path.clone(), path, readonly, create);
+            }
+            Permission::Socket(Socket::Wayland) => match (&host.runtime_dir, &host.wayland_display)
+            {
+                (Some(r), Some(w)) => {
+                    bind(&mut g, r.join(w), rt.join(w), false, false);
+                    g.env.push(("WAYLAND_DISPLAY".into(), w.clone()));
+                    need_runtime = true;
+                }
+                _ => g
+                    .unavailable
+                    .push("socket=wayland: no Wayland display (WAYLAND_DISPLAY unset)".into()),
+            },
+            Permission::Socket(s @ (Socket::X11 | Socket::FallbackX11)) => {
+                if *s == Socket::FallbackX11 && wayland {
+                    continue;
+                }
+                match host.display.as_deref().and_then(display_number) {
+                    Some(n) => {
+                        let sock = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+                        bind(&mut g, sock.clone(), sock, false, false);
+                        g.env.push(("DISPLAY".into(), format!(":{n}")));
+                        g.x11_display = Some(n);
+                    }
+                    None => g
+                        .unavailable
+                        .push("socket=x11: no local X display (DISPLAY unset or remote)".into()),
+                }
+            }
+            Permission::Socket(Socket::Pulseaudio) => match &host.pulse_socket {
+                Some(sock) => {
+                    let inner = rt.join("pulse/native");
+                    bind(&mut g, sock.clone(), inner.clone(), false, false);
+                    g.env
+                        .push(("PULSE_SERVER".into(), format!("unix:{}", inner.display())));
+                    if let Some(c) = &host.pulse_cookie {
+                        let ic = rt.join("pulse/cookie");
+                        bind(&mut g, c.clone(), ic.clone(), true, false);
+                        g.env
+                            .push(("PULSE_COOKIE".into(), ic.display().to_string()));
+                    }
+                    need_runtime = true;
+                }
+                None => g
+                    .unavailable
+                    .push("socket=pulseaudio: no PulseAudio socket found".into()),
+            },
+            Permission::Socket(Socket::SessionBus) => match &host.session_bus {
+                Some(b) => {
+                    let inner = rt.join("bus");
+                    bind(&mut g, b.clone(), inner.clone(), false, false);
+                    g.env.push((
+                        "DBUS_SESSION_BUS_ADDRESS".into(),
+                        format!("unix:path={}", inner.display()),
+                    ));
+                    need_runtime = true;
+                }
+                None => g
+                    .unavailable
+                    .push("socket=session-bus: no session bus".into()),
+            },
+            Permission::Socket(Socket::SystemBus) => {
+                let s = PathBuf::from("/run/dbus/system_bus_socket");
+                bind(&mut g, s.clone(), s, false, false);
+            }
+            Permission::Socket(other) => g
+                .unavailable
+                .push(format!("socket={}: not supported yet", other.as_str())),
+            Permission::Device(d) => {
+                let paths: &[&str] = match d {
+                    Device::Dri => &["/dev/dri"],
+                    Device::Kvm => &["/dev/kvm"],
+                    Device::Input => &["/dev/input"],
+                    Device::Usb => &["/dev/bus/usb"],
+                    Device::Camera => &[
+                        "/dev/video0",
+                        "/dev/video1",
+                        "/dev/video2",
+                        "/dev/video3",
+                        "/dev/media0",
+                    ],
+                    Device::Nvidia => &[
+                        "/dev/nvidia0",
+                        "/dev/nvidiactl",
+                        "/dev/nvidia-uvm",
+                        "/dev/nvidia-modeset",
+                    ],
+                    Device::All => &[
+                        "/dev/dri",
+                        "/dev/kvm",
+                        "/dev/input",
+                        "/dev/bus/usb",
+                        "/dev/snd",
+                        "/dev/video0",
+                    ],
+                };
+                for p in paths {
+                    bind(&mut g, PathBuf::from(p), PathBuf::from(p), false, false);
+                }
+            }
+            Permission::TalkName(n) | Permission::OwnName(n) => {
+                g.unavailable.push(format!(
+                    "D-Bus name {n}: the filtering bus proxy is not available yet"
+                ));
+            }
+        }
+    }
+    if need_runtime {
+        g.env
+            .push(("XDG_RUNTIME_DIR".into(), rt.display().to_string()));
+    }
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostEnv {
+        HostEnv {
+            uid: 1000,
+            home: "/home/a".into(),
+            runtime_dir: Some("/run/user/1000".into()),
+            xdg_dirs: parse_user_dirs(
+                "XDG_DOCUMENTS_DIR=\"$HOME/Docs\"\n# c\nXDG_DOWNLOAD_DIR=\"/data/dl\"\n",
+                Path::new("/home/a"),
+            ),
+            display: Some(":1".into()),
+            wayland_display: None,
+            xauthority: None,
+            pulse_socket: Some("/run/user/1000/pulse/native".into()),
+            pulse_cookie: None,
+            session_bus: None,
+        }
+    }
+
+    fn perms(s: &str) -> Vec<Permission> {
+        crate::PermissionSet::parse_list(s).unwrap_or_default().0
+    }
+
+    #[test]
+    fn folders_devices_and_network() {
+        let g = compute(
+            &perms(
+                "share=network;filesystem=xdg-documents:ro;filesystem=xdg-download;filesystem=~/P:create;device=dri;env=A=b",
+            ),
+            &host(),
+        );
+        assert!(g.network && !g.ipc);
+        let b = |d: &str| g.binds.iter().find(|b| b.dest == Path::new(d)).cloned();
+        assert_eq!(b("/home/a/Docs").map(|b| b.readonly), Some(true));
+        assert_eq!(b("/data/dl").map(|b| b.readonly), Some(false));
+        assert_eq!(b("/home/a/P").map(|b| b.create), Some(true));
+        assert!(b("/dev/dri").is_some());
+        assert!(g.env.contains(&("A".into(), "b".into())));
+    }
+
+    #[test]
+    fn display_and_sound_sockets() {
+        let g = compute(&perms("socket=x11;socket=pulseaudio"), &host());
+        assert_eq!(g.x11_display, Some(1));
+        assert!(
+            g.binds
+                .iter()
+                .any(|b| b.dest == Path::new("/tmp/.X11-unix/X1"))
+        );
+        assert!(g.env.contains(&("DISPLAY".into(), ":1".into())));
+        assert!(g.env.contains(&(
+            "PULSE_SERVER".into(),
+            "unix:/run/user/1000/pulse/native".into()
+        )));
+        assert!(
+            g.env
+                .contains(&("XDG_RUNTIME_DIR".into(), "/run/user/1000".into()))
+        );
+        // fallback-x11 yields to Wayland.
+        let mut h = host();
+        h.wayland_display = Some("wayland-0".into());
+        let g = compute(&perms("socket=wayland;socket=fallback-x11"), &h);
+        assert_eq!(g.x11_display, None);
+        assert!(
+            g.binds
+                .iter()
+                .any(|b| b.dest == Path::new("/run/user/1000/wayland-0"))
+        );
+        assert_eq!(display_number("unix:2.0"), Some(2));
+        assert_eq!(display_number("remote:0"), None);
+    }
+
+    #[test]
+    fn unavailable_grants_are_reported() {
+        let mut h = host();
+        h.display = None;
+        let g = compute(
+            &perms("socket=x11;talk-name=org.freedesktop.Notifications"),
+            &h,
+        );
+        assert_eq!(g.unavailable.len(), 2);
+        assert!(g.binds.is_empty());
+    }
+}

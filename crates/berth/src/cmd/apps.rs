@@ -1,0 +1,340 @@
+//! install, uninstall, list, info, permissions, override.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use berth_app::deploy::{AppStore, Deployment, Overrides, effective};
+use berth_app::{AppMeta, Permission, PermissionSet};
+use berth_image::import::{ImportOptions, import};
+use berth_image::layer::Limits;
+use berth_image::unpack::UnpackOptions;
+use berth_image::{Image, ImageEntry};
+
+use super::Ctx;
+use crate::ui::{self, Bar};
+
+/// The app an image declares, or a clear error.
+pub fn app_of(image: &Image) -> anyhow::Result<AppMeta> {
+    let labels: BTreeMap<String, String> = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    AppMeta::from_labels(&labels)
+        .context("the image's app labels are invalid")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the image declares no app (no org.berth.app.id label; see docs/app-labels.md); \
+                 run it with `berth run IMAGE` instead"
+            )
+        })
+}
+
+fn image_size(img: &Image) -> u64 {
+    img.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + img.manifest.config().size()
+}
+
+/// Import a file or directory, or find an image in the store.
+fn source_image(ctx: &Ctx, source: &str) -> anyhow::Result<(ImageEntry, String)> {
+    if Path::new(source).exists() {
+        let opts = ImportOptions {
+            tag: None,
+            limits: Limits::from_env()?,
+            unpack: UnpackOptions::for_current_user(),
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let bar = Bar::new("importing");
+        let res = import(&ctx.store, Path::new(source), &opts, &bar)
+            .with_context(|| format!("importing {source}"))?;
+        bar.finish();
+        let [first] = res.images.as_slice() else {
+            bail!(
+                "{source} holds {} images; import it and install one by name",
+                res.images.len()
+            );
+        };
+        let entry = ctx.store.resolve(&first.digest.to_string())?;
+        let origin = std::fs::canonicalize(source)
+            .map_or_else(|_| source.to_owned(), |p| p.display().to_string());
+        return Ok((entry, origin));
+    }
+    Ok((ctx.store.resolve(source)?, source.to_owned()))
+}
+
+fn print_review(set: &PermissionSet) {
+    for l in set.review() {
+        println!(
+            "  {:<12} {}   ({})",
+            l.risk.to_string(),
+            l.description,
+            l.permission
+        );
+    }
+}
+
+/// Ask on the terminal; without one, consent must come from --yes.
+fn consent(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "installing needs your consent to the permissions above: rerun with --yes to accept them"
+        );
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+pub fn install(ctx: &Ctx, source: &str, yes: bool) -> anyhow::Result<ExitCode> {
+    let _lock = ctx.lock_shared()?;
+    let (entry, origin) = source_image(ctx, source)?;
+    let image = ctx.store.load_image(&entry)?;
+    let meta = app_of(&image)?;
+    let apps = AppStore::new(ctx.store.root());
+    let previous = apps.current(&meta.id)?;
+    let granted_before = previous
+        .as_ref()
+        .map(Deployment::granted)
+        .unwrap_or_default();
+    let new = meta.permissions.added_since(&granted_before);
+    let verb = match &previous {
+        None => "Installing",
+        Some(p) if p.image == entry.digest.to_string() => "Reinstalling",
+        Some(_) => "Updating",
+    };
+    println!(
+        "{verb} {} ({}), {}",
+        meta.name,
+        meta.id,
+        ui::human_size(image_size(&image))
+    );
+    let ask = if previous.is_none() {
+        if meta.permissions.0.is_empty() {
+            println!("It asks for no permissions: fully sandboxed.");
+            false
+        } else {
+            println!("It asks to:");
+            print_review(&meta.permissions);
+            true
+        }
+    } else if new.0.is_empty() {
+        println!("No new permissions.");
+        false
+    } else {
+        println!("It asks for new permissions:");
+        print_review(&new);
+        true
+    };
+    if ask && !yes && !consent("Allow this and install?")? {
+        println!("Not installed.");
+        return Ok(ExitCode::from(1));
+    }
+    let d = apps.deploy(Deployment {
+        serial: 0,
+        app_id: meta.id.clone(),
+        name: meta.name.clone(),
+        image: entry.digest.to_string(),
+        origin,
+        command: meta.command.clone(),
+        granted: meta.permissions.to_string(),
+        installed_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    })?;
+    let exported = crate::desktop::export(ctx.store.root(), &meta, &image, &ctx.store)?;
+    println!(
+        "Installed {} (deployment {}). Run it with: berth run {}",
+        meta.id, d.serial, meta.id
+    );
+    if exported {
+        crate::desktop::hint_once(ctx.store.root());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn uninstall(ctx: &Ctx, id: &str, delete_data: bool) -> anyhow::Result<ExitCode> {
+    let apps = AppStore::new(ctx.store.root());
+    apps.require(id)?;
+    crate::desktop::unexport(ctx.store.root(), id)?;
+    apps.remove(id)?;
+    let data = data_dir(ctx.store.root(), id);
+    if delete_data && data.exists() {
+        berth_image::fsutil::remove_tree(&data)?;
+        println!("Uninstalled {id} and deleted its data");
+    } else {
+        println!(
+            "Uninstalled {id}{}",
+            if data.exists() {
+                format!(" (its data stays in {})", data.display())
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn data_dir(home: &Path, id: &str) -> PathBuf {
+    home.join("data").join(id)
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    id: String,
+    name: String,
+    deployment: u64,
+    image: String,
+    origin: String,
+    permissions: Vec<String>,
+}
+
+fn row(apps: &AppStore, d: &Deployment) -> anyhow::Result<Row> {
+    let eff = effective(&d.granted(), &apps.overrides(&d.app_id)?)?;
+    Ok(Row {
+        id: d.app_id.clone(),
+        name: d.name.clone(),
+        deployment: d.serial,
+        image: d.image.clone(),
+        origin: d.origin.clone(),
+        permissions: eff.iter().map(|(p, _)| p.to_string()).collect(),
+    })
+}
+
+pub fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    let apps = AppStore::new(ctx.store.root());
+    let rows: Vec<Row> = apps
+        .list()
+        .iter()
+        .map(|d| row(&apps, d))
+        .collect::<anyhow::Result<_>>()?;
+    if json {
+        ui::print_json(&rows)?;
+    } else {
+        let t: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    r.name.clone(),
+                    r.image
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect(),
+                    r.permissions.len().to_string(),
+                ]
+            })
+            .collect();
+        ui::table(&["APP ID", "NAME", "IMAGE", "PERMISSIONS"], &t);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn info(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let apps = AppStore::new(ctx.store.root());
+    let d = apps.require(id)?;
+    let r = row(&apps, &d)?;
+    if json {
+        ui::print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("ID:           {}", r.id);
+    println!("Name:         {}", r.name);
+    println!("Deployment:   {}", r.deployment);
+    println!("Image:        {}", r.image);
+    println!("Origin:       {}", r.origin);
+    println!("Data:         {}", data_dir(ctx.store.root(), id).display());
+    println!(
+        "Permissions:  {}",
+        if r.permissions.is_empty() {
+            "none".to_owned()
+        } else {
+            r.permissions.join(";")
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn permissions(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let apps = AppStore::new(ctx.store.root());
+    let d = apps.require(id)?;
+    let eff = effective(&d.granted(), &apps.overrides(id)?)?;
+    if json {
+        let v: Vec<serde_json::Value> = eff
+            .iter()
+            .map(|(p, s)| {
+                let (desc, risk) = p.describe();
+                serde_json::json!({"permission": p.to_string(), "source": s, "description": desc, "risk": risk})
+            })
+            .collect();
+        ui::print_json(&v)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if eff.is_empty() {
+        println!("{id} has no permissions: fully sandboxed.");
+    }
+    let rows: Vec<Vec<String>> = eff
+        .iter()
+        .map(|(p, s)| {
+            let (desc, risk) = p.describe();
+            vec![
+                p.to_string(),
+                format!("{s:?}").to_lowercase(),
+                risk.to_string(),
+                desc,
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        ui::table(&["PERMISSION", "FROM", "RISK", "MEANING"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn override_(
+    ctx: &Ctx,
+    id: &str,
+    grant: Vec<String>,
+    revoke: Vec<String>,
+    reset: bool,
+) -> anyhow::Result<ExitCode> {
+    let apps = AppStore::new(ctx.store.root());
+    apps.require(id)?;
+    if reset {
+        apps.set_overrides(id, &Overrides::default())?;
+        println!("Overrides of {id} removed");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if grant.is_empty() && revoke.is_empty() {
+        bail!("nothing to change: give --grant PERMISSION, --revoke PERMISSION or --reset");
+    }
+    let mut o = apps.overrides(id)?;
+    for g in grant {
+        let p = Permission::parse(&g)?.to_string();
+        o.revoke.retain(|r| r != &p);
+        if !o.grant.contains(&p) {
+            o.grant.push(p);
+        }
+    }
+    for r in revoke {
+        let p = Permission::parse(&r)?.to_string();
+        o.grant.retain(|g| g != &p);
+        if !o.revoke.contains(&p) {
+            o.revoke.push(p);
+        }
+    }
+    apps.set_overrides(id, &o)?;
+    permissions(ctx, id, false)
+}
