@@ -37,6 +37,7 @@ cat > "$work/labels" <<'LABELS'
 org.berth.app.id=org.berth.Demo
 org.berth.app.name=berth demo
 org.berth.app.command=/bin/berth-demo
-org.berth.app.permissions=
+org.berth.app.permissions=filesystem=xdg-download:ro
+org.berth.app.desktop=[Desktop Entry]\nType=Application\nName=berth demo\nComment=Shows what the sandbox looks like\nExec=/bin/berth-demo\nTerminal=true\n
 LABELS
 LABELS_FILE=$work/labels "$(dirname "$0")/../scripts/oci-from-rootfs.sh" "$root" "$out" "$name" /bin/berth-demo
