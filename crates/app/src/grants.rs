@@ -42,12 +42,19 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// X11 display number whose cookies the app gets (filtered Xauthority).
     pub x11_display: Option<u32>,
+    /// Where the app expects a PulseAudio client.conf (the caller writes
+    /// `PULSE_CLIENT_CONF` there): shared memory cannot cross the sandbox.
+    pub pulse_client_conf: Option<PathBuf>,
     pub memory: Option<u64>,
     pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
     /// Grants that cannot be honoured here, with the reason.
     pub unavailable: Vec<String>,
 }
+
+/// The PulseAudio client settings for sandboxed apps, as Flatpak uses:
+/// the server cannot open the sandbox's shared memory.
+pub const PULSE_CLIENT_CONF: &str = "enable-shm=no\n";
 
 /// Where the app sees its runtime dir.
 pub fn inner_runtime_dir(uid: u32) -> PathBuf {
@@ -190,6 +197,10 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
                     bind(&mut g, sock.clone(), inner.clone(), false, false);
                     g.env
                         .push(("PULSE_SERVER".into(), format!("unix:{}", inner.display())));
+                    let conf = rt.join("pulse/client.conf");
+                    g.env
+                        .push(("PULSE_CLIENTCONFIG".into(), conf.display().to_string()));
+                    g.pulse_client_conf = Some(conf);
                     if let Some(c) = &host.pulse_cookie {
                         let ic = rt.join("pulse/cookie");
                         bind(&mut g, c.clone(), ic.clone(), true, false);

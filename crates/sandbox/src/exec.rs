@@ -512,6 +512,11 @@ fn apply_mount(root: &Path, m: &Mount) -> Result<()> {
         }
         Mount::Tmpfs { dest, mode } => {
             let d = inside(root, dest);
+            // e.g. a home under /tmp: its mount point is inside another tmpfs.
+            if std::fs::symlink_metadata(&d).is_err() {
+                fs::create_dir_all(&d)
+                    .ctx(|| format!("creating the mount point {}", dest.display()))?;
+            }
             mount_fs("tmpfs", &d, nsd, &format!("mode={mode:o}"))
                 .ctx(|| format!("mounting tmpfs on {}", dest.display()))
         }

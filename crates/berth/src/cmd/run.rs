@@ -176,6 +176,17 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 });
                 env.push(("XAUTHORITY".into(), inner.display().to_string()));
             }
+            if let Some(conf) = &g.pulse_client_conf {
+                let dir = instance::instances_dir(&state).join(&instance_id);
+                std::fs::create_dir_all(&dir)?;
+                let src = dir.join("pulse-client.conf");
+                std::fs::write(&src, grants::PULSE_CLIENT_CONF)?;
+                binds.push(BindSpec {
+                    src,
+                    dest: conf.clone(),
+                    readonly: true,
+                });
+            }
             env.extend(g.env);
             network |= g.network;
             share_ipc = g.ipc;

@@ -538,3 +538,30 @@ pub fn wait_for_instance(env: &Env) -> serde_json::Value {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// A layer with `bin` and every library `ldd` lists for it.
+pub fn host_program_entries(bin: &str) -> Vec<E> {
+    let mut files: Vec<PathBuf> = vec![PathBuf::from(bin)];
+    let ldd = std::process::Command::new("ldd").arg(bin).output().unwrap();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = line.split_whitespace().find(|w| w.starts_with('/'));
+        if let Some(p) = path {
+            files.push(PathBuf::from(p));
+        }
+    }
+    let mut entries = Vec::new();
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in files {
+        let real = std::fs::canonicalize(&f).unwrap();
+        let rel = f.strip_prefix("/").unwrap().to_path_buf();
+        for a in rel.ancestors().skip(1) {
+            if !a.as_os_str().is_empty() {
+                dirs.insert(a.to_path_buf());
+            }
+        }
+        entries.push(file(rel.to_str().unwrap(), &std::fs::read(real).unwrap()).mode(0o755));
+    }
+    let mut out: Vec<E> = dirs.iter().map(|d| dir(d.to_str().unwrap())).collect();
+    out.extend(entries);
+    out
+}

@@ -1,0 +1,195 @@
+//! Real sound test: Debian's paplay (with its libraries, from the host)
+//! plays a tone inside the sandbox into a PulseAudio null sink; the host
+//! records the sink's monitor and checks it is not silence. Without
+//! socket=pulseaudio the same server cannot be reached.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Pulse {
+    child: Child,
+    socket: PathBuf,
+    runtime: PathBuf,
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_pulse(dir: &Path) -> Pulse {
+    let runtime = dir.join("run");
+    let home = dir.join("pahome");
+    std::fs::create_dir_all(runtime.join("pulse")).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let socket = runtime.join("pulse/native");
+    let child = Command::new("pulseaudio")
+        .args([
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--disallow-exit",
+            "--use-pid-file=no",
+        ])
+        .args(["-L", "module-null-sink sink_name=berth_test"])
+        .arg("-L")
+        .arg(format!(
+            "module-native-protocol-unix auth-anonymous=1 socket={}",
+            socket.display()
+        ))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("HOME", &home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !socket.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "pulseaudio did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Pulse {
+        child,
+        socket,
+        runtime,
+    }
+}
+
+/// Half a second of a 440 Hz sine, 16-bit mono 44.1 kHz WAV.
+fn tone() -> Vec<u8> {
+    let rate = 44_100u32;
+    let n = rate / 2;
+    let mut pcm = Vec::with_capacity(n as usize * 2);
+    for i in 0..n {
+        let v =
+            (f64::from(i) * 440.0 * 2.0 * std::f64::consts::PI / f64::from(rate)).sin() * 12_000.0;
+        pcm.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + pcm.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(pcm.len() as u32).to_le_bytes());
+    w.extend_from_slice(&pcm);
+    w
+}
+
+fn install_player(env: &Env, id: &str, perms: &str) {
+    let mut extra = host_program_entries("/usr/bin/paplay");
+    extra.push(file("tone.wav", &tone()));
+    let img = busybox_img(
+        &format!("test/{}:1", id.to_ascii_lowercase().replace('.', "-")),
+        extra,
+        &[
+            ("org.berth.app.id", id),
+            ("org.berth.app.command", "/usr/bin/paplay /tone.wav"),
+            ("org.berth.app.permissions", perms),
+        ],
+    );
+    let p = env.write(&format!("{id}.tar"), &img.oci_archive());
+    let o = env
+        .cmd()
+        .args(["install", "--yes", p.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn sound_plays_only_when_granted() {
+    for t in ["pulseaudio", "paplay", "parec", "ldd"] {
+        if !have_tool("sound_plays_only_when_granted", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let pa = start_pulse(env.dir.path());
+    install_player(&env, "org.berth.test.Player", "socket=pulseaudio");
+    install_player(&env, "org.berth.test.Mute", "");
+    let server = format!("unix:{}", pa.socket.display());
+
+    let mut rec = Command::new("parec")
+        // Small fragments, so nothing recorded sits in parec's buffer.
+        .args([
+            "-d",
+            "berth_test.monitor",
+            "--format=s16le",
+            "--rate=44100",
+            "--channels=1",
+            "--latency-msec=20",
+        ])
+        .env("PULSE_SERVER", &server)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = env
+        .cmd()
+        .args(["run", "org.berth.test.Player"])
+        .env("PULSE_SERVER", &server)
+        .env("XDG_RUNTIME_DIR", &pa.runtime)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "paplay failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGINT lets parec flush what it has.
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(rec.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    );
+    let mut raw = Vec::new();
+    rec.stdout.take().unwrap().read_to_end(&mut raw).unwrap();
+    let _ = rec.wait();
+    let peak = raw
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        peak > 3000,
+        "the recording is silence (peak {peak} over {} samples)",
+        raw.len() / 2
+    );
+
+    let o = env
+        .cmd()
+        .args(["run", "org.berth.test.Mute"])
+        .env("PULSE_SERVER", &server)
+        .env("XDG_RUNTIME_DIR", &pa.runtime)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "paplay played without socket=pulseaudio"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("Connection") || err.contains("connect"),
+        "{err}"
+    );
+}
