@@ -33,6 +33,14 @@ pub struct Bind {
     pub create: bool,
 }
 
+/// Where the filtered session bus goes: from the host's bus to a socket
+/// the app sees at `inner`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusProxy {
+    pub upstream: PathBuf,
+    pub inner: PathBuf,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grants {
     pub network: bool,
@@ -45,6 +53,11 @@ pub struct Grants {
     /// Where the app expects a PulseAudio client.conf (the caller writes
     /// `PULSE_CLIENT_CONF` there): shared memory cannot cross the sandbox.
     pub pulse_client_conf: Option<PathBuf>,
+    /// D-Bus names the app may talk to / own through the proxy.
+    pub talk: Vec<String>,
+    pub own: Vec<String>,
+    /// The session bus, filtered: the caller runs xdg-dbus-proxy.
+    pub bus_proxy: Option<BusProxy>,
     pub memory: Option<u64>,
     pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
@@ -266,18 +279,44 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
                     bind(&mut g, PathBuf::from(p), PathBuf::from(p), false, false);
                 }
             }
-            Permission::TalkName(n) | Permission::OwnName(n) => {
-                g.unavailable.push(format!(
-                    "D-Bus name {n}: the filtering bus proxy is not available yet"
-                ));
-            }
+            Permission::TalkName(n) => g.talk.push(n.clone()),
+            Permission::OwnName(n) => g.own.push(n.clone()),
         }
+    }
+    // Without socket=session-bus, the session bus goes through a filtering
+    // proxy: the app may own its ID, talk to portals, and whatever it was
+    // granted by name (Flatpak's defaults).
+    let raw_bus = perms.contains(&Permission::Socket(Socket::SessionBus));
+    if let Some(upstream) = host.session_bus.as_ref().filter(|_| !raw_bus) {
+        let inner = rt.join("bus");
+        g.env.push((
+            "DBUS_SESSION_BUS_ADDRESS".into(),
+            format!("unix:path={}", inner.display()),
+        ));
+        g.bus_proxy = Some(BusProxy {
+            upstream: upstream.clone(),
+            inner,
+        });
+        need_runtime = true;
     }
     if need_runtime {
         g.env
             .push(("XDG_RUNTIME_DIR".into(), rt.display().to_string()));
     }
     g
+}
+
+/// Arguments for xdg-dbus-proxy: filter, and allow what the grants say.
+pub fn proxy_args(app_id: &str, g: &Grants) -> Vec<String> {
+    let mut a = vec![
+        "--filter".to_owned(),
+        format!("--own={app_id}"),
+        format!("--own={app_id}.*"),
+        "--talk=org.freedesktop.portal.*".to_owned(),
+    ];
+    a.extend(g.talk.iter().map(|n| format!("--talk={n}")));
+    a.extend(g.own.iter().map(|n| format!("--own={n}")));
+    a
 }
 
 #[cfg(test)]
@@ -359,11 +398,39 @@ mod tests {
     fn unavailable_grants_are_reported() {
         let mut h = host();
         h.display = None;
-        let g = compute(
-            &perms("socket=x11;talk-name=org.freedesktop.Notifications"),
-            &h,
-        );
+        let g = compute(&perms("socket=x11;socket=wayland"), &h);
         assert_eq!(g.unavailable.len(), 2);
         assert!(g.binds.is_empty());
+    }
+
+    #[test]
+    fn session_bus_is_filtered_unless_granted_whole() {
+        let mut h = host();
+        h.session_bus = Some("/run/user/1000/bus".into());
+        let g = compute(
+            &perms("talk-name=org.freedesktop.Notifications;own-name=org.example.Extra"),
+            &h,
+        );
+        let p = g.bus_proxy.clone().unwrap_or_else(|| panic!("a proxy"));
+        assert_eq!(p.inner, Path::new("/run/user/1000/bus"));
+        let args = proxy_args("org.example.App", &g);
+        assert_eq!(
+            args,
+            vec![
+                "--filter",
+                "--own=org.example.App",
+                "--own=org.example.App.*",
+                "--talk=org.freedesktop.portal.*",
+                "--talk=org.freedesktop.Notifications",
+                "--own=org.example.Extra",
+            ]
+        );
+        let raw = compute(&perms("socket=session-bus"), &h);
+        assert!(raw.bus_proxy.is_none());
+        assert!(
+            raw.binds
+                .iter()
+                .any(|b| b.src == Path::new("/run/user/1000/bus"))
+        );
     }
 }

@@ -154,7 +154,8 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
     let relay = console
         .and_then(|c| recv_fd(&c))
         .map(|m| TtyRelay::start(m, child));
-    let code = supervise(child);
+    // berth's other children (a bus proxy) are not the supervisor's to reap.
+    let code = supervise(child, false);
     if let Some(r) = relay {
         r.finish();
     }
@@ -405,14 +406,14 @@ fn sandbox_init(
     };
     // Pid 1 keeps nothing it does not need either.
     harden(hardening)?;
-    Ok(supervise(app))
+    Ok(supervise(app, true))
 }
 
 /// Wait for `child`, forwarding termination signals to it and reaping any
 /// other child (pid 1's duty). Single-threaded: SIGCHLD arrives through the
 /// same signal queue as the signals to forward. Returns the shell-style
 /// exit code (128+N for death by signal N).
-fn supervise(child: Pid) -> i32 {
+fn supervise(child: Pid, reap_all: bool) -> i32 {
     use signal_hook::consts::*;
     let status_code = |st: rustix::process::WaitStatus| {
         st.exit_status()
@@ -423,7 +424,12 @@ fn supervise(child: Pid) -> i32 {
     // child in another session or process group.
     let reap = || -> Option<i32> {
         loop {
-            match rustix::process::wait(WaitOptions::NOHANG) {
+            let r = if reap_all {
+                rustix::process::wait(WaitOptions::NOHANG)
+            } else {
+                rustix::process::waitpid(Some(child), WaitOptions::NOHANG)
+            };
+            match r {
                 Ok(Some((pid, st))) if pid == child => return Some(status_code(st)),
                 Ok(Some(_)) => {}
                 Ok(None) => return None,

@@ -124,6 +124,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut command = a.command;
     let (mut network, mut share_ipc, mut devel, mut home_source) = (a.network, false, false, None);
+    // Kept alive for the run; dropping it stops the proxy.
+    let mut bus_proxy: Option<BusProxyProcess> = None;
     let name = match &app {
         Some(d) => {
             let perms: Vec<_> = effective(&d.granted(), &apps.overrides(&d.app_id)?)?
@@ -132,6 +134,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             let host = host_env();
             let g = grants::compute(&perms, &host);
+            let mut env_from_grants = g.env.clone();
             for u in &g.unavailable {
                 ui::warn(&format!("warning: {u}"));
             }
@@ -187,7 +190,20 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                     readonly: true,
                 });
             }
-            env.extend(g.env);
+            if let Some(bp) = &g.bus_proxy {
+                match start_bus_proxy(&d.app_id, &g, bp, &state, &instance_id)? {
+                    Some((proxy, socket)) => {
+                        binds.push(BindSpec {
+                            src: socket,
+                            dest: bp.inner.clone(),
+                            readonly: false,
+                        });
+                        bus_proxy = Some(proxy);
+                    }
+                    None => g_env_drop_bus(&mut env_from_grants),
+                }
+            }
+            env.extend(env_from_grants);
             network |= g.network;
             share_ipc = g.ipc;
             devel = g.devel;
@@ -293,6 +309,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         cgroup_name: plan.cgroup.name.clone(),
     };
     let res = exec::run(&plan, &prepared, &mut hooks);
+    // The app is gone: stop its bus proxy.
+    drop(bus_proxy);
     let placed = hooks.cgroup.take().or(match hooks.placement {
         Placement::Fs(cg) => Some(cg),
         _ => None,
@@ -438,4 +456,65 @@ fn filtered_xauthority(
     let out = dir.join("Xauthority");
     std::fs::write(&out, xauth::serialize(&kept))?;
     Ok(Some(out))
+}
+
+/// A running xdg-dbus-proxy; it exits when `sync` closes.
+struct BusProxyProcess {
+    child: std::process::Child,
+    _sync: std::os::fd::OwnedFd,
+}
+
+impl Drop for BusProxyProcess {
+    fn drop(&mut self) {
+        // Closing our end of the sync pipe tells the proxy to stop.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start xdg-dbus-proxy for an app, as Flatpak does: it gets the write
+/// end of a pipe (as stdin, `--fd=0`), writes a byte once it listens, and
+/// exits when our end closes. `None` (with a warning) when it is missing.
+fn start_bus_proxy(
+    app_id: &str,
+    g: &grants::Grants,
+    bp: &grants::BusProxy,
+    state: &std::path::Path,
+    instance: &str,
+) -> anyhow::Result<Option<(BusProxyProcess, std::path::PathBuf)>> {
+    let dir = instance::instances_dir(state).join(instance);
+    std::fs::create_dir_all(&dir)?;
+    let socket = dir.join("bus");
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let spawned = std::process::Command::new("xdg-dbus-proxy")
+        .arg("--fd=0")
+        .arg(format!("unix:path={}", bp.upstream.display()))
+        .arg(&socket)
+        .args(grants::proxy_args(app_id, g))
+        .stdin(std::process::Stdio::from(write))
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            ui::warn(&format!(
+                "warning: no D-Bus for the app: cannot start xdg-dbus-proxy ({e})"
+            ));
+            return Ok(None);
+        }
+    };
+    let proxy = BusProxyProcess { child, _sync: read };
+    let mut b = [0u8; 1];
+    match rustix::io::read(&proxy._sync, &mut b) {
+        Ok(1) => Ok(Some((proxy, socket))),
+        _ => anyhow::bail!(
+            "xdg-dbus-proxy did not start (is the session bus at {} alive?)",
+            bp.upstream.display()
+        ),
+    }
+}
+
+/// The app gets no bus address when the proxy is not there.
+fn g_env_drop_bus(env: &mut Vec<(String, String)>) {
+    env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
 }
