@@ -35,6 +35,55 @@ fn file_entry(tag: &str) -> E {
     file("etc/version", tag.as_bytes())
 }
 
+#[test]
+fn icon_is_exported_and_removed() {
+    let env = Env::new();
+    let png = b"\x89PNG\r\n\x1a\nfake icon bytes";
+    let img = busybox_img(
+        "example/icon:1",
+        vec![
+            dir("usr"),
+            dir("usr/share"),
+            file("usr/share/tool-128.png", png),
+            symlink("usr/share/evil.png", "/etc/shadow"),
+        ],
+        &[
+            ("org.berth.app.id", "org.example.Icon"),
+            ("org.berth.app.icon", "/usr/share/tool-128.png"),
+        ],
+    );
+    let p = env.write("icon.tar", &img.oci_archive());
+    assert!(install(&env, p.to_str().unwrap(), true).status.success());
+    let exported = env
+        .home()
+        .join("exports/share/icons/hicolor/256x256/apps/org.example.Icon.png");
+    assert_eq!(std::fs::read(&exported).unwrap(), png);
+    env.ok(&["uninstall", "org.example.Icon"]);
+    assert!(!exported.exists());
+    // An icon that is a symlink out of the image is not followed.
+    let evil = busybox_img(
+        "example/evil:1",
+        vec![
+            dir("usr"),
+            dir("usr/share"),
+            symlink("usr/share/evil.png", "/etc/shadow"),
+        ],
+        &[
+            ("org.berth.app.id", "org.example.Evil"),
+            ("org.berth.app.icon", "/usr/share/evil.png"),
+        ],
+    );
+    let p = env.write("evil.tar", &evil.oci_archive());
+    let o = install(&env, p.to_str().unwrap(), true);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("no icon exported"), "{}", out(&o));
+    assert!(
+        !env.home()
+            .join("exports/share/icons/hicolor/256x256/apps/org.example.Evil.png")
+            .exists()
+    );
+}
+
 /// Install non-interactively (stdin is not a terminal).
 fn install(env: &Env, path: &str, yes: bool) -> std::process::Output {
     let mut args = vec!["install", path];
@@ -188,6 +237,19 @@ fn runs_with_exactly_its_permissions() {
         std::fs::read_to_string(env.home().join(format!("data/{ID}/note"))).unwrap(),
         "kept\n"
     );
+
+    // Native look: host fonts under /run/host/fonts, and fontconfig told.
+    let o = run(
+        "cat /etc/fonts/conf.d/50-berth-host-fonts.conf; ls /run/host/fonts >/dev/null && echo fonts-visible; echo $XDG_DATA_DIRS",
+    );
+    let text = out(&o);
+    assert!(
+        text.contains("<dir>/run/host/fonts</dir>") && text.contains("/run/host/share"),
+        "{text}"
+    );
+    if std::path::Path::new("/usr/share/fonts").is_dir() {
+        assert!(text.contains("fonts-visible"), "{text}");
+    }
 
     // A folder granted read-only through an override.
     let shared = env.path("shared");

@@ -31,6 +31,8 @@ pub struct RunRequest {
     pub devel: bool,
     /// A host directory to use as the (persistent) home; else an empty tmpfs.
     pub home_source: Option<PathBuf>,
+    /// Extra generated files for the top layer (path inside, contents).
+    pub extra_files: Vec<(PathBuf, String)>,
     pub limits: Limits,
     pub host: HostInfo,
 }
@@ -294,6 +296,12 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             contents: format!("127.0.0.1 localhost {name}\n::1 localhost\n"),
         },
     ];
+    for (path, contents) in &req.extra_files {
+        scaffold.push(ScaffoldEntry::File {
+            path: path.strip_prefix("/").unwrap_or(path).to_path_buf(),
+            contents: contents.clone(),
+        });
+    }
     for d in ["proc", "dev", "tmp", "run", "sys"] {
         scaffold.push(ScaffoldEntry::Dir { path: d.into() });
     }
@@ -407,6 +415,7 @@ mod tests {
             share_ipc: false,
             devel: false,
             home_source: None,
+            extra_files: vec![],
             limits: Limits::default(),
             host: HostInfo {
                 uid: 1000,

@@ -124,6 +124,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut command = a.command;
     let (mut network, mut share_ipc, mut devel, mut home_source) = (a.network, false, false, None);
+    let mut extra_files: Vec<(std::path::PathBuf, String)> = Vec::new();
     // Kept alive for the run; dropping it stops the proxy.
     let mut bus_proxy: Option<BusProxyProcess> = None;
     let name = match &app {
@@ -156,6 +157,28 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                     ));
                 }
             }
+            // Look native: the desktop's fonts and icons, read-only under
+            // /run/host as Flatpak places them, with fontconfig told.
+            for (host_dir, inner) in [
+                ("/usr/share/fonts", "/run/host/fonts"),
+                ("/usr/share/icons", "/run/host/share/icons"),
+            ] {
+                if std::path::Path::new(host_dir).is_dir() {
+                    binds.push(BindSpec {
+                        src: host_dir.into(),
+                        dest: inner.into(),
+                        readonly: true,
+                    });
+                }
+            }
+            extra_files.push((
+                "/etc/fonts/conf.d/50-berth-host-fonts.conf".into(),
+                "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig><dir>/run/host/fonts</dir></fontconfig>\n".into(),
+            ));
+            env.push((
+                "XDG_DATA_DIRS".into(),
+                "/usr/local/share:/usr/share:/run/host/share".into(),
+            ));
             // Look native: same machine-id and time zone as the desktop.
             for f in ["/etc/machine-id", "/etc/localtime"] {
                 if let Ok(real) = std::fs::canonicalize(f) {
@@ -254,6 +277,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         share_ipc,
         devel,
         home_source,
+        extra_files,
         limits: limits.clone(),
         host: host_info(state),
     };
