@@ -22,7 +22,31 @@ pub struct HostEnv {
     pub pulse_socket: Option<PathBuf>,
     pub pulse_cookie: Option<PathBuf>,
     pub session_bus: Option<PathBuf>,
+    /// The host's NVIDIA userspace driver files (libraries, ICD and vendor
+    /// JSON), which must match the kernel module.
+    pub nvidia_files: Vec<PathBuf>,
 }
+
+/// Is this file part of NVIDIA's userspace driver (by name)?
+pub fn is_nvidia_userspace(name: &str) -> bool {
+    const PREFIXES: [&str; 9] = [
+        "libnvidia-",
+        "libcuda.so",
+        "libcudadebugger.so",
+        "libnvcuvid.so",
+        "libnvoptix.so",
+        "libEGL_nvidia.so",
+        "libGLX_nvidia.so",
+        "libGLESv1_CM_nvidia.so",
+        "libGLESv2_nvidia.so",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || name == "nvidia_icd.json"
+        || name == "10_nvidia.json"
+}
+
+/// Where NVIDIA's userspace files appear inside the sandbox.
+pub const NVIDIA_DIR: &str = "/run/host/nvidia";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bind {
@@ -278,6 +302,40 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
                 for p in paths {
                     bind(&mut g, PathBuf::from(p), PathBuf::from(p), false, false);
                 }
+                if *d == Device::Nvidia {
+                    // The host's driver libraries, so userspace always matches
+                    // the kernel module; the loader and ICD loaders are told.
+                    if host.nvidia_files.is_empty() {
+                        g.unavailable.push(
+                            "device=nvidia: no NVIDIA driver libraries found on this computer"
+                                .into(),
+                        );
+                    }
+                    let dir = PathBuf::from(NVIDIA_DIR);
+                    for f in &host.nvidia_files {
+                        if let Some(name) = f.file_name() {
+                            bind(&mut g, f.clone(), dir.join(name), true, false);
+                        }
+                    }
+                    if !host.nvidia_files.is_empty() {
+                        g.env
+                            .push(("LD_LIBRARY_PATH".into(), dir.display().to_string()));
+                        g.env.push((
+                            "__EGL_VENDOR_LIBRARY_DIRS".into(),
+                            dir.display().to_string(),
+                        ));
+                        if host
+                            .nvidia_files
+                            .iter()
+                            .any(|f| f.ends_with("nvidia_icd.json"))
+                        {
+                            g.env.push((
+                                "VK_ICD_FILENAMES".into(),
+                                dir.join("nvidia_icd.json").display().to_string(),
+                            ));
+                        }
+                    }
+                }
             }
             Permission::TalkName(n) => g.talk.push(n.clone()),
             Permission::OwnName(n) => g.own.push(n.clone()),
@@ -338,6 +396,7 @@ mod tests {
             pulse_socket: Some("/run/user/1000/pulse/native".into()),
             pulse_cookie: None,
             session_bus: None,
+            nvidia_files: vec![],
         }
     }
 
@@ -401,6 +460,44 @@ mod tests {
         let g = compute(&perms("socket=x11;socket=wayland"), &h);
         assert_eq!(g.unavailable.len(), 2);
         assert!(g.binds.is_empty());
+    }
+
+    #[test]
+    fn nvidia_driver_files_follow_the_host() {
+        assert!(is_nvidia_userspace("libnvidia-glcore.so.550.54"));
+        assert!(is_nvidia_userspace("libGLX_nvidia.so.0"));
+        assert!(is_nvidia_userspace("nvidia_icd.json"));
+        assert!(!is_nvidia_userspace("libGL.so.1") && !is_nvidia_userspace("libnvidia"));
+        let mut h = host();
+        h.nvidia_files = vec![
+            "/usr/lib/x86_64-linux-gnu/libcuda.so.1".into(),
+            "/usr/share/vulkan/icd.d/nvidia_icd.json".into(),
+        ];
+        let g = compute(&perms("device=nvidia"), &h);
+        assert!(
+            g.binds
+                .iter()
+                .any(|b| b.dest == Path::new("/run/host/nvidia/libcuda.so.1") && b.readonly)
+        );
+        assert!(
+            g.binds
+                .iter()
+                .any(|b| b.dest == Path::new("/dev/nvidiactl"))
+        );
+        assert!(
+            g.env
+                .contains(&("LD_LIBRARY_PATH".into(), "/run/host/nvidia".into()))
+        );
+        assert!(g.env.contains(&(
+            "VK_ICD_FILENAMES".into(),
+            "/run/host/nvidia/nvidia_icd.json".into()
+        )));
+        assert!(
+            compute(&perms("device=nvidia"), &host())
+                .unavailable
+                .iter()
+                .any(|u| u.contains("NVIDIA"))
+        );
     }
 
     #[test]

@@ -117,6 +117,17 @@ pub fn export(home: &Path, meta: &AppMeta, image: &Image, store: &Store) -> anyh
             )),
         }
     }
+    // MIME types the app defines, from its own shared-mime-info file only.
+    let mime = format!("/usr/share/mime/packages/{}.xml", meta.id);
+    if let Some(xml) = read_from_image(store, image, &mime)? {
+        let dir = share.join("mime/packages");
+        std::fs::create_dir_all(&dir)?;
+        berth_image::fsutil::write_atomic(
+            &store.tmp_dir(),
+            &dir.join(format!("{}.xml", meta.id)),
+            &xml,
+        )?;
+    }
     Ok(true)
 }
 
@@ -124,6 +135,7 @@ pub fn export(home: &Path, meta: &AppMeta, image: &Image, store: &Store) -> anyh
 pub fn unexport(home: &Path, id: &str) -> anyhow::Result<()> {
     let share = exports(home);
     let _ = std::fs::remove_file(share.join("applications").join(format!("{id}.desktop")));
+    let _ = std::fs::remove_file(share.join("mime/packages").join(format!("{id}.xml")));
     if let Ok(sizes) = std::fs::read_dir(share.join("icons/hicolor")) {
         for s in sizes.flatten() {
             for ext in ["png", "svg"] {

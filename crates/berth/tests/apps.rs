@@ -45,6 +45,16 @@ fn icon_is_exported_and_removed() {
             dir("usr"),
             dir("usr/share"),
             file("usr/share/tool-128.png", png),
+            dir("usr/share/mime"),
+            dir("usr/share/mime/packages"),
+            file(
+                "usr/share/mime/packages/org.example.Icon.xml",
+                b"<mime-info/>",
+            ),
+            file(
+                "usr/share/mime/packages/org.other.Sneaky.xml",
+                b"<mime-info/>",
+            ),
             symlink("usr/share/evil.png", "/etc/shadow"),
         ],
         &[
@@ -58,8 +68,15 @@ fn icon_is_exported_and_removed() {
         .home()
         .join("exports/share/icons/hicolor/256x256/apps/org.example.Icon.png");
     assert_eq!(std::fs::read(&exported).unwrap(), png);
+    let mime = env.home().join("exports/share/mime/packages");
+    assert!(mime.join("org.example.Icon.xml").exists());
+    assert!(
+        !mime.join("org.other.Sneaky.xml").exists(),
+        "only files named after the app are exported"
+    );
     env.ok(&["uninstall", "org.example.Icon"]);
     assert!(!exported.exists());
+    assert!(!mime.join("org.example.Icon.xml").exists());
     // An icon that is a symlink out of the image is not followed.
     let evil = busybox_img(
         "example/evil:1",

@@ -433,7 +433,30 @@ fn host_env() -> grants::HostEnv {
         })
         .or_else(|| runtime_dir.as_ref().map(|r| r.join("bus")))
         .and_then(existing);
+    // NVIDIA's userspace driver, wherever the distribution put it.
+    let mut nvidia_files = Vec::new();
+    for d in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/usr/share/glvnd/egl_vendor.d",
+        "/usr/share/vulkan/icd.d",
+        "/etc/vulkan/icd.d",
+    ] {
+        if let Ok(rd) = std::fs::read_dir(d) {
+            nvidia_files.extend(
+                rd.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_str()
+                            .is_some_and(grants::is_nvidia_userspace)
+                    })
+                    .filter_map(|e| std::fs::canonicalize(e.path()).ok().map(|_| e.path())),
+            );
+        }
+    }
     grants::HostEnv {
+        nvidia_files,
         uid: rustix::process::getuid().as_raw(),
         xauthority: var("XAUTHORITY")
             .map(std::path::PathBuf::from)
