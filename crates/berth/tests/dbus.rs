@@ -41,26 +41,6 @@ fn call(env: &Env, bus: &str, app: &str, dest: &str) -> std::process::Output {
         .unwrap()
 }
 
-fn install(env: &Env, id: &str, perms: &str) {
-    let img = busybox_img(
-        &format!("test/{}:1", id.to_ascii_lowercase().replace('.', "-")),
-        host_program_entries("/usr/bin/dbus-send"),
-        &[
-            ("org.berth.app.id", id),
-            ("org.berth.app.command", "/bin/sh -c"),
-            ("org.berth.app.permissions", perms),
-        ],
-    );
-    let p = env.write(&format!("{id}.tar"), &img.oci_archive());
-    let o = env
-        .cmd()
-        .args(["install", "--yes", p.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn only_granted_names_are_reachable() {
     for t in ["dbus-daemon", "xdg-dbus-proxy", "dbus-send", "ldd"] {
@@ -97,10 +77,13 @@ fn only_granted_names_are_reachable() {
         .unwrap()
         .build()
         .unwrap();
-    install(
+    install_host_app(
         &env,
         "org.berth.test.Client",
+        "/usr/bin/dbus-send",
+        "/bin/sh -c",
         "talk-name=org.berth.test.Granted",
+        vec![],
     );
     let o = call(
         &env,

@@ -100,26 +100,6 @@ fn window_names(x: &Xvfb) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn install_xlogo(env: &Env, id: &str, perms: &str) {
-    let img = busybox_img(
-        &format!("test/{}:1", id.to_ascii_lowercase().replace('.', "-")),
-        host_program_entries("/usr/bin/xlogo"),
-        &[
-            ("org.berth.app.id", id),
-            ("org.berth.app.command", "/usr/bin/xlogo"),
-            ("org.berth.app.permissions", perms),
-        ],
-    );
-    let p = env.write(&format!("{id}.tar"), &img.oci_archive());
-    let o = env
-        .cmd()
-        .args(["install", "--yes", p.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn x11_app_opens_a_window_only_when_granted() {
     for t in ["Xvfb", "xlogo", "xwd", "xwininfo", "xauth", "ldd"] {
@@ -130,8 +110,22 @@ fn x11_app_opens_a_window_only_when_granted() {
     let env = Env::new();
     let x = start_xvfb(env.dir.path());
     assert!(distinct_pixels(&x) <= 1, "the screen starts blank");
-    install_xlogo(&env, "org.berth.test.Xlogo", "socket=x11");
-    install_xlogo(&env, "org.berth.test.NoDisplay", "");
+    install_host_app(
+        &env,
+        "org.berth.test.Xlogo",
+        "/usr/bin/xlogo",
+        "/usr/bin/xlogo",
+        "socket=x11",
+        vec![],
+    );
+    install_host_app(
+        &env,
+        "org.berth.test.NoDisplay",
+        "/usr/bin/xlogo",
+        "/usr/bin/xlogo",
+        "",
+        vec![],
+    );
 
     let mut app = env
         .cmd()

@@ -94,28 +94,6 @@ fn tone() -> Vec<u8> {
     w
 }
 
-fn install_player(env: &Env, id: &str, perms: &str) {
-    let mut extra = host_program_entries("/usr/bin/paplay");
-    extra.push(file("tone.wav", &tone()));
-    let img = busybox_img(
-        &format!("test/{}:1", id.to_ascii_lowercase().replace('.', "-")),
-        extra,
-        &[
-            ("org.berth.app.id", id),
-            ("org.berth.app.command", "/usr/bin/paplay /tone.wav"),
-            ("org.berth.app.permissions", perms),
-        ],
-    );
-    let p = env.write(&format!("{id}.tar"), &img.oci_archive());
-    let o = env
-        .cmd()
-        .args(["install", "--yes", p.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn sound_plays_only_when_granted() {
     for t in ["pulseaudio", "paplay", "parec", "ldd"] {
@@ -125,8 +103,23 @@ fn sound_plays_only_when_granted() {
     }
     let env = Env::new();
     let pa = start_pulse(env.dir.path());
-    install_player(&env, "org.berth.test.Player", "socket=pulseaudio");
-    install_player(&env, "org.berth.test.Mute", "");
+    let tone = || vec![file("tone.wav", &tone())];
+    install_host_app(
+        &env,
+        "org.berth.test.Player",
+        "/usr/bin/paplay",
+        "/usr/bin/paplay /tone.wav",
+        "socket=pulseaudio",
+        tone(),
+    );
+    install_host_app(
+        &env,
+        "org.berth.test.Mute",
+        "/usr/bin/paplay",
+        "/usr/bin/paplay /tone.wav",
+        "",
+        tone(),
+    );
     let server = format!("unix:{}", pa.socket.display());
 
     let mut rec = Command::new("parec")

@@ -20,26 +20,6 @@ impl Drop for Weston {
     }
 }
 
-fn install(env: &Env, id: &str, perms: &str) {
-    let img = busybox_img(
-        &format!("test/{}:1", id.to_ascii_lowercase().replace('.', "-")),
-        host_program_entries("/usr/bin/weston-simple-shm"),
-        &[
-            ("org.berth.app.id", id),
-            ("org.berth.app.command", "/usr/bin/weston-simple-shm"),
-            ("org.berth.app.permissions", perms),
-        ],
-    );
-    let p = env.write(&format!("{id}.tar"), &img.oci_archive());
-    let o = env
-        .cmd()
-        .args(["install", "--yes", p.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn wayland_client_connects_only_when_granted() {
     for t in ["weston", "weston-simple-shm", "ldd"] {
@@ -73,8 +53,22 @@ fn wayland_client_connects_only_when_granted() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    install(&env, "org.berth.test.Shm", "socket=wayland");
-    install(&env, "org.berth.test.Blind", "");
+    install_host_app(
+        &env,
+        "org.berth.test.Shm",
+        "/usr/bin/weston-simple-shm",
+        "/usr/bin/weston-simple-shm",
+        "socket=wayland",
+        vec![],
+    );
+    install_host_app(
+        &env,
+        "org.berth.test.Blind",
+        "/usr/bin/weston-simple-shm",
+        "/usr/bin/weston-simple-shm",
+        "",
+        vec![],
+    );
     let start = |id: &str| {
         env.cmd()
             .args(["run", id])

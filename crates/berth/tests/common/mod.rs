@@ -565,3 +565,34 @@ pub fn host_program_entries(bin: &str) -> Vec<E> {
     out.extend(entries);
     out
 }
+
+/// Install an app made of busybox plus a host program (with its libraries)
+/// and `extra` entries, running `command` with `perms`.
+pub fn install_host_app(
+    env: &Env,
+    id: &str,
+    program: &str,
+    command: &str,
+    perms: &str,
+    extra: Vec<E>,
+) {
+    let mut entries = host_program_entries(program);
+    entries.extend(extra);
+    let img = busybox_img(
+        &format!("test/{}:1", id.to_ascii_lowercase().replace('.', "-")),
+        entries,
+        &[
+            ("org.berth.app.id", id),
+            ("org.berth.app.command", command),
+            ("org.berth.app.permissions", perms),
+        ],
+    );
+    let p = env.write(&format!("{id}.tar"), &img.oci_archive());
+    let o = env
+        .cmd()
+        .args(["install", "--yes", p.to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
