@@ -186,3 +186,81 @@ fn sound_plays_only_when_granted() {
         "{err}"
     );
 }
+
+#[test]
+fn recording_works_only_when_granted() {
+    for t in ["pulseaudio", "paplay", "parec", "ldd"] {
+        if !have_tool("recording_works_only_when_granted", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let pa = start_pulse(env.dir.path());
+    let server = format!("unix:{}", pa.socket.display());
+    let wav = env.write("tone.wav", &tone());
+    let record = "/usr/bin/parec -d berth_test.monitor --format=s16le --rate=44100 --channels=1 --latency-msec=20";
+    install_host_app(
+        &env,
+        "org.berth.test.Recorder",
+        "/usr/bin/parec",
+        record,
+        "socket=pulseaudio",
+        vec![],
+    );
+    install_host_app(
+        &env,
+        "org.berth.test.Deaf",
+        "/usr/bin/parec",
+        record,
+        "",
+        vec![],
+    );
+
+    // The app records (to its stdout) while the host plays a tone.
+    let mut app = env
+        .cmd()
+        .args(["run", "org.berth.test.Recorder"])
+        .env("PULSE_SERVER", &server)
+        .env("XDG_RUNTIME_DIR", &pa.runtime)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let st = Command::new("paplay")
+        .arg(&wav)
+        .env("PULSE_SERVER", &server)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::thread::sleep(Duration::from_millis(400));
+    // SIGINT reaches parec through berth and the sandbox's init.
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(app.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    );
+    let mut raw = Vec::new();
+    app.stdout.take().unwrap().read_to_end(&mut raw).unwrap();
+    let _ = app.wait();
+    let peak = raw
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        peak > 3000,
+        "the sandboxed recording is silence (peak {peak} over {} samples)",
+        raw.len() / 2
+    );
+
+    let o = env
+        .cmd()
+        .args(["run", "org.berth.test.Deaf"])
+        .env("PULSE_SERVER", &server)
+        .env("XDG_RUNTIME_DIR", &pa.runtime)
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && o.stdout.is_empty(),
+        "recorded without socket=pulseaudio"
+    );
+}
