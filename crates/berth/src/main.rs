@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    berth_sandbox::default_sigpipe();
     let cli = cli::Cli::parse();
     match cmd::dispatch(cli) {
         Ok(code) => code,

@@ -277,3 +277,21 @@ fn inspect_shows_the_app_and_its_permission_review() {
     let out = env.ok(&["inspect", "app/bad:1"]);
     assert!(out.contains("App:          invalid: label org.berth.app.permissions: invalid permission \"socket=everything\""), "{out}");
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    // `berth inspect X | head -0`: the reader is gone before berth writes.
+    let env = Env::new();
+    imported(&env, "pipe/x:1", "x");
+    let mut c = env
+        .cmd()
+        .args(["inspect", "pipe/x:1", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(c.stdout.take());
+    let o = c.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -10,6 +10,7 @@ pub mod instance;
 pub mod plan;
 pub mod seccomp;
 mod sys;
+pub use sys::default_sigpipe;
 pub mod systemd;
 
 pub use error::{Error, Result};

@@ -131,3 +131,14 @@ pub fn clone_into_cgroup(
             .ok_or_else(|| io::Error::other("clone3 returned an invalid pid")),
     }
 }
+
+/// Die quietly when stdout is closed, like other Unix tools: Rust starts
+/// programs with SIGPIPE ignored, which turns `berth images | head` into a
+/// write error (and `println!` into a panic).
+pub fn default_sigpipe() {
+    // SAFETY: called first thing in main, before any thread exists, and
+    // SIG_DFL installs no handler, so no code of ours can run from it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
