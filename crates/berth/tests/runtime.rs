@@ -85,14 +85,16 @@ fn debian_runtime_app_opens_a_window() {
         .args(["run", "org.debian.Xlogo"])
         .env("DISPLAY", format!(":{}", x.display))
         .env("XAUTHORITY", &x.auth)
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let t = Instant::now();
     while !window_names(&x).contains("xlogo") {
-        assert!(
-            app.try_wait().unwrap().is_none(),
-            "xlogo exited without a window"
-        );
+        if let Some(st) = app.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(app.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("xlogo exited ({st}) without a window: {err}");
+        }
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "no xlogo window appeared"

@@ -607,13 +607,27 @@ pub struct Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, so Xvfb removes its lock file and socket.
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let _ = self.child.wait();
     }
 }
 
+/// A display number nobody uses (no lock file, no socket).
+fn free_display() -> u32 {
+    (90..400)
+        .map(|i| 90 + (i + std::process::id()) % 300)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .expect("a free X display number")
+}
+
 pub fn start_xvfb(dir: &Path) -> Xvfb {
-    let display = 80 + std::process::id() % 100;
+    let display = free_display();
     let auth = dir.join("Xauthority");
     // A cookie the server demands: without it no client gets in.
     let cookie: String = (0..16)
