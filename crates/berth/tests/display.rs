@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -45,19 +45,7 @@ fn x11_app_opens_a_window_only_when_granted() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while !window_names(&x).contains("xlogo") {
-        if let Some(st) = app.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(app.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("xlogo exited ({st}) without a window: {err}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "no xlogo window appeared"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_window(&x, &mut app, "xlogo", Duration::from_secs(15));
     std::thread::sleep(Duration::from_millis(300));
     let colors = distinct_pixels(&x);
     assert!(

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -88,19 +88,7 @@ fn debian_runtime_app_opens_a_window() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while !window_names(&x).contains("xlogo") {
-        if let Some(st) = app.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(app.stderr.as_mut().unwrap(), &mut err).unwrap();
-            panic!("xlogo exited ({st}) without a window: {err}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "no xlogo window appeared"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_window(&x, &mut app, "xlogo", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(300));
     assert!(distinct_pixels(&x) >= 2, "the screenshot is blank");
     let inst = wait_for_instance(&env);

@@ -94,6 +94,34 @@ fn tone() -> Vec<u8> {
     w
 }
 
+/// `berth run ID` against the test's PulseAudio.
+fn run_with_pulse(env: &Env, pa: &Pulse, id: &str) -> std::process::Command {
+    let mut c = env.cmd();
+    c.args(["run", id])
+        .env("PULSE_SERVER", format!("unix:{}", pa.socket.display()))
+        .env("XDG_RUNTIME_DIR", &pa.runtime);
+    c
+}
+
+/// Stop a recorder with SIGINT (so it flushes; through berth and the
+/// sandbox's init when sandboxed) and return the peak of its s16le stdout
+/// and the number of samples.
+fn stop_and_measure(mut rec: Child) -> (u16, usize) {
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(rec.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    );
+    let mut raw = Vec::new();
+    rec.stdout.take().unwrap().read_to_end(&mut raw).unwrap();
+    let _ = rec.wait();
+    let peak = raw
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    (peak, raw.len() / 2)
+}
+
 #[test]
 fn sound_plays_only_when_granted() {
     for t in ["pulseaudio", "paplay", "parec", "ldd"] {
@@ -122,7 +150,7 @@ fn sound_plays_only_when_granted() {
     );
     let server = format!("unix:{}", pa.socket.display());
 
-    let mut rec = Command::new("parec")
+    let rec = Command::new("parec")
         // Small fragments, so nothing recorded sits in parec's buffer.
         .args([
             "-d",
@@ -137,11 +165,7 @@ fn sound_plays_only_when_granted() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let o = env
-        .cmd()
-        .args(["run", "org.berth.test.Player"])
-        .env("PULSE_SERVER", &server)
-        .env("XDG_RUNTIME_DIR", &pa.runtime)
+    let o = run_with_pulse(&env, &pa, "org.berth.test.Player")
         .output()
         .unwrap();
     assert!(
@@ -150,30 +174,13 @@ fn sound_plays_only_when_granted() {
         String::from_utf8_lossy(&o.stderr)
     );
     std::thread::sleep(Duration::from_millis(500));
-    // SIGINT lets parec flush what it has.
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_raw(rec.id() as i32).unwrap(),
-        rustix::process::Signal::INT,
-    );
-    let mut raw = Vec::new();
-    rec.stdout.take().unwrap().read_to_end(&mut raw).unwrap();
-    let _ = rec.wait();
-    let peak = raw
-        .chunks_exact(2)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
-        .max()
-        .unwrap_or(0);
+    let (peak, samples) = stop_and_measure(rec);
     assert!(
         peak > 3000,
-        "the recording is silence (peak {peak} over {} samples)",
-        raw.len() / 2
+        "the recording is silence (peak {peak} over {samples} samples)"
     );
 
-    let o = env
-        .cmd()
-        .args(["run", "org.berth.test.Mute"])
-        .env("PULSE_SERVER", &server)
-        .env("XDG_RUNTIME_DIR", &pa.runtime)
+    let o = run_with_pulse(&env, &pa, "org.berth.test.Mute")
         .output()
         .unwrap();
     assert!(
@@ -217,11 +224,7 @@ fn recording_works_only_when_granted() {
     );
 
     // The app records (to its stdout) while the host plays a tone.
-    let mut app = env
-        .cmd()
-        .args(["run", "org.berth.test.Recorder"])
-        .env("PULSE_SERVER", &server)
-        .env("XDG_RUNTIME_DIR", &pa.runtime)
+    let app = run_with_pulse(&env, &pa, "org.berth.test.Recorder")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -233,30 +236,13 @@ fn recording_works_only_when_granted() {
         .unwrap();
     assert!(st.success());
     std::thread::sleep(Duration::from_millis(400));
-    // SIGINT reaches parec through berth and the sandbox's init.
-    let _ = rustix::process::kill_process(
-        rustix::process::Pid::from_raw(app.id() as i32).unwrap(),
-        rustix::process::Signal::INT,
-    );
-    let mut raw = Vec::new();
-    app.stdout.take().unwrap().read_to_end(&mut raw).unwrap();
-    let _ = app.wait();
-    let peak = raw
-        .chunks_exact(2)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]).unsigned_abs())
-        .max()
-        .unwrap_or(0);
+    let (peak, samples) = stop_and_measure(app);
     assert!(
         peak > 3000,
-        "the sandboxed recording is silence (peak {peak} over {} samples)",
-        raw.len() / 2
+        "the sandboxed recording is silence (peak {peak} over {samples} samples)"
     );
 
-    let o = env
-        .cmd()
-        .args(["run", "org.berth.test.Deaf"])
-        .env("PULSE_SERVER", &server)
-        .env("XDG_RUNTIME_DIR", &pa.runtime)
+    let o = run_with_pulse(&env, &pa, "org.berth.test.Deaf")
         .output()
         .unwrap();
     assert!(

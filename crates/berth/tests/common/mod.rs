@@ -703,3 +703,25 @@ pub fn window_names(x: &Xvfb) -> String {
         .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Wait until `x` shows a window named `name`, failing with the app's
+/// stderr if it exits first.
+pub fn wait_for_window(
+    x: &Xvfb,
+    app: &mut std::process::Child,
+    name: &str,
+    timeout: std::time::Duration,
+) {
+    let t = std::time::Instant::now();
+    while !window_names(x).contains(name) {
+        if let Some(st) = app.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(e) = app.stderr.as_mut() {
+                std::io::Read::read_to_string(e, &mut err).unwrap();
+            }
+            panic!("{name} exited ({st}) without a window: {err}");
+        }
+        assert!(t.elapsed() < timeout, "no {name} window appeared");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
