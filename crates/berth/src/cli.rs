@@ -211,6 +211,59 @@ pub enum Command {
         /// Instance ID (or unique prefix) or name
         instance: String,
     },
+    /// Build runtime and SDK images from distribution packages
+    #[command(subcommand)]
+    Runtime(RuntimeCommand),
+    /// Build an app image from a manifest, on a runtime and its SDK
+    #[command(
+        long_about = "Build an app image from a TOML manifest (docs/build-manifest.md).\n\n\
+        The source directory is copied to /build, an empty install dir (default /app) \
+        is mounted, and each build step runs with /bin/sh -e in the sandbox on the SDK \
+        image, without network unless the manifest sets `network = true`. Step output \
+        is shown as it runs. The install dir becomes one reproducible layer (sorted, \
+        root-owned, dated SOURCE_DATE_EPOCH or 0, so the same files give the same digest) on top of the \
+        runtime's unchanged layers; the image carries the app labels and the \
+        org.opencontainers.image.base.name/.base.digest annotations that rebase uses. \
+        A failed step leaves no image behind.",
+        after_help = "Example:\n  berth build examples/hello-x11/berth.toml\n  berth bundle org.example.HelloX11 hello.berth"
+    )]
+    Build {
+        /// The manifest file (TOML)
+        manifest: PathBuf,
+        /// Name for the result (default: the manifest's `image`, else ID:latest)
+        #[arg(long, short = 't')]
+        tag: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an app as one .berth file (an OCI archive) that users can install
+    #[command(
+        long_about = "Write an app as one .berth file that users can download and install \
+        with `berth install FILE` (or by opening it from a file manager after `berth integrate`).\n\n\
+        Inside it is a plain OCI archive, so skopeo and podman read it. By default it holds \
+        the app and its runtime. With --thin it holds only the app's own layers; the runtime \
+        is named by the image's base annotations and must already be on the user's machine \
+        (or in a registry)."
+    )]
+    Bundle {
+        /// Installed app ID, or image name/ID
+        source: String,
+        /// Output file (written atomically)
+        file: PathBuf,
+        /// Leave out the runtime's layers
+        #[arg(long)]
+        thin: bool,
+    },
+    /// Register the .berth file type and its installer with the desktop
+    #[command(
+        long_about = "Register berth with the desktop: the application/vnd.berth.bundle MIME \
+        type for *.berth files, and a desktop entry that opens them with `berth install` \
+        in a terminal, so the permission review is shown before anything is installed. \
+        Files go to $BERTH_HOME/exports/share (see the hint `berth install` prints). \
+        `berth install` does this too."
+    )]
+    Integrate,
     /// Run a command inside a running instance (default: /bin/sh)
     Enter {
         /// Instance ID (or unique prefix) or name
@@ -218,6 +271,51 @@ pub enum Command {
         /// Command and arguments
         #[arg(last = true)]
         command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RuntimeCommand {
+    /// Build a runtime (and with --sdk its SDK) from Debian packages with mmdebstrap
+    #[command(
+        long_about = "Build a runtime image from Debian packages with mmdebstrap \
+        (minbase variant plus --packages). With --sdk, also build the SDK: the same \
+        packages plus --sdk-packages, stored as one extra layer on top of the runtime's \
+        unchanged layer, so the two share it. Each image records its package list with \
+        versions in the label org.berth.runtime.packages (`berth runtime packages`).\n\n\
+        As root mmdebstrap runs in root mode; as a user in unshare mode, which needs \
+        entries in /etc/subuid and /etc/subgid.",
+        after_help = "Example:\n  berth runtime create example/runtime:bookworm --from debian:bookworm \\\n    --packages libx11-6 --sdk --sdk-packages gcc,libc6-dev,libx11-dev"
+    )]
+    Create {
+        /// Name of the runtime image (NAME[:TAG])
+        name: String,
+        /// Distribution and suite, e.g. debian:bookworm
+        #[arg(long)]
+        from: String,
+        /// Packages to add to the runtime (comma-separated, repeatable)
+        #[arg(long, short = 'p', value_name = "PKGS")]
+        packages: Vec<String>,
+        /// Also build the SDK
+        #[arg(long)]
+        sdk: bool,
+        /// Packages the SDK adds (default: gcc,g++,make,pkg-config,libc6-dev); implies --sdk
+        #[arg(long, value_name = "PKGS")]
+        sdk_packages: Vec<String>,
+        /// Name of the SDK image (default: NAME-sdk with the same tag)
+        #[arg(long, value_name = "NAME")]
+        sdk_name: Option<String>,
+        /// Debian mirror URL or sources line, passed to mmdebstrap (repeatable)
+        #[arg(long, value_name = "URL")]
+        mirror: Vec<String>,
+    },
+    /// List the packages (with versions) a runtime or SDK was built from
+    Packages {
+        /// Image name or ID
+        image: String,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -162,6 +162,75 @@ pub fn hint_once(home: &Path) {
     let _ = std::fs::write(marker, b"");
 }
 
+pub const BUNDLE_MIME: &str = "application/vnd.berth.bundle";
+pub const INSTALLER_DESKTOP: &str = "org.berth.Installer.desktop";
+
+/// The installer entry: opens a .berth file with `berth install` in a
+/// terminal, where the permission review and the consent prompt appear.
+pub fn installer_entry(exe: &str) -> String {
+    format!(
+        "[Desktop Entry]\nType=Application\nName=Install berth app\n\
+         Comment=Review the permissions of a berth app bundle and install it\n\
+         Exec={exe} install %f\nTerminal=true\nNoDisplay=true\nIcon=system-software-install\n\
+         MimeType={BUNDLE_MIME};\nCategories=System;PackageManager;\n"
+    )
+}
+
+pub fn bundle_mime_xml() -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <mime-info xmlns=\"http://www.freedesktop.org/standards/shared-mime-info\">\n\
+         \x20 <mime-type type=\"{BUNDLE_MIME}\">\n\
+         \x20   <comment>berth app bundle</comment>\n\
+         \x20   <sub-class-of type=\"application/x-tar\"/>\n\
+         \x20   <glob pattern=\"*.berth\"/>\n\
+         \x20 </mime-type>\n\
+         </mime-info>\n"
+    )
+}
+
+/// Register the .berth type and its installer in the exports, and refresh
+/// the MIME and desktop caches when the tools are there.
+pub fn register_bundle_type(home: &Path, tmp: &Path) -> anyhow::Result<()> {
+    let share = exports(home);
+    let apps = share.join("applications");
+    let mime = share.join("mime/packages");
+    std::fs::create_dir_all(&apps).with_context(|| format!("creating {}", apps.display()))?;
+    std::fs::create_dir_all(&mime).with_context(|| format!("creating {}", mime.display()))?;
+    berth_image::fsutil::write_atomic(
+        tmp,
+        &apps.join(INSTALLER_DESKTOP),
+        installer_entry(&berth_exe()).as_bytes(),
+    )?;
+    berth_image::fsutil::write_atomic(
+        tmp,
+        &mime.join("org.berth.Bundle.xml"),
+        bundle_mime_xml().as_bytes(),
+    )?;
+    berth_image::fsutil::write_atomic(
+        tmp,
+        &apps.join("mimeapps.list"),
+        format!("[Default Applications]\n{BUNDLE_MIME}={INSTALLER_DESKTOP}\n").as_bytes(),
+    )?;
+    refresh_caches(&share);
+    Ok(())
+}
+
+/// Best effort: the caches only speed up lookups, and the tools are optional.
+pub fn refresh_caches(share: &Path) {
+    let run = |prog: &str, arg: &Path| {
+        let _ = std::process::Command::new(prog)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    };
+    if share.join("mime/packages").is_dir() {
+        run("update-mime-database", &share.join("mime"));
+    }
+    run("update-desktop-database", &share.join("applications"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

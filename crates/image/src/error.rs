@@ -45,6 +45,14 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Conflict(String),
+    /// A thin bundle (or partial layout) whose base layers are neither in
+    /// the input nor in the store.
+    #[error("{missing} layer(s) of this image are neither in the input nor in the store; it needs its base image {}{}", base_name.as_deref().unwrap_or("(not named)"), base_digest.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    MissingBase {
+        missing: usize,
+        base_name: Option<String>,
+        base_digest: Option<String>,
+    },
 }
 
 impl Error {

@@ -15,19 +15,24 @@ use crate::progress::Progress;
 use crate::store::{ImageEntry, REF_NAME, Store, new_index};
 
 /// Write `entry` to `out` atomically. `name` becomes the archive's
-/// `org.opencontainers.image.ref.name`. Returns the archive size.
+/// `org.opencontainers.image.ref.name`. Layer blobs in `omit` are left out
+/// (a thin bundle without its runtime). Returns the archive size.
 pub fn export(
     store: &Store,
     entry: &ImageEntry,
     name: Option<&str>,
     out: &Path,
+    omit: &[Digest],
     progress: &dyn Progress,
 ) -> Result<u64> {
     let image = store.load_image(entry)?;
     let mut blobs: Vec<(Digest, u64)> =
         vec![(image.config_digest.clone(), image.manifest.config().size())];
     for l in image.manifest.layers() {
-        blobs.push((Digest::from_oci(l.digest())?, l.size()));
+        let d = Digest::from_oci(l.digest())?;
+        if !omit.contains(&d) {
+            blobs.push((d, l.size()));
+        }
     }
     blobs.push((entry.digest.clone(), entry.size));
     for (d, _) in &blobs {

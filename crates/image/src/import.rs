@@ -21,6 +21,9 @@ use crate::store::{
 };
 use crate::unpack::{UnpackOptions, UnpackReport};
 
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
@@ -79,6 +82,8 @@ struct Planned {
     /// OCI: the verified manifest bytes. Docker: built after the layers.
     manifest: Option<(Vec<u8>, Descriptor)>,
     layers: Vec<SrcLayer>,
+    /// `org.opencontainers.image.base.{name,digest}` from the manifest.
+    base: (Option<String>, Option<String>),
 }
 
 pub fn import(
@@ -154,6 +159,26 @@ pub fn import(
                     unpack,
                 },
             ));
+        }
+    }
+    // A thin bundle leaves out its runtime's layers: say which base is
+    // missing before doing any work.
+    for p in &planned {
+        let missing = p
+            .layers
+            .iter()
+            .filter(|l| {
+                jobs.iter()
+                    .any(|(path, j)| path == &l.path && j.write_blob && l.expected.is_some())
+                    && !source.exists(&l.path)
+            })
+            .count();
+        if missing > 0 {
+            return Err(Error::MissingBase {
+                missing,
+                base_name: p.base.0.clone(),
+                base_digest: p.base.1.clone(),
+            });
         }
     }
     let done = run_jobs(store, source.as_ref(), &jobs, opts, progress)?;
@@ -410,11 +435,13 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
             digest.to_oci(),
         );
         desc.set_media_type(d.media_type().clone());
+        let ann = manifest.annotations().clone().unwrap_or_default();
         out.push(Planned {
             names,
             config_bytes,
             manifest: Some((bytes, desc)),
             layers,
+            base: (ann.get(BASE_NAME).cloned(), ann.get(BASE_DIGEST).cloned()),
         });
     }
     Ok(out)
@@ -514,6 +541,7 @@ fn plan_docker(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Plann
             config_bytes,
             manifest: None,
             layers,
+            base: (None, None),
         });
     }
     Ok(out)

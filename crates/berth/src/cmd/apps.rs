@@ -9,13 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use berth_app::deploy::{AppStore, Deployment, Overrides, effective};
 use berth_app::{AppMeta, Permission, PermissionSet};
-use berth_image::import::{ImportOptions, import};
-use berth_image::layer::Limits;
-use berth_image::unpack::UnpackOptions;
 use berth_image::{Image, ImageEntry};
 
 use super::Ctx;
-use crate::ui::{self, Bar};
+use crate::ui;
 
 /// The app an image declares, or a clear error.
 pub fn app_of(image: &Image) -> anyhow::Result<AppMeta> {
@@ -44,16 +41,14 @@ fn image_size(img: &Image) -> u64 {
 /// Import a file or directory, or find an image in the store.
 fn source_image(ctx: &Ctx, source: &str) -> anyhow::Result<(ImageEntry, String)> {
     if Path::new(source).exists() {
-        let opts = ImportOptions {
-            tag: None,
-            limits: Limits::from_env()?,
-            unpack: UnpackOptions::for_current_user(),
-            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        };
-        let bar = Bar::new("importing");
-        let res = import(&ctx.store, Path::new(source), &opts, &bar)
-            .with_context(|| format!("importing {source}"))?;
-        bar.finish();
+        let res = super::import::import_path(ctx, Path::new(source), None).map_err(|e| {
+            match e.downcast_ref::<berth_image::Error>() {
+                Some(berth_image::Error::MissingBase { .. }) => e.context(
+                    "this is a thin bundle: import or pull its runtime first, or ask the author for a full bundle",
+                ),
+                _ => e,
+            }
+        })?;
         let [first] = res.images.as_slice() else {
             bail!(
                 "{source} holds {} images; import it and install one by name",
@@ -154,6 +149,12 @@ pub fn install(ctx: &Ctx, source: &str, yes: bool) -> anyhow::Result<ExitCode> {
             .unwrap_or(0),
     })?;
     let exported = crate::desktop::export(ctx.store.root(), &meta, &image, &ctx.store)?;
+    // So that the next .berth file opens in the installer; not fatal.
+    if let Err(e) = crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir()) {
+        ui::warn(&format!(
+            "warning: could not register the .berth file type: {e:#}"
+        ));
+    }
     println!(
         "Installed {} (deployment {}). Run it with: berth run {}",
         meta.id, d.serial, meta.id

@@ -3,28 +3,26 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use berth_image::ImageName;
-use berth_image::import::{ImportOptions, import};
+use berth_image::import::{ImportOptions, ImportResult, import};
 use berth_image::layer::Limits;
 use berth_image::unpack::UnpackOptions;
 
 use super::Ctx;
 use crate::ui::{self, Bar};
 
-pub fn run(
+/// Import with a progress bar, and warn about anything left out. The
+/// caller holds the store's shared lock.
+pub fn import_path(
     ctx: &Ctx,
     source: &Path,
-    tag: Option<&str>,
-    json: bool,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
-    let tag = tag.map(ImageName::parse).transpose()?;
+    tag: Option<ImageName>,
+) -> anyhow::Result<ImportResult> {
     let opts = ImportOptions {
         tag,
         limits: Limits::from_env()?,
         unpack: UnpackOptions::for_current_user(),
         jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
-    let _lock = ctx.lock_shared()?;
     let bar = Bar::new("importing");
     let res = import(&ctx.store, source, &opts, &bar)
         .with_context(|| format!("importing {}", source.display()))?;
@@ -50,6 +48,19 @@ pub fn run(
             r.dropped_xattrs
         ));
     }
+    Ok(res)
+}
+
+pub fn run(
+    ctx: &Ctx,
+    source: &Path,
+    tag: Option<&str>,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let tag = tag.map(ImageName::parse).transpose()?;
+    let _lock = ctx.lock_shared()?;
+    let res = import_path(ctx, source, tag)?;
     if json {
         ui::print_json(&res.images)?;
     } else if quiet {

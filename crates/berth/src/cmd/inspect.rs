@@ -30,6 +30,8 @@ struct Inspect {
     cmd: Vec<String>,
     working_dir: Option<String>,
     labels: BTreeMap<String, String>,
+    /// Manifest annotations (the base name and digest of a built app).
+    annotations: BTreeMap<String, String>,
     /// The app the labels declare, if any (see docs/app-labels.md).
     app: Option<berth_app::AppMeta>,
     /// Why the labels do not make a valid app.
@@ -80,6 +82,13 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
         cmd: c.cmd().clone().unwrap_or_default(),
         working_dir: c.working_dir().clone(),
         labels,
+        annotations: img
+            .manifest
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
         app,
         app_error,
         size: layers.iter().map(|l| l.size).sum::<u64>() + img.manifest.config().size(),
@@ -123,6 +132,20 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
     if !info.labels.is_empty() {
         println!("Labels:");
         for (k, v) in &info.labels {
+            // A runtime's package list is long: point at its own command.
+            if v.lines().count() > 3 {
+                println!(
+                    "  {k}=<{} lines; see `berth runtime packages`>",
+                    v.lines().count()
+                );
+            } else {
+                println!("  {k}={v}");
+            }
+        }
+    }
+    if !info.annotations.is_empty() {
+        println!("Annotations:");
+        for (k, v) in &info.annotations {
             println!("  {k}={v}");
         }
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod apps;
+mod build;
 mod export;
 mod fsck;
 mod gc;
@@ -10,6 +11,7 @@ mod inspect;
 mod instances;
 mod rmi;
 mod run;
+mod runtime;
 mod tag;
 
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use anyhow::Context;
 use berth_image::Store;
 use berth_image::lock::LockGuard;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RuntimeCommand};
 
 /// Shared by every command: the opened store.
 pub struct Ctx {
@@ -110,5 +112,44 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pause { instance } => instances::pause(&instance, true),
         Command::Resume { instance } => instances::pause(&instance, false),
         Command::Enter { instance, command } => instances::enter(&instance, command),
+        Command::Runtime(RuntimeCommand::Create {
+            name,
+            from,
+            packages,
+            sdk,
+            sdk_packages,
+            sdk_name,
+            mirror,
+        }) => runtime::create(
+            &ctx,
+            &runtime::CreateArgs {
+                name,
+                from,
+                packages,
+                sdk: sdk || !sdk_packages.is_empty(),
+                sdk_packages,
+                sdk_name,
+                mirrors: mirror,
+            },
+        ),
+        Command::Runtime(RuntimeCommand::Packages { image, json }) => {
+            runtime::packages(&ctx, &image, json)
+        }
+        Command::Build {
+            manifest,
+            tag,
+            json,
+        } => build::build(&ctx, &manifest, tag.as_deref(), json),
+        Command::Bundle { source, file, thin } => export::bundle(&ctx, &source, &file, thin),
+        Command::Integrate => {
+            crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir())?;
+            crate::desktop::hint_once(ctx.store.root());
+            println!(
+                "Registered *.berth files ({}) with the installer entry {}",
+                crate::desktop::BUNDLE_MIME,
+                crate::desktop::INSTALLER_DESKTOP
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -1,0 +1,257 @@
+//! `berth runtime create` and `berth runtime packages`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use berth_build::debian::{self, Bootstrap};
+use berth_build::dpkg::{self, Package};
+use berth_build::layer::{LayerBlob, LayerWriter};
+use berth_build::oci::{self, BASE_DIGEST, BASE_NAME, LayerRef, NewImage};
+use berth_build::tardiff;
+use berth_image::{Digest, ImageName};
+use oci_spec::image::Config;
+
+use super::Ctx;
+use crate::ui;
+
+pub const LABEL_KIND: &str = "org.berth.runtime.kind";
+pub const LABEL_FROM: &str = "org.berth.runtime.from";
+pub const LABEL_PACKAGES: &str = "org.berth.runtime.packages";
+const DEFAULT_SDK: &[&str] = &["gcc", "g++", "make", "pkg-config", "libc6-dev"];
+
+pub struct CreateArgs {
+    pub name: String,
+    pub from: String,
+    pub packages: Vec<String>,
+    pub sdk: bool,
+    pub sdk_packages: Vec<String>,
+    pub sdk_name: Option<String>,
+    pub mirrors: Vec<String>,
+}
+
+/// A directory under the store's tmp/, removed however we leave.
+pub struct WorkDir(pub PathBuf);
+
+impl WorkDir {
+    pub fn new(ctx: &Ctx, prefix: &str) -> anyhow::Result<WorkDir> {
+        let p = ctx
+            .store
+            .tmp_dir()
+            .join(berth_image::fsutil::unique_name(prefix));
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(WorkDir(p))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = berth_image::fsutil::remove_tree(&self.0);
+    }
+}
+
+/// SOURCE_DATE_EPOCH if set (reproducible builds), else now.
+pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => {
+            Ok(Some(s.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn runtime_config(kind: &str, from: &str, pkgs: &[Package]) -> Config {
+    let mut c = Config::default();
+    c.set_env(Some(vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        "LANG=C.UTF-8".into(),
+    ]));
+    c.set_cmd(Some(vec!["/bin/bash".into()]));
+    c.set_labels(Some(HashMap::from([
+        (LABEL_KIND.to_owned(), kind.to_owned()),
+        (LABEL_FROM.to_owned(), from.to_owned()),
+        (LABEL_PACKAGES.to_owned(), dpkg::to_label(pkgs)),
+    ])));
+    c
+}
+
+fn packages_of(tarball: &Path) -> anyhow::Result<Vec<Package>> {
+    let status = tardiff::read_file(tarball, "var/lib/dpkg/status", 64 << 20)?
+        .context("the root filesystem has no /var/lib/dpkg/status")?;
+    Ok(dpkg::parse_status(&String::from_utf8_lossy(&status)))
+}
+
+/// Wait for mmdebstrap runs, showing elapsed time; the first failure wins.
+fn wait_all(runs: Vec<(&str, std::process::Child, PathBuf)>) -> anyhow::Result<()> {
+    let spinner = ui::Spinner::new(&format!(
+        "running mmdebstrap for the {}",
+        runs.iter().map(|r| r.0).collect::<Vec<_>>().join(" and ")
+    ));
+    let mut pending = runs;
+    let mut failure = None;
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for (what, mut child, log) in pending {
+            match child.try_wait()? {
+                Some(st) if st.success() => {}
+                Some(st) => {
+                    failure.get_or_insert_with(|| debian::failure(what, st, &log));
+                }
+                None if failure.is_some() => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                None => still.push((what, child, log)),
+            }
+        }
+        pending = still;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    spinner.finish();
+    match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
+    let name = ImageName::parse(&a.name)?;
+    let sdk_name = match &a.sdk_name {
+        Some(n) => ImageName::parse(n)?,
+        None => ImageName::parse(&format!("{}-sdk:{}", name.repository, name.tag))?,
+    };
+    let from = debian::From::parse(&a.from)?;
+    let packages = debian::parse_packages(&a.packages)?;
+    let mut sdk_packages = debian::parse_packages(&a.sdk_packages)?;
+    if sdk_packages.is_empty() {
+        sdk_packages = DEFAULT_SDK.iter().map(|s| (*s).to_owned()).collect();
+    }
+    let work = WorkDir::new(ctx, "runtime-")?;
+    let rt_tar = work.0.join("runtime.tar");
+    let sdk_tar = work.0.join("sdk.tar");
+    let rt = Bootstrap {
+        from: from.clone(),
+        packages: packages.clone(),
+        mirrors: a.mirrors.clone(),
+    };
+    let mut runs = vec![(
+        "runtime",
+        rt.spawn(&rt_tar, &work.0.join("runtime.log"))?,
+        work.0.join("runtime.log"),
+    )];
+    if a.sdk {
+        let mut all = packages.clone();
+        all.extend(sdk_packages.iter().cloned());
+        let sdk = Bootstrap {
+            packages: all,
+            ..rt.clone()
+        };
+        runs.push((
+            "SDK",
+            sdk.spawn(&sdk_tar, &work.0.join("sdk.log"))?,
+            work.0.join("sdk.log"),
+        ));
+    }
+    // Both trees come from the same mirror state, so the SDK is the runtime
+    // plus its own packages; building them side by side halves the wait.
+    wait_all(runs)?;
+
+    let spinner = ui::Spinner::new("writing layers");
+    let mut blobs: Vec<LayerBlob> = Vec::new();
+    let mut w = LayerWriter::create(&work.0.join("runtime.layer"))?;
+    let mut f = std::fs::File::open(&rt_tar)?;
+    std::io::copy(&mut f, &mut w).context("compressing the runtime layer")?;
+    blobs.push(w.finish()?);
+    let rt_pkgs = packages_of(&rt_tar)?;
+    let created = source_date_epoch()?.unwrap_or_else(now);
+    let from_s = format!("debian:{}", from.suite);
+    let mut images = vec![NewImage {
+        name: name.to_string(),
+        config: runtime_config("runtime", &from_s, &rt_pkgs),
+        layers: vec![LayerRef::from_blob(&blobs[0])],
+        annotations: BTreeMap::new(),
+        created,
+    }];
+    let mut sdk_pkgs = Vec::new();
+    if a.sdk {
+        let mut w = LayerWriter::create(&work.0.join("sdk.layer"))?;
+        tardiff::diff(&rt_tar, &sdk_tar, &mut w).context("computing the SDK layer")?;
+        blobs.push(w.finish()?);
+        sdk_pkgs = packages_of(&sdk_tar)?;
+        let (_, rt_manifest) = oci::image_json(&images[0])?;
+        images.push(NewImage {
+            name: sdk_name.to_string(),
+            config: runtime_config("sdk", &from_s, &sdk_pkgs),
+            layers: vec![
+                LayerRef::from_blob(&blobs[0]),
+                LayerRef::from_blob(&blobs[1]),
+            ],
+            annotations: BTreeMap::from([
+                (BASE_NAME.to_owned(), name.to_string()),
+                (BASE_DIGEST.to_owned(), Digest::of(&rt_manifest).to_string()),
+            ]),
+            created,
+        });
+    }
+    let sizes: Vec<u64> = blobs.iter().map(|b| b.size).collect();
+    let layout = work.0.join("layout");
+    oci::write_layout(&layout, &images, &blobs)?;
+    spinner.finish();
+    let _ = std::fs::remove_file(&rt_tar);
+    let _ = std::fs::remove_file(&sdk_tar);
+
+    let _lock = ctx.lock_shared()?;
+    let res = super::import::import_path(ctx, &layout, None)?;
+    let id = |i: usize| res.images.get(i).map_or("?", |x| x.id.as_str()).to_owned();
+    println!(
+        "Created runtime {name} (ID {}): {} packages, layer {}",
+        id(0),
+        rt_pkgs.len(),
+        ui::human_size(sizes[0])
+    );
+    if a.sdk {
+        println!(
+            "Created SDK {sdk_name} (ID {}): {} packages; it shares the runtime's layer and adds {}",
+            id(1),
+            sdk_pkgs.len(),
+            ui::human_size(sizes[1])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn packages(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let _lock = ctx.lock_shared()?;
+    let entry = ctx.store.resolve(image)?;
+    let img = ctx.store.load_image(&entry)?;
+    let label = img
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.labels().as_ref())
+        .and_then(|l| l.get(LABEL_PACKAGES).cloned())
+        .with_context(|| {
+            format!("{image} records no package list (label {LABEL_PACKAGES}); it was not made by `berth runtime create`")
+        })?;
+    let pkgs = dpkg::from_label(&label);
+    if json {
+        ui::print_json(&pkgs)?;
+    } else {
+        let rows: Vec<Vec<String>> = pkgs
+            .iter()
+            .map(|p| vec![p.name.clone(), p.version.clone(), p.arch.clone()])
+            .collect();
+        ui::table(&["PACKAGE", "VERSION", "ARCH"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}

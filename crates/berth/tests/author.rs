@@ -1,0 +1,403 @@
+//! The author's side: `berth runtime create`, `berth build`, `berth bundle`
+//! and installing bundles; Containerfile builds by buildah.
+//!
+//! The full workflow test builds a real Debian runtime and SDK with
+//! mmdebstrap, compiles an Xlib program in the SDK, bundles it, installs it
+//! from the bundle and sees its window on Xvfb. The other tests use a
+//! busybox base so they are fast.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// The example app, embedded: the rootless pass cannot read the checkout.
+const HELLO_C: &str = include_str!("../../../examples/hello-x11/hello.c");
+const HELLO_MAKEFILE: &str = include_str!("../../../examples/hello-x11/Makefile");
+const HELLO_TOML: &str = include_str!("../../../examples/hello-x11/berth.toml");
+const HELLO_PNG: &[u8] = include_bytes!("../../../examples/hello-x11/hello.png");
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
+    for (p, b) in files {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b).unwrap();
+    }
+}
+
+/// A busybox "runtime" with the tools the small builds use.
+fn busybox_runtime(env: &Env, name: &str) {
+    let extra = ["mkdir", "cp", "chmod", "false", "rm", "printf"]
+        .iter()
+        .map(|a| symlink(&format!("bin/{a}"), "busybox"))
+        .collect();
+    busybox_image(env, name, extra);
+}
+
+const GREETER: &str = r#"
+id = "org.example.Greeter"
+name = "Greeter"
+command = "/app/bin/greet"
+permissions = ["share=ipc"]
+runtime = "base/busybox:1"
+
+[build]
+source = "src"
+steps = [
+  "mkdir -p $BERTH_DEST/bin $BERTH_DEST/share",
+  "cp greet.sh $BERTH_DEST/bin/greet && chmod 755 $BERTH_DEST/bin/greet",
+  "printf '%s\n' \"$GREETING\" > $BERTH_DEST/share/greeting",
+]
+env = { GREETING = "hi there" }
+"#;
+
+fn greeter_project(env: &Env, dir: &str, body: &str) -> PathBuf {
+    let root = env.path(dir);
+    write_tree(
+        &root,
+        &[
+            ("berth.toml", GREETER.as_bytes()),
+            (
+                "src/greet.sh",
+                format!("#!/bin/sh\necho {body}; cat /app/share/greeting\n").as_bytes(),
+            ),
+        ],
+    );
+    root.join("berth.toml")
+}
+
+#[test]
+fn build_is_reproducible_and_runs() {
+    let env = Env::new();
+    busybox_runtime(&env, "base/busybox:1");
+    let m1 = greeter_project(&env, "p1", "greetings");
+    let a = json(&env.ok(&["build", "--json", m1.to_str().unwrap()]));
+    // Same files elsewhere, with other mtimes: the same app layer.
+    std::thread::sleep(Duration::from_millis(1100));
+    let m2 = greeter_project(&env, "p2", "greetings");
+    let b = json(&env.ok(&["build", "--json", "-t", "greeter:again", m2.to_str().unwrap()]));
+    assert_eq!(a["app_layer"], b["app_layer"], "rebuild changed the layer");
+    assert_eq!(a["app_diff_id"], b["app_diff_id"]);
+    // A changed source changes it.
+    let m3 = greeter_project(&env, "p3", "changed");
+    let c = json(&env.ok(&["build", "--json", "-t", "greeter:changed", m3.to_str().unwrap()]));
+    assert_ne!(a["app_layer"], c["app_layer"]);
+
+    // The image: the runtime's layer unchanged, one app layer, base
+    // annotations, app labels.
+    let rt = json(&env.ok(&["inspect", "--json", "base/busybox:1"]));
+    let app = json(&env.ok(&["inspect", "--json", "org.example.greeter:latest"]));
+    let layers = |v: &serde_json::Value| v["layers"].as_array().unwrap().clone();
+    assert_eq!(layers(&app).len(), layers(&rt).len() + 1);
+    assert_eq!(layers(&app)[0]["digest"], layers(&rt)[0]["digest"]);
+    let ann = &app["annotations"];
+    assert_eq!(ann["org.opencontainers.image.base.name"], "base/busybox:1");
+    assert_eq!(ann["org.opencontainers.image.base.digest"], rt["digest"]);
+    assert_eq!(app["labels"]["org.berth.app.id"], "org.example.Greeter");
+
+    env.ok(&["install", "--yes", "org.example.greeter:latest"]);
+    let out = env.ok(&["run", "org.example.Greeter"]);
+    assert_eq!(out, "greetings\nhi there\n");
+    env.assert_fsck_clean();
+}
+
+#[test]
+fn failed_step_shows_output_and_leaves_no_image() {
+    let env = Env::new();
+    busybox_runtime(&env, "base/busybox:1");
+    let m = greeter_project(&env, "p", "x");
+    let text = std::fs::read_to_string(&m).unwrap().replace(
+        "\"mkdir -p $BERTH_DEST/bin $BERTH_DEST/share\",",
+        "\"mkdir -p $BERTH_DEST/bin $BERTH_DEST/share\", \"echo compiler-says-no >&2; exit 3\",",
+    );
+    std::fs::write(&m, text).unwrap();
+    let before = env.image_names();
+    let o = env.run(&["build", m.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("compiler-says-no"), "step output not shown: {err}");
+    assert!(err.contains("build step 2/4 failed (exit status 3)"), "{err}");
+    assert_eq!(env.image_names(), before, "a failed build left an image");
+    let tmp: Vec<_> = std::fs::read_dir(env.home().join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "build left files in tmp/: {tmp:?}");
+
+    // Mistakes in the manifest are explained before anything runs.
+    std::fs::write(&m, GREETER.replace("[build]", "[build]\ninstall-dir = \"/usr\"")).unwrap();
+    assert!(env.fails(&["build", m.to_str().unwrap()]).contains("system directory"));
+    std::fs::write(&m, GREETER.replace("base/busybox:1", "no/such:1")).unwrap();
+    assert!(env.fails(&["build", m.to_str().unwrap()]).contains("not in the store"));
+    // Without network in the manifest the steps have none.
+    std::fs::write(
+        &m,
+        GREETER.replace("\"mkdir -p", "\"! ls /sys/class/net | grep -qv lo\", \"mkdir -p"),
+    )
+    .unwrap();
+    env.ok(&["build", m.to_str().unwrap()]);
+}
+
+#[test]
+fn bundles_full_and_thin() {
+    let env = Env::new();
+    busybox_runtime(&env, "base/busybox:1");
+    let m = greeter_project(&env, "p", "bundled");
+    env.ok(&["build", m.to_str().unwrap()]);
+    let full = env.path("greeter.berth");
+    let thin = env.path("greeter-thin.berth");
+    env.ok(&["bundle", "org.example.greeter:latest", full.to_str().unwrap()]);
+    env.ok(&["bundle", "--thin", "org.example.greeter:latest", thin.to_str().unwrap()]);
+    let (fs, ts) = (
+        std::fs::metadata(&full).unwrap().len(),
+        std::fs::metadata(&thin).unwrap().len(),
+    );
+    assert!(ts * 10 < fs, "thin bundle ({ts}) not much smaller than full ({fs})");
+
+    // A fresh machine: the thin bundle refuses clearly, the full one installs.
+    let user = Env::new();
+    let err = user.fails(&["install", "--yes", thin.to_str().unwrap()]);
+    assert!(err.contains("thin bundle") && err.contains("base/busybox:1"), "{err}");
+    assert!(user.image_names().is_empty());
+    user.ok(&["install", "--yes", full.to_str().unwrap()]);
+    assert_eq!(user.ok(&["run", "org.example.Greeter"]), "bundled\nhi there\n");
+
+    // With the runtime already there, the thin bundle is enough.
+    let other = Env::new();
+    let rt = env.path("rt.tar");
+    env.ok(&["export", "base/busybox:1", rt.to_str().unwrap()]);
+    other.ok(&["import", rt.to_str().unwrap()]);
+    other.ok(&["install", "--yes", thin.to_str().unwrap()]);
+    assert_eq!(other.ok(&["run", "org.example.Greeter"]), "bundled\nhi there\n");
+
+    // --thin needs a base to leave out.
+    busybox_image(&env, "plain/app:1", vec![]);
+    let err = env.fails(&["bundle", "--thin", "plain/app:1", env.path("x.berth").to_str().unwrap()]);
+    assert!(err.contains("not an app"), "{err}");
+
+    // Inside, a plain OCI archive: skopeo reads and copies it.
+    if have_tool("bundles_full_and_thin", "skopeo") {
+        let o = Command::new("skopeo")
+            .args(["copy", "--quiet"])
+            .arg(format!("oci-archive:{}", full.display()))
+            .arg(format!("dir:{}", env.path("copied").display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn berth_files_open_in_the_installer() {
+    let env = Env::new();
+    env.ok(&["integrate"]);
+    let share = env.home().join("exports/share");
+    let entry = share.join("applications/org.berth.Installer.desktop");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains("MimeType=application/vnd.berth.bundle;"), "{text}");
+    assert!(text.contains("Terminal=true"), "{text}");
+    let xml = std::fs::read_to_string(share.join("mime/packages/org.berth.Bundle.xml")).unwrap();
+    assert!(xml.contains("<glob pattern=\"*.berth\"/>"));
+    if have_tool("berth_files_open_in_the_installer", "desktop-file-validate") {
+        let o = Command::new("desktop-file-validate").arg(&entry).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    }
+    if have_tool("berth_files_open_in_the_installer", "update-mime-database") {
+        let globs = std::fs::read_to_string(share.join("mime/globs2")).unwrap();
+        assert!(globs.contains("application/vnd.berth.bundle:*.berth"), "{globs}");
+    }
+    let defaults = std::fs::read_to_string(share.join("applications/mimeapps.list")).unwrap();
+    assert!(defaults.contains("application/vnd.berth.bundle=org.berth.Installer.desktop"));
+
+    // What a file manager does: run Exec with %f, in a terminal. The
+    // review appears and the answer decides.
+    let author = Env::new();
+    busybox_runtime(&author, "base/busybox:1");
+    let m = greeter_project(&author, "p", "opened");
+    author.ok(&["build", m.to_str().unwrap()]);
+    let bundle = author.path("g.berth");
+    author.ok(&["bundle", "org.example.greeter:latest", bundle.to_str().unwrap()]);
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Exec="))
+        .unwrap()
+        .replace("%f", bundle.to_str().unwrap());
+    if !have_tool("berth_files_open_in_the_installer", "script") {
+        return;
+    }
+    let open = |answer: &str| {
+        let mut c = env
+            .cmd_raw("script")
+            .args(["-qec", &exec, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        let o = c.wait_with_output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = open("n\n");
+    assert!(out.contains("Share memory with other programs"), "no review: {out}");
+    assert!(out.contains("Not installed"), "{out}");
+    assert!(!env.ok(&["list"]).contains("org.example.Greeter"));
+    let out = open("y\n");
+    assert!(out.contains("Installed org.example.Greeter"), "{out}");
+    assert_eq!(env.ok(&["run", "org.example.Greeter"]), "opened\nhi there\n");
+}
+
+#[test]
+fn containerfile_app_built_by_buildah() {
+    const T: &str = "containerfile_app_built_by_buildah";
+    if !have_tool(T, "buildah") {
+        return;
+    }
+    let env = Env::new();
+    let base = busybox_img("base/busybox:1", vec![], &[]);
+    env.write("base.tar", &base.oci_archive());
+    write_tree(
+        env.dir.path(),
+        &[
+            ("greet.sh", b"#!/bin/sh\necho hello from a Containerfile\n"),
+            (
+                "Containerfile",
+                b"FROM oci-archive:base.tar\n\
+                  COPY --chmod=755 greet.sh /app/bin/greet\n\
+                  LABEL org.berth.app.id=\"org.example.Containerfile\" \\\n\
+                  \x20     org.berth.app.name=\"From a Containerfile\" \\\n\
+                  \x20     org.berth.app.command=\"/app/bin/greet\" \\\n\
+                  \x20     org.berth.app.permissions=\"share=ipc\"\n",
+            ),
+        ],
+    );
+    let buildah = |args: &[&str]| {
+        let o = Command::new("buildah")
+            .arg("--root")
+            .arg(env.path("buildah/root"))
+            .arg("--runroot")
+            .arg(env.path("buildah/run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    buildah(&["build", "--quiet", "-f", "Containerfile", "-t", "localhost/cf:1", "."]);
+    let out = env.path("cf.tar");
+    buildah(&["push", "--quiet", "localhost/cf:1", &format!("oci-archive:{}", out.display())]);
+    let o = env.ok(&["install", "--yes", out.to_str().unwrap()]);
+    assert!(o.contains("Share memory with other programs"), "{o}");
+    assert_eq!(
+        env.ok(&["run", "org.example.Containerfile"]),
+        "hello from a Containerfile\n"
+    );
+}
+
+/// The README's author workflow with a real Debian runtime and SDK.
+#[test]
+fn author_workflow_debian_runtime_to_window() {
+    const T: &str = "author_workflow_debian_runtime_to_window";
+    for t in ["mmdebstrap", "Xvfb", "xwininfo", "xauth"] {
+        if !have_tool(T, t) {
+            return;
+        }
+    }
+    if !is_root() && std::fs::read_to_string("/etc/subuid").map_or(true, |s| s.trim().is_empty()) {
+        skip(T, "mmdebstrap's unshare mode needs an /etc/subuid entry for this user");
+        return;
+    }
+    let author = Env::new();
+    let o = author.run(&[
+        "runtime",
+        "create",
+        "example/runtime:bookworm",
+        "--from",
+        "debian:bookworm",
+        "--packages",
+        "libx11-6",
+        "--sdk-packages",
+        "gcc,libc6-dev,libx11-dev,make",
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    if !o.status.success() {
+        // No Debian mirror: CI requires one.
+        assert!(
+            std::env::var("BERTH_TEST_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "runtime create failed: {stderr}"
+        );
+        skip(T, &format!("runtime create failed: {stderr}"));
+        return;
+    }
+    // The SDK shares the runtime's layer and adds one; both list packages.
+    let rt = json(&author.ok(&["inspect", "--json", "example/runtime:bookworm"]));
+    let sdk = json(&author.ok(&["inspect", "--json", "example/runtime-sdk:bookworm"]));
+    let layers = |v: &serde_json::Value| v["layers"].as_array().unwrap().clone();
+    assert_eq!(layers(&rt).len(), 1);
+    assert_eq!(layers(&sdk).len(), 2);
+    assert_eq!(layers(&sdk)[0]["digest"], layers(&rt)[0]["digest"]);
+    let pkgs = |img: &str| -> Vec<String> {
+        json(&author.ok(&["runtime", "packages", "--json", img]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (rp, sp) = (pkgs("example/runtime:bookworm"), pkgs("example/runtime-sdk:bookworm"));
+    assert!(rp.contains(&"libx11-6".into()) && !rp.contains(&"gcc".into()));
+    assert!(sp.contains(&"libx11-dev".into()) && sp.contains(&"gcc".into()));
+
+    // Build the example twice: the same app layer.
+    let proj = author.path("hello-x11");
+    write_tree(
+        &proj,
+        &[
+            ("hello.c", HELLO_C.as_bytes()),
+            ("Makefile", HELLO_MAKEFILE.as_bytes()),
+            ("berth.toml", HELLO_TOML.as_bytes()),
+            ("hello.png", HELLO_PNG),
+        ],
+    );
+    let manifest = proj.join("berth.toml");
+    let a = json(&author.ok(&["build", "--json", manifest.to_str().unwrap()]));
+    let b = json(&author.ok(&["build", "--json", manifest.to_str().unwrap()]));
+    assert_eq!(a["app_layer"], b["app_layer"]);
+    assert_eq!(a["base_name"], "example/runtime:bookworm");
+
+    let bundle = author.path("hello.berth");
+    author.ok(&["bundle", "example/hello-x11:1.0", bundle.to_str().unwrap()]);
+
+    // The user's machine: install from the file, with the review.
+    let user = Env::new();
+    let out = user.ok(&["install", "--yes", bundle.to_str().unwrap()]);
+    assert!(out.contains("Show windows with X11"), "{out}");
+    let icon = user
+        .home()
+        .join("exports/share/icons/hicolor/48x48/apps/org.berth.examples.HelloX11.png");
+    assert_eq!(std::fs::read(icon).unwrap(), HELLO_PNG);
+    let x = start_xvfb(user.dir.path());
+    let mut app = user
+        .cmd()
+        .args(["run", "org.berth.examples.HelloX11"])
+        .env("DISPLAY", format!(":{}", x.display))
+        .env("XAUTHORITY", &x.auth)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_window(&x, &mut app, "Hello from berth", Duration::from_secs(20));
+    let inst = wait_for_instance(&user);
+    user.ok(&["kill", inst["id"].as_str().unwrap()]);
+    let _ = app.wait();
+}

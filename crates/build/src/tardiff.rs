@@ -1,0 +1,437 @@
+//! The difference between two root filesystem tarballs as one layer: what
+//! an SDK adds on top of its runtime. Both trees come from mmdebstrap, so
+//! the SDK reuses the runtime's layer unchanged and ships only this diff.
+//!
+//! Written here because no crate diffs tar streams: three sequential passes
+//! (index the lower tree; find changed paths in the upper; write them), so
+//! neither tree is ever extracted and no root is needed.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+use crate::layer::{LayerWriter, header};
+
+/// Everything about an entry that matters to the merged tree.
+#[derive(PartialEq, Eq, Debug)]
+struct Sig {
+    kind: u8,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    link: Option<Vec<u8>>,
+    content: [u8; 32],
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// `./usr/bin/` → `usr/bin`; the root itself is "".
+fn norm(p: &[u8]) -> Vec<u8> {
+    let mut p = p;
+    while let Some(r) = p.strip_prefix(b"./") {
+        p = r;
+    }
+    if p == b"." {
+        p = b"";
+    }
+    p.strip_suffix(b"/").unwrap_or(p).to_vec()
+}
+
+fn xattrs<R: Read>(e: &mut tar::Entry<R>) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    if let Some(exts) = e.pax_extensions()? {
+        for x in exts {
+            let x = x?;
+            if let Ok(k) = x.key()
+                && k.starts_with("SCHILY.xattr.")
+            {
+                out.push((k.to_owned(), x.value_bytes().to_vec()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sig<R: Read>(e: &mut tar::Entry<R>) -> io::Result<Sig> {
+    let h = e.header();
+    let (kind, mode, uid, gid, size) = (
+        h.entry_type().as_byte(),
+        h.mode()?,
+        h.uid()?,
+        h.gid()?,
+        e.size(),
+    );
+    let link = e.link_name_bytes().map(|l| norm_link(kind, &l));
+    let xattrs = xattrs(e)?;
+    let mut hasher = Sha256::new();
+    if kind == b'0' || kind == b'\0' || kind == b'7' {
+        io::copy(e, &mut HashWrite(&mut hasher))?;
+    }
+    Ok(Sig {
+        kind,
+        mode,
+        uid,
+        gid,
+        size,
+        link,
+        content: hasher.finalize().into(),
+        xattrs,
+    })
+}
+
+/// Hard link targets are paths in the archive; symlink targets are text.
+fn norm_link(kind: u8, l: &[u8]) -> Vec<u8> {
+    if kind == b'1' { norm(l) } else { l.to_vec() }
+}
+
+struct HashWrite<'a>(&'a mut Sha256);
+impl Write for HashWrite<'_> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.update(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn open(path: &Path) -> Result<tar::Archive<BufReader<File>>> {
+    let f = File::open(path).ctx(|| format!("opening {}", path.display()))?;
+    Ok(tar::Archive::new(BufReader::with_capacity(1 << 20, f)))
+}
+
+fn each<F>(path: &Path, mut f: F) -> Result<()>
+where
+    F: FnMut(Vec<u8>, &mut tar::Entry<BufReader<File>>) -> Result<()>,
+{
+    let mut ar = open(path)?;
+    let rerr = |e: io::Error| Error::Io {
+        context: format!("reading {}", path.display()),
+        source: e,
+    };
+    for e in ar.entries().map_err(rerr)? {
+        let mut e = e.map_err(rerr)?;
+        let p = norm(&e.path_bytes());
+        f(p, &mut e)?;
+    }
+    Ok(())
+}
+
+/// What the diff holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DiffStats {
+    pub changed: usize,
+    pub removed: usize,
+}
+
+/// Write `upper` minus `lower` into `w`: changed and new entries (with
+/// their parent directories), and a whiteout for each topmost removed path.
+pub fn diff(lower: &Path, upper: &Path, w: &mut LayerWriter) -> Result<DiffStats> {
+    let rerr = |p: &Path| {
+        let p = p.display().to_string();
+        move |e: io::Error| Error::Io {
+            context: format!("reading {p}"),
+            source: e,
+        }
+    };
+    // Pass 1: the lower tree's signatures.
+    let mut low: HashMap<Vec<u8>, Sig> = HashMap::new();
+    each(lower, |p, e| {
+        low.insert(p, sig(e).map_err(rerr(lower))?);
+        Ok(())
+    })?;
+    // Pass 2: which upper paths differ; hard links tie paths together.
+    let mut changed: HashSet<Vec<u8>> = HashSet::new();
+    let mut present: HashSet<Vec<u8>> = HashSet::new();
+    let mut hardlinks: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    each(upper, |p, e| {
+        let s = sig(e).map_err(rerr(upper))?;
+        if s.kind == b'1'
+            && let Some(t) = &s.link
+        {
+            hardlinks.push((p.clone(), t.clone()));
+        }
+        if !p.is_empty() && low.get(&p) != Some(&s) {
+            changed.insert(p.clone());
+        }
+        present.insert(p);
+        Ok(())
+    })?;
+    // A layer cannot link to a file in a lower layer: if either end of a
+    // hard link changed, both go into this one.
+    loop {
+        let before = changed.len();
+        for (l, t) in &hardlinks {
+            if changed.contains(l) || changed.contains(t) {
+                changed.insert(l.clone());
+                changed.insert(t.clone());
+            }
+        }
+        if changed.len() == before {
+            break;
+        }
+    }
+    let parent = |p: &[u8]| -> Vec<u8> {
+        p.iter()
+            .rposition(|&c| c == b'/')
+            .map_or(Vec::new(), |i| p[..i].to_vec())
+    };
+    let mut removed: Vec<Vec<u8>> = low
+        .keys()
+        .filter(|p| !p.is_empty() && !present.contains(*p))
+        .filter(|p| present.contains(&parent(p)))
+        .cloned()
+        .collect();
+    removed.sort();
+
+    // Pass 3: write. Directory headers are kept so parents can be written
+    // before a changed child even when the directory itself did not change.
+    let werr = |e: io::Error| Error::Io {
+        context: "writing the SDK layer".into(),
+        source: e,
+    };
+    let mut tar = tar::Builder::new(&mut *w);
+    let mut dirs: HashMap<Vec<u8>, tar::Header> = HashMap::new();
+    let mut written: HashSet<Vec<u8>> = HashSet::new();
+    let ensure_parents = |p: &[u8],
+                          tar: &mut tar::Builder<&mut LayerWriter>,
+                          dirs: &HashMap<Vec<u8>, tar::Header>,
+                          written: &mut HashSet<Vec<u8>>|
+     -> Result<()> {
+        let mut chain = Vec::new();
+        let mut q = parent(p);
+        while !q.is_empty() && !written.contains(&q) {
+            chain.push(q.clone());
+            q = parent(&q);
+        }
+        for d in chain.into_iter().rev() {
+            let mut h = dirs
+                .get(&d)
+                .cloned()
+                .unwrap_or_else(|| header(tar::EntryType::Directory, 0o755, 0));
+            let mut name = d.clone();
+            name.push(b'/');
+            tar.append_data(&mut h, bytes_path(&name), io::empty())
+                .map_err(werr)?;
+            written.insert(d);
+        }
+        Ok(())
+    };
+    each(upper, |p, e| {
+        let kind = e.header().entry_type();
+        if kind.is_dir() {
+            let mut h = e.header().clone();
+            h.set_size(0);
+            dirs.insert(p.clone(), h);
+        }
+        if p.is_empty() || !changed.contains(&p) {
+            return Ok(());
+        }
+        ensure_parents(&p, &mut tar, &dirs, &mut written)?;
+        let exts = xattrs(e).map_err(rerr(upper))?;
+        if !exts.is_empty() {
+            tar.append_pax_extensions(exts.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(werr)?;
+        }
+        let mut h = e.header().clone();
+        let mut name = p.clone();
+        if kind.is_dir() {
+            name.push(b'/');
+        }
+        if kind.is_hard_link() || kind.is_symlink() {
+            let target = e.link_name_bytes().map(|l| norm_link(kind.as_byte(), &l));
+            let target = target.unwrap_or_default();
+            h.set_size(0);
+            tar.append_link(&mut h, bytes_path(&name), bytes_path(&target))
+                .map_err(werr)?;
+        } else {
+            tar.append_data(&mut h, bytes_path(&name), &mut *e)
+                .map_err(werr)?;
+        }
+        written.insert(p);
+        Ok(())
+    })?;
+    for p in &removed {
+        ensure_parents(p, &mut tar, &dirs, &mut written)?;
+        let par = parent(p);
+        let base = &p[par.len() + usize::from(!par.is_empty())..];
+        let mut name = par.clone();
+        if !name.is_empty() {
+            name.push(b'/');
+        }
+        name.extend_from_slice(b".wh.");
+        name.extend_from_slice(base);
+        let mut h = header(tar::EntryType::Regular, 0o644, 0);
+        tar.append_data(&mut h, bytes_path(&name), io::empty())
+            .map_err(werr)?;
+    }
+    tar.finish().map_err(werr)?;
+    Ok(DiffStats {
+        changed: changed.len(),
+        removed: removed.len(),
+    })
+}
+
+fn bytes_path(b: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(b))
+}
+
+/// Read one small file (at most `limit` bytes) out of a tarball.
+pub fn read_file(tarball: &Path, want: &str, limit: u64) -> Result<Option<Vec<u8>>> {
+    let want = norm(want.trim_start_matches('/').as_bytes());
+    let mut found = None;
+    each(tarball, |p, e| {
+        if found.is_none() && p == want && e.header().entry_type().is_file() {
+            let mut buf = Vec::new();
+            e.take(limit).read_to_end(&mut buf).ctx(|| {
+                format!(
+                    "reading {} from {}",
+                    String::from_utf8_lossy(&want),
+                    tarball.display()
+                )
+            })?;
+            found = Some(buf);
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    enum E<'a> {
+        Dir(&'a str),
+        File(&'a str, &'a str),
+        Link(&'a str, &'a str),
+    }
+
+    fn tarball(path: &Path, entries: &[E]) {
+        let mut b = tar::Builder::new(File::create(path).unwrap());
+        for e in entries {
+            match e {
+                E::Dir(p) => {
+                    let mut h = header(tar::EntryType::Directory, 0o755, 5);
+                    b.append_data(&mut h, p, io::empty()).unwrap();
+                }
+                E::File(p, c) => {
+                    let mut h = header(tar::EntryType::Regular, 0o644, 5);
+                    h.set_size(c.len() as u64);
+                    b.append_data(&mut h, p, c.as_bytes()).unwrap();
+                }
+                E::Link(p, t) => {
+                    let mut h = header(tar::EntryType::Link, 0o644, 5);
+                    b.append_link(&mut h, p, t).unwrap();
+                }
+            }
+        }
+        b.finish().unwrap();
+    }
+
+    fn read_layer(path: &Path) -> BTreeMap<String, String> {
+        let f = File::open(path).unwrap();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut out = BTreeMap::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().display().to_string();
+            let mut s = String::new();
+            if let Some(l) = e.link_name().unwrap() {
+                s = format!("-> {}", l.display());
+            } else {
+                e.read_to_string(&mut s).unwrap();
+            }
+            out.insert(p, s);
+        }
+        out
+    }
+
+    #[test]
+    fn adds_changes_removes_and_links() {
+        let t = tempfile::tempdir().unwrap();
+        let (lo, up, out) = (t.path().join("lo"), t.path().join("up"), t.path().join("l"));
+        tarball(
+            &lo,
+            &[
+                E::Dir("./"),
+                E::Dir("./usr/"),
+                E::Dir("./usr/bin/"),
+                E::File("./usr/bin/same", "same"),
+                E::File("./usr/bin/edit", "old"),
+                E::File("./usr/bin/hl", "shared"),
+                E::Dir("./gone/"),
+                E::File("./gone/x", "x"),
+                E::File("./usr/bin/rm", "rm"),
+            ],
+        );
+        tarball(
+            &up,
+            &[
+                E::Dir("./"),
+                E::Dir("./usr/"),
+                E::Dir("./usr/bin/"),
+                E::File("./usr/bin/same", "same"),
+                E::File("./usr/bin/edit", "new"),
+                E::File("./usr/bin/hl", "shared"),
+                E::Link("./usr/bin/hl2", "./usr/bin/hl"),
+                E::Dir("./usr/include/"),
+                E::File("./usr/include/x.h", "int x;"),
+            ],
+        );
+        let mut w = LayerWriter::create(&out).unwrap();
+        let stats = diff(&lo, &up, &mut w).unwrap();
+        w.finish().unwrap();
+        let got = read_layer(&out);
+        let want: BTreeMap<String, String> = [
+            ("usr/", ""),
+            ("usr/bin/", ""),
+            ("usr/bin/edit", "new"),
+            // The link is new, so its unchanged target comes along.
+            ("usr/bin/hl", "shared"),
+            ("usr/bin/hl2", "-> usr/bin/hl"),
+            ("usr/include/", ""),
+            ("usr/include/x.h", "int x;"),
+            (".wh.gone", ""),
+            ("usr/bin/.wh.rm", ""),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+        assert_eq!(got, want);
+        assert_eq!(stats.removed, 2);
+    }
+
+    #[test]
+    fn identical_trees_give_an_empty_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        tarball(&a, &[E::Dir("./"), E::File("./f", "x")]);
+        let mut w = LayerWriter::create(&t.path().join("l")).unwrap();
+        assert_eq!(diff(&a, &a, &mut w).unwrap(), DiffStats::default());
+        w.finish().unwrap();
+        assert!(read_layer(&t.path().join("l")).is_empty());
+    }
+
+    #[test]
+    fn reads_one_file() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        tarball(
+            &a,
+            &[E::Dir("./var/"), E::File("./var/status", "Package: x")],
+        );
+        assert_eq!(
+            read_file(&a, "/var/status", 100).unwrap().as_deref(),
+            Some(&b"Package: x"[..])
+        );
+        assert_eq!(read_file(&a, "var/nope", 100).unwrap(), None);
+    }
+}
