@@ -84,12 +84,24 @@ fn build_is_reproducible_and_runs() {
     // Same files elsewhere, with other mtimes: the same app layer.
     std::thread::sleep(Duration::from_millis(1100));
     let m2 = greeter_project(&env, "p2", "greetings");
-    let b = json(&env.ok(&["build", "--json", "-t", "greeter:again", m2.to_str().unwrap()]));
+    let b = json(&env.ok(&[
+        "build",
+        "--json",
+        "-t",
+        "greeter:again",
+        m2.to_str().unwrap(),
+    ]));
     assert_eq!(a["app_layer"], b["app_layer"], "rebuild changed the layer");
     assert_eq!(a["app_diff_id"], b["app_diff_id"]);
     // A changed source changes it.
     let m3 = greeter_project(&env, "p3", "changed");
-    let c = json(&env.ok(&["build", "--json", "-t", "greeter:changed", m3.to_str().unwrap()]));
+    let c = json(&env.ok(&[
+        "build",
+        "--json",
+        "-t",
+        "greeter:changed",
+        m3.to_str().unwrap(),
+    ]));
     assert_ne!(a["app_layer"], c["app_layer"]);
 
     // The image: the runtime's layer unchanged, one app layer, base
@@ -124,21 +136,40 @@ fn failed_step_shows_output_and_leaves_no_image() {
     let o = env.run(&["build", m.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("compiler-says-no"), "step output not shown: {err}");
-    assert!(err.contains("build step 2/4 failed (exit status 3)"), "{err}");
+    assert!(
+        err.contains("compiler-says-no"),
+        "step output not shown: {err}"
+    );
+    assert!(
+        err.contains("build step 2/4 failed (exit status 3)"),
+        "{err}"
+    );
     assert_eq!(env.image_names(), before, "a failed build left an image");
     let tmp: Vec<_> = std::fs::read_dir(env.home().join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "build left files in tmp/: {tmp:?}");
 
     // Mistakes in the manifest are explained before anything runs.
-    std::fs::write(&m, GREETER.replace("[build]", "[build]\ninstall-dir = \"/usr\"")).unwrap();
-    assert!(env.fails(&["build", m.to_str().unwrap()]).contains("system directory"));
+    std::fs::write(
+        &m,
+        GREETER.replace("[build]", "[build]\ninstall-dir = \"/usr\""),
+    )
+    .unwrap();
+    assert!(
+        env.fails(&["build", m.to_str().unwrap()])
+            .contains("system directory")
+    );
     std::fs::write(&m, GREETER.replace("base/busybox:1", "no/such:1")).unwrap();
-    assert!(env.fails(&["build", m.to_str().unwrap()]).contains("not in the store"));
+    assert!(
+        env.fails(&["build", m.to_str().unwrap()])
+            .contains("not in the store")
+    );
     // Without network in the manifest the steps have none.
     std::fs::write(
         &m,
-        GREETER.replace("\"mkdir -p", "\"! ls /sys/class/net | grep -qv lo\", \"mkdir -p"),
+        GREETER.replace(
+            "\"mkdir -p",
+            "\"! ls /sys/class/net | grep -qv lo\", \"mkdir -p",
+        ),
     )
     .unwrap();
     env.ok(&["build", m.to_str().unwrap()]);
@@ -152,21 +183,39 @@ fn bundles_full_and_thin() {
     env.ok(&["build", m.to_str().unwrap()]);
     let full = env.path("greeter.berth");
     let thin = env.path("greeter-thin.berth");
-    env.ok(&["bundle", "org.example.greeter:latest", full.to_str().unwrap()]);
-    env.ok(&["bundle", "--thin", "org.example.greeter:latest", thin.to_str().unwrap()]);
+    env.ok(&[
+        "bundle",
+        "org.example.greeter:latest",
+        full.to_str().unwrap(),
+    ]);
+    env.ok(&[
+        "bundle",
+        "--thin",
+        "org.example.greeter:latest",
+        thin.to_str().unwrap(),
+    ]);
     let (fs, ts) = (
         std::fs::metadata(&full).unwrap().len(),
         std::fs::metadata(&thin).unwrap().len(),
     );
-    assert!(ts * 10 < fs, "thin bundle ({ts}) not much smaller than full ({fs})");
+    assert!(
+        ts * 10 < fs,
+        "thin bundle ({ts}) not much smaller than full ({fs})"
+    );
 
     // A fresh machine: the thin bundle refuses clearly, the full one installs.
     let user = Env::new();
     let err = user.fails(&["install", "--yes", thin.to_str().unwrap()]);
-    assert!(err.contains("thin bundle") && err.contains("base/busybox:1"), "{err}");
+    assert!(
+        err.contains("thin bundle") && err.contains("base/busybox:1"),
+        "{err}"
+    );
     assert!(user.image_names().is_empty());
     user.ok(&["install", "--yes", full.to_str().unwrap()]);
-    assert_eq!(user.ok(&["run", "org.example.Greeter"]), "bundled\nhi there\n");
+    assert_eq!(
+        user.ok(&["run", "org.example.Greeter"]),
+        "bundled\nhi there\n"
+    );
 
     // With the runtime already there, the thin bundle is enough.
     let other = Env::new();
@@ -174,11 +223,19 @@ fn bundles_full_and_thin() {
     env.ok(&["export", "base/busybox:1", rt.to_str().unwrap()]);
     other.ok(&["import", rt.to_str().unwrap()]);
     other.ok(&["install", "--yes", thin.to_str().unwrap()]);
-    assert_eq!(other.ok(&["run", "org.example.Greeter"]), "bundled\nhi there\n");
+    assert_eq!(
+        other.ok(&["run", "org.example.Greeter"]),
+        "bundled\nhi there\n"
+    );
 
     // --thin needs a base to leave out.
     busybox_image(&env, "plain/app:1", vec![]);
-    let err = env.fails(&["bundle", "--thin", "plain/app:1", env.path("x.berth").to_str().unwrap()]);
+    let err = env.fails(&[
+        "bundle",
+        "--thin",
+        "plain/app:1",
+        env.path("x.berth").to_str().unwrap(),
+    ]);
     assert!(err.contains("not an app"), "{err}");
 
     // Inside, a plain OCI archive: skopeo reads and copies it.
@@ -200,17 +257,26 @@ fn berth_files_open_in_the_installer() {
     let share = env.home().join("exports/share");
     let entry = share.join("applications/org.berth.Installer.desktop");
     let text = std::fs::read_to_string(&entry).unwrap();
-    assert!(text.contains("MimeType=application/vnd.berth.bundle;"), "{text}");
+    assert!(
+        text.contains("MimeType=application/vnd.berth.bundle;"),
+        "{text}"
+    );
     assert!(text.contains("Terminal=true"), "{text}");
     let xml = std::fs::read_to_string(share.join("mime/packages/org.berth.Bundle.xml")).unwrap();
     assert!(xml.contains("<glob pattern=\"*.berth\"/>"));
     if have_tool("berth_files_open_in_the_installer", "desktop-file-validate") {
-        let o = Command::new("desktop-file-validate").arg(&entry).output().unwrap();
+        let o = Command::new("desktop-file-validate")
+            .arg(&entry)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     }
     if have_tool("berth_files_open_in_the_installer", "update-mime-database") {
         let globs = std::fs::read_to_string(share.join("mime/globs2")).unwrap();
-        assert!(globs.contains("application/vnd.berth.bundle:*.berth"), "{globs}");
+        assert!(
+            globs.contains("application/vnd.berth.bundle:*.berth"),
+            "{globs}"
+        );
     }
     let defaults = std::fs::read_to_string(share.join("applications/mimeapps.list")).unwrap();
     assert!(defaults.contains("application/vnd.berth.bundle=org.berth.Installer.desktop"));
@@ -222,7 +288,11 @@ fn berth_files_open_in_the_installer() {
     let m = greeter_project(&author, "p", "opened");
     author.ok(&["build", m.to_str().unwrap()]);
     let bundle = author.path("g.berth");
-    author.ok(&["bundle", "org.example.greeter:latest", bundle.to_str().unwrap()]);
+    author.ok(&[
+        "bundle",
+        "org.example.greeter:latest",
+        bundle.to_str().unwrap(),
+    ]);
     let exec = text
         .lines()
         .find_map(|l| l.strip_prefix("Exec="))
@@ -239,17 +309,27 @@ fn berth_files_open_in_the_installer() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        c.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
         let o = c.wait_with_output().unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let out = open("n\n");
-    assert!(out.contains("Share memory with other programs"), "no review: {out}");
+    assert!(
+        out.contains("Share memory with other programs"),
+        "no review: {out}"
+    );
     assert!(out.contains("Not installed"), "{out}");
     assert!(!env.ok(&["list"]).contains("org.example.Greeter"));
     let out = open("y\n");
     assert!(out.contains("Installed org.example.Greeter"), "{out}");
-    assert_eq!(env.ok(&["run", "org.example.Greeter"]), "opened\nhi there\n");
+    assert_eq!(
+        env.ok(&["run", "org.example.Greeter"]),
+        "opened\nhi there\n"
+    );
 }
 
 #[test]
@@ -293,9 +373,22 @@ fn containerfile_app_built_by_buildah() {
             String::from_utf8_lossy(&o.stderr)
         );
     };
-    buildah(&["build", "--quiet", "-f", "Containerfile", "-t", "localhost/cf:1", "."]);
+    buildah(&[
+        "build",
+        "--quiet",
+        "-f",
+        "Containerfile",
+        "-t",
+        "localhost/cf:1",
+        ".",
+    ]);
     let out = env.path("cf.tar");
-    buildah(&["push", "--quiet", "localhost/cf:1", &format!("oci-archive:{}", out.display())]);
+    buildah(&[
+        "push",
+        "--quiet",
+        "localhost/cf:1",
+        &format!("oci-archive:{}", out.display()),
+    ]);
     let o = env.ok(&["install", "--yes", out.to_str().unwrap()]);
     assert!(o.contains("Share memory with other programs"), "{o}");
     assert_eq!(
@@ -314,7 +407,10 @@ fn author_workflow_debian_runtime_to_window() {
         }
     }
     if !is_root() && std::fs::read_to_string("/etc/subuid").map_or(true, |s| s.trim().is_empty()) {
-        skip(T, "mmdebstrap's unshare mode needs an /etc/subuid entry for this user");
+        skip(
+            T,
+            "mmdebstrap's unshare mode needs an /etc/subuid entry for this user",
+        );
         return;
     }
     let author = Env::new();
@@ -354,7 +450,10 @@ fn author_workflow_debian_runtime_to_window() {
             .map(|p| p["name"].as_str().unwrap().to_owned())
             .collect()
     };
-    let (rp, sp) = (pkgs("example/runtime:bookworm"), pkgs("example/runtime-sdk:bookworm"));
+    let (rp, sp) = (
+        pkgs("example/runtime:bookworm"),
+        pkgs("example/runtime-sdk:bookworm"),
+    );
     assert!(rp.contains(&"libx11-6".into()) && !rp.contains(&"gcc".into()));
     assert!(sp.contains(&"libx11-dev".into()) && sp.contains(&"gcc".into()));
 

@@ -131,7 +131,11 @@ pub struct DiffStats {
 
 /// Write `upper` minus `lower` into `w`: changed and new entries (with
 /// their parent directories), and a whiteout for each topmost removed path.
-pub fn diff(lower: &Path, upper: &Path, w: &mut LayerWriter) -> Result<DiffStats> {
+/// Without `lower`, all of `upper`. Either way device nodes and fifos are
+/// left out and setuid/setgid bits cleared: the sandbox provides /dev and
+/// never raises privileges, so the layer does not carry what import would
+/// drop with a warning.
+pub fn diff(lower: Option<&Path>, upper: &Path, w: &mut LayerWriter) -> Result<DiffStats> {
     let rerr = |p: &Path| {
         let p = p.display().to_string();
         move |e: io::Error| Error::Io {
@@ -141,10 +145,12 @@ pub fn diff(lower: &Path, upper: &Path, w: &mut LayerWriter) -> Result<DiffStats
     };
     // Pass 1: the lower tree's signatures.
     let mut low: HashMap<Vec<u8>, Sig> = HashMap::new();
-    each(lower, |p, e| {
-        low.insert(p, sig(e).map_err(rerr(lower))?);
-        Ok(())
-    })?;
+    if let Some(lower) = lower {
+        each(lower, |p, e| {
+            low.insert(p, sig(e).map_err(rerr(lower))?);
+            Ok(())
+        })?;
+    }
     // Pass 2: which upper paths differ; hard links tie paths together.
     let mut changed: HashSet<Vec<u8>> = HashSet::new();
     let mut present: HashSet<Vec<u8>> = HashSet::new();
@@ -232,6 +238,9 @@ pub fn diff(lower: &Path, upper: &Path, w: &mut LayerWriter) -> Result<DiffStats
         if p.is_empty() || !changed.contains(&p) {
             return Ok(());
         }
+        if kind.is_block_special() || kind.is_character_special() || kind.is_fifo() {
+            return Ok(());
+        }
         ensure_parents(&p, &mut tar, &dirs, &mut written)?;
         let exts = xattrs(e).map_err(rerr(upper))?;
         if !exts.is_empty() {
@@ -239,6 +248,7 @@ pub fn diff(lower: &Path, upper: &Path, w: &mut LayerWriter) -> Result<DiffStats
                 .map_err(werr)?;
         }
         let mut h = e.header().clone();
+        h.set_mode(h.mode().map_err(rerr(upper))? & !0o6000);
         let mut name = p.clone();
         if kind.is_dir() {
             name.push(b'/');
@@ -387,7 +397,7 @@ mod tests {
             ],
         );
         let mut w = LayerWriter::create(&out).unwrap();
-        let stats = diff(&lo, &up, &mut w).unwrap();
+        let stats = diff(Some(&lo), &up, &mut w).unwrap();
         w.finish().unwrap();
         let got = read_layer(&out);
         let want: BTreeMap<String, String> = [
@@ -415,9 +425,45 @@ mod tests {
         let a = t.path().join("a");
         tarball(&a, &[E::Dir("./"), E::File("./f", "x")]);
         let mut w = LayerWriter::create(&t.path().join("l")).unwrap();
-        assert_eq!(diff(&a, &a, &mut w).unwrap(), DiffStats::default());
+        assert_eq!(diff(Some(&a), &a, &mut w).unwrap(), DiffStats::default());
         w.finish().unwrap();
         assert!(read_layer(&t.path().join("l")).is_empty());
+    }
+
+    #[test]
+    fn whole_tree_without_devices_or_setid_bits() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        let mut b = tar::Builder::new(File::create(&a).unwrap());
+        let mut h = header(tar::EntryType::Char, 0o666, 5);
+        b.append_data(&mut h, "./dev/null", io::empty()).unwrap();
+        let mut h = header(tar::EntryType::Regular, 0o4755, 5);
+        h.set_size(2);
+        b.append_data(&mut h, "./usr/bin/su", &b"su"[..]).unwrap();
+        b.finish().unwrap();
+        drop(b);
+        let out = t.path().join("l");
+        let mut w = LayerWriter::create(&out).unwrap();
+        diff(None, &a, &mut w).unwrap();
+        w.finish().unwrap();
+        let f = File::open(&out).unwrap();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+        let mut seen = vec![];
+        for e in ar.entries().unwrap() {
+            let e = e.unwrap();
+            seen.push((
+                e.path().unwrap().display().to_string(),
+                e.header().mode().unwrap(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            [
+                ("usr/".into(), 0o755),
+                ("usr/bin/".into(), 0o755),
+                ("usr/bin/su".into(), 0o755)
+            ]
+        );
     }
 
     #[test]

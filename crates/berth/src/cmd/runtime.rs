@@ -169,8 +169,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
     let spinner = ui::Spinner::new("writing layers");
     let mut blobs: Vec<LayerBlob> = Vec::new();
     let mut w = LayerWriter::create(&work.0.join("runtime.layer"))?;
-    let mut f = std::fs::File::open(&rt_tar)?;
-    std::io::copy(&mut f, &mut w).context("compressing the runtime layer")?;
+    tardiff::diff(None, &rt_tar, &mut w).context("writing the runtime layer")?;
     blobs.push(w.finish()?);
     let rt_pkgs = packages_of(&rt_tar)?;
     let created = source_date_epoch()?.unwrap_or_else(now);
@@ -185,7 +184,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
     let mut sdk_pkgs = Vec::new();
     if a.sdk {
         let mut w = LayerWriter::create(&work.0.join("sdk.layer"))?;
-        tardiff::diff(&rt_tar, &sdk_tar, &mut w).context("computing the SDK layer")?;
+        tardiff::diff(Some(&rt_tar), &sdk_tar, &mut w).context("computing the SDK layer")?;
         blobs.push(w.finish()?);
         sdk_pkgs = packages_of(&sdk_tar)?;
         let (_, rt_manifest) = oci::image_json(&images[0])?;
