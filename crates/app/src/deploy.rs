@@ -251,6 +251,63 @@ impl AppStore {
         Self::write_atomic(&p, text.as_bytes())
     }
 
+    /// Every kept deployment, oldest first.
+    pub fn history(&self, id: &str) -> Result<Vec<Deployment>, DeployError> {
+        let deps = self.dir(id)?.join("deployments");
+        let mut out = Vec::new();
+        for s in self.serials(id)? {
+            let p = deps.join(format!("{s}.json"));
+            let bytes = io(fs::read(&p), || format!("reading {}", p.display()))?;
+            out.push(
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    DeployError::Invalid(format!("{} is damaged: {e}", p.display()))
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Make the deployment before the current one current (atomically).
+    pub fn rollback(&self, id: &str) -> Result<Deployment, DeployError> {
+        let cur = self.require(id)?;
+        let prev = self
+            .history(id)?
+            .into_iter()
+            .rev()
+            .find(|d| d.serial < cur.serial && d.image != cur.image)
+            .ok_or_else(|| {
+                DeployError::Invalid(format!(
+                    "{id} has no earlier deployment to roll back to (deployment {} is the oldest kept)",
+                    cur.serial
+                ))
+            })?;
+        Self::write_atomic(
+            &self.dir(id)?.join("current"),
+            prev.serial.to_string().as_bytes(),
+        )?;
+        Ok(prev)
+    }
+
+    /// A masked app is skipped by `update`.
+    pub fn set_masked(&self, id: &str, masked: bool) -> Result<(), DeployError> {
+        self.require(id)?;
+        let p = self.dir(id)?.join("masked");
+        if masked {
+            Self::write_atomic(&p, b"masked: berth update skips this app\n")
+        } else {
+            match fs::remove_file(&p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    io(Err(e), || format!("removing {}", p.display()))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+
+    pub fn is_masked(&self, id: &str) -> bool {
+        self.dir(id).is_ok_and(|d| d.join("masked").exists())
+    }
+
     /// Forget an app (its deployments and overrides).
     pub fn remove(&self, id: &str) -> Result<(), DeployError> {
         let dir = self.dir(id)?;

@@ -255,6 +255,78 @@ pub enum Command {
         #[arg(long)]
         thin: bool,
     },
+    /// Fetch an image from an OCI registry (only the blobs the store lacks)
+    #[command(
+        long_about = "Fetch an image from any OCI distribution registry into the store.\n\n\
+        Only blobs the store lacks are downloaded, four at a time, each verified against its \
+        digest before use. An interrupted pull resumes where it stopped (range requests). \
+        Credentials come from $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or \
+        ~/.docker/config.json (what `podman login` and `docker login` write); basic and token \
+        auth both work. Loopback registries use plain HTTP; others need TLS unless listed in \
+        $BERTH_INSECURE_REGISTRIES.",
+        after_help = "Example:\n  berth pull localhost:5000/apps/hello-x11:1.0"
+    )]
+    Pull {
+        /// HOST[:PORT]/NAME[:TAG|@DIGEST]
+        reference: String,
+        /// Print the result (with bytes downloaded) as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upload an image to an OCI registry (blobs it already has are skipped)
+    Push {
+        /// Image name or ID in the store
+        image: String,
+        /// HOST[:PORT]/NAME[:TAG]
+        reference: String,
+    },
+    /// Update installed apps from the registry they were installed from
+    #[command(
+        long_about = "Check the registry each app was installed from (`berth install REF`) and \
+        fetch only the blobs the store lacks. The new deployment replaces the current one \
+        atomically; running instances keep their old files until they exit, and the old \
+        deployment stays for `berth rollback`. New permissions need consent again (--yes for \
+        scripts). Masked apps are skipped."
+    )]
+    Update {
+        /// App IDs (default: every installed app)
+        apps: Vec<String>,
+        /// Show what would be downloaded, in bytes, and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Consent to new permissions without asking
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Go back to the app's previous deployment
+    Rollback {
+        /// App ID
+        app: String,
+    },
+    /// Stop `berth update` from updating an app (--remove to allow it again)
+    Mask {
+        /// App ID
+        app: String,
+        /// Unmask
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Move an app onto another runtime (e.g. one with security fixes) without rebuilding
+    #[command(
+        long_about = "Replace the app image's runtime layers with those of another runtime, \
+        using the image's org.opencontainers.image.base.name/.base.digest annotations: the \
+        old runtime's layers must be exactly the first layers of the app. The app's own \
+        layers, labels and permissions stay; the result is deployed as a new deployment \
+        (roll back with `berth rollback`). RUNTIME is an image in the store or a registry \
+        reference (pulled first)."
+    )]
+    Rebase {
+        /// App ID
+        app: String,
+        /// The new runtime
+        #[arg(long, value_name = "RUNTIME")]
+        onto: String,
+    },
     /// Register the .berth file type and its installer with the desktop
     #[command(
         long_about = "Register berth with the desktop: the application/vnd.berth.bundle MIME \

@@ -40,15 +40,37 @@ fn image_size(img: &Image) -> u64 {
 
 /// Import a file or directory, or find an image in the store.
 fn source_image(ctx: &Ctx, source: &str) -> anyhow::Result<(ImageEntry, String)> {
+    if !Path::new(source).exists() && berth_registry::remote::is_registry_ref(source) {
+        let p = super::registry::pull_into_store(ctx, source)?;
+        return Ok((p.entry, source.to_owned()));
+    }
     if Path::new(source).exists() {
-        let res = super::import::import_path(ctx, Path::new(source), None).map_err(|e| {
-            match e.downcast_ref::<berth_image::Error>() {
-                Some(berth_image::Error::MissingBase { .. }) => e.context(
-                    "this is a thin bundle: import or pull its runtime first, or ask the author for a full bundle",
-                ),
-                _ => e,
-            }
-        })?;
+        let res = match super::import::import_path(ctx, Path::new(source), None) {
+            Ok(r) => r,
+            Err(e) => match e.downcast_ref::<berth_image::Error>() {
+                // A thin bundle: fetch its runtime from the registry it
+                // names, then import again.
+                Some(berth_image::Error::MissingBase {
+                    base_name: Some(name),
+                    base_digest: Some(digest),
+                    ..
+                }) if berth_registry::remote::is_registry_ref(name) => {
+                    let repo = name.rsplit_once(':').filter(|(_, t)| !t.contains('/'));
+                    let r = format!("{}@{digest}", repo.map_or(name.as_str(), |(r, _)| r));
+                    println!("This is a thin bundle; fetching its runtime {name}");
+                    super::registry::pull_into_store(ctx, &r).with_context(|| {
+                        format!("fetching the runtime {name} this thin bundle needs")
+                    })?;
+                    super::import::import_path(ctx, Path::new(source), None)?
+                }
+                Some(berth_image::Error::MissingBase { .. }) => {
+                    return Err(e.context(
+                        "this is a thin bundle: import or pull its runtime first, or ask the author for a full bundle",
+                    ));
+                }
+                _ => return Err(e),
+            },
+        };
         let [first] = res.images.as_slice() else {
             bail!(
                 "{source} holds {} images; import it and install one by name",
@@ -94,7 +116,18 @@ fn consent(question: &str) -> anyhow::Result<bool> {
 pub fn install(ctx: &Ctx, source: &str, yes: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
     let (entry, origin) = source_image(ctx, source)?;
-    let image = ctx.store.load_image(&entry)?;
+    install_image(ctx, &entry, origin, yes)
+}
+
+/// Review, consent and deploy an image already in the store. Also the
+/// second half of `update`. The caller holds the shared store lock.
+pub fn install_image(
+    ctx: &Ctx,
+    entry: &ImageEntry,
+    origin: String,
+    yes: bool,
+) -> anyhow::Result<ExitCode> {
+    let image = ctx.store.load_image(entry)?;
     let meta = app_of(&image)?;
     let apps = AppStore::new(ctx.store.root());
     let previous = apps.current(&meta.id)?;

@@ -9,10 +9,12 @@ mod images;
 mod import;
 mod inspect;
 mod instances;
+mod registry;
 mod rmi;
 mod run;
 mod runtime;
 mod tag;
+mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -141,6 +143,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => build::build(&ctx, &manifest, tag.as_deref(), json),
         Command::Bundle { source, file, thin } => export::bundle(&ctx, &source, &file, thin),
+        Command::Pull { reference, json } => registry::pull(&ctx, &reference, json),
+        Command::Push { image, reference } => registry::push(&ctx, &image, &reference),
+        Command::Update { apps, dry_run, yes } => update::update(&ctx, &apps, dry_run, yes),
+        Command::Rollback { app } => update::rollback(&ctx, &app),
+        Command::Mask { app, remove } => update::mask(&ctx, &app, !remove),
+        Command::Rebase { app, onto } => update::rebase(&ctx, &app, &onto),
         Command::Integrate => {
             crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir())?;
             crate::desktop::hint_once(ctx.store.root());

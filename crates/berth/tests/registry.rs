@@ -1,0 +1,622 @@
+//! Registries, updates, rollback, mask and rebase against Debian's
+//! docker-registry (the CNCF distribution registry) on loopback, started
+//! and stopped by each test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Registry {
+    child: Child,
+    port: u16,
+    data: PathBuf,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A registry on 127.0.0.1; with `user`, htpasswd (basic) auth.
+fn start_registry(dir: &Path, user: Option<(&str, &str)>) -> Registry {
+    let port = free_port();
+    let data = dir.join("registry-data");
+    let mut auth = String::new();
+    if let Some((u, p)) = user {
+        let htpasswd = dir.join("htpasswd");
+        let st = Command::new("htpasswd")
+            .args(["-Bbc"])
+            .arg(&htpasswd)
+            .args([u, p])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        auth = format!(
+            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            htpasswd.display()
+        );
+    }
+    let cfg = dir.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "registry did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Registry { child, port, data }
+}
+
+fn tools(test: &str) -> bool {
+    have_tool(test, "docker-registry") && have_tool(test, "htpasswd")
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap()
+}
+
+/// A busybox runtime whose /etc/runtime-version says `v`.
+fn runtime(env: &Env, name: &str, v: &str) {
+    let extra = vec![
+        symlink("bin/mkdir", "busybox"),
+        symlink("bin/cp", "busybox"),
+        symlink("bin/chmod", "busybox"),
+        file("etc/runtime-version", format!("{v}\n").as_bytes()),
+    ];
+    busybox_image(env, name, extra);
+}
+
+/// Build an app on `rt` whose command prints its version, the runtime's
+/// version, and the app's data file.
+fn build_app(env: &Env, rt: &str, version: &str, perms: &[&str]) -> String {
+    let dir = env.path(&format!("app-{version}"));
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("src/show.sh"),
+        format!("#!/bin/sh\necho app {version} on runtime $(cat /etc/runtime-version)\n[ -z \"$1\" ] || sleep \"$1\"\n"),
+    )
+    .unwrap();
+    let perms: Vec<String> = perms.iter().map(|p| format!("{p:?}")).collect();
+    std::fs::write(
+        dir.join("berth.toml"),
+        format!(
+            "id = \"org.example.Show\"\ncommand = \"/app/bin/show\"\npermissions = [{}]\nruntime = \"{rt}\"\nimage = \"example/show:{version}\"\n[build]\nsource = \"src\"\nsteps = [\"mkdir -p $BERTH_DEST/bin && cp show.sh $BERTH_DEST/bin/show && chmod 755 $BERTH_DEST/bin/show\"]\n",
+            perms.join(", ")
+        ),
+    )
+    .unwrap();
+    env.ok(&["build", dir.join("berth.toml").to_str().unwrap()]);
+    format!("example/show:{version}")
+}
+
+#[test]
+fn push_pull_only_missing_blobs_and_refuse_tampering() {
+    const T: &str = "push_pull_only_missing_blobs_and_refuse_tampering";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    runtime(&author, "example/rt:1", "1");
+    let img = build_app(&author, "example/rt:1", "1", &[]);
+    let r = format!("localhost:{}/apps/show:1", reg.port);
+    author.ok(&["push", &img, &r]);
+    let again = author.ok(&["push", &img, &r]);
+    assert!(again.contains("0 B uploaded"), "{again}");
+
+    let user = Env::new();
+    let p = json(&user.ok(&["pull", "--json", &r]));
+    assert!(p["downloaded_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(user.image_names(), std::slice::from_ref(&r));
+    // Pulling again fetches nothing.
+    let p2 = json(&user.ok(&["pull", "--json", &r]));
+    assert_eq!(p2["downloaded_bytes"], 0);
+    user.assert_fsck_clean();
+
+    // Tamper with the app layer's bytes in the registry's storage.
+    let app = json(&author.ok(&["inspect", "--json", &img]));
+    let layer = app["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let data = reg.data.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{layer}/data",
+        &layer[..2]
+    ));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+    let victim = Env::new();
+    let err = victim.fails(&["pull", &r]);
+    assert!(
+        err.contains("digest mismatch") && err.contains(&layer[..12]),
+        "{err}"
+    );
+    assert!(
+        victim.image_names().is_empty(),
+        "a tampered image was stored"
+    );
+    // And the same through install.
+    let err = victim.fails(&["install", "--yes", &r]);
+    assert!(err.contains("digest mismatch"), "{err}");
+    assert!(!victim.ok(&["list"]).contains("org.example.Show"));
+}
+
+#[test]
+fn interrupted_pull_resumes() {
+    const T: &str = "interrupted_pull_resumes";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    // A layer big enough to matter: 4 MiB of incompressible bytes.
+    let mut noise = vec![0u8; 4 << 20];
+    let mut x = 0x9e3779b97f4a7c15u64;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    busybox_image(&author, "big/img:1", vec![file("noise.bin", &noise)]);
+    let r = format!("localhost:{}/big/img:1", reg.port);
+    author.ok(&["push", "big/img:1", &r]);
+    let info = json(&author.ok(&["inspect", "--json", "big/img:1"]));
+    let layer = &info["layers"][0];
+    let (digest, size) = (
+        layer["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_owned(),
+        layer["size"].as_u64().unwrap(),
+    );
+    let manifest = info["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let blob = std::fs::read(author.home().join(format!("blobs/sha256/{digest}"))).unwrap();
+
+    // What a pull killed half-way leaves behind: half the blob.
+    let user = Env::new();
+    user.ok(&["images"]); // creates the store
+    let dir = user
+        .home()
+        .join(format!("tmp/pull-{manifest}/blobs/sha256"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{digest}.partial")),
+        &blob[..blob.len() / 2],
+    )
+    .unwrap();
+    let p = json(&user.ok(&["pull", "--json", &r]));
+    let got = p["downloaded_bytes"].as_u64().unwrap();
+    assert!(got < size, "resumed pull downloaded {got} of {size} bytes");
+    user.assert_fsck_clean();
+
+    // A partial with wrong bytes is detected and fetched again whole.
+    let other = Env::new();
+    other.ok(&["images"]);
+    let dir = other
+        .home()
+        .join(format!("tmp/pull-{manifest}/blobs/sha256"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{digest}.partial")),
+        vec![7u8; blob.len() / 2],
+    )
+    .unwrap();
+    other.ok(&["pull", &r]);
+    other.assert_fsck_clean();
+    assert_eq!(
+        other
+            .ok(&["run", &r, "--", "/bin/sh", "-c", "cat /noise.bin | wc -c"])
+            .trim(),
+        (4 << 20).to_string()
+    );
+
+    // A real interruption: kill -9 part-way, then pull again.
+    let third = Env::new();
+    let mut c = third.cmd().args(["pull", &r]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let _ = c.kill();
+    let _ = c.wait();
+    third.ok(&["pull", &r]);
+    third.assert_fsck_clean();
+}
+
+#[test]
+fn authenticated_registry_uses_the_auth_file() {
+    const T: &str = "authenticated_registry_uses_the_auth_file";
+    if !tools(T) {
+        return;
+    }
+    let env = Env::new();
+    let reg = start_registry(env.dir.path(), Some(("alice", "s3cret")));
+    runtime(&env, "example/rt:1", "1");
+    let r = format!("localhost:{}/private/rt:1", reg.port);
+    // No credentials: a clear refusal.
+    let err = env.fails(&["push", "example/rt:1", &r]);
+    assert!(
+        err.contains(&format!("registry localhost:{}", reg.port)),
+        "{err}"
+    );
+    // Docker's config.json form, through REGISTRY_AUTH_FILE.
+    let auth = env.write(
+        "auth.json",
+        format!(
+            "{{\"auths\":{{\"localhost:{}\":{{\"auth\":\"YWxpY2U6czNjcmV0\"}}}}}}",
+            reg.port
+        )
+        .as_bytes(),
+    );
+    let with_auth = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", &auth)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    with_auth(&["push", "example/rt:1", &r]);
+    let user = Env::new();
+    let o = user
+        .cmd()
+        .args(["pull", &r])
+        .env("REGISTRY_AUTH_FILE", &auth)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Wrong password: refused.
+    let bad = env.write(
+        "bad.json",
+        format!(
+            "{{\"auths\":{{\"localhost:{}\":{{\"username\":\"alice\",\"password\":\"nope\"}}}}}}",
+            reg.port
+        )
+        .as_bytes(),
+    );
+    let o = Env::new()
+        .cmd()
+        .args(["pull", &r])
+        .env("REGISTRY_AUTH_FILE", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn install_update_rollback_mask() {
+    const T: &str = "install_update_rollback_mask";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    let r = format!("localhost:{}/apps/show:stable", reg.port);
+    runtime(&author, "example/rt:1", "1");
+    let v1 = build_app(&author, "example/rt:1", "1", &[]);
+    author.ok(&["push", &v1, &r]);
+
+    let user = Env::new();
+    let out = user.ok(&["install", "--yes", &r]);
+    assert!(out.contains("Installed org.example.Show"), "{out}");
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    assert!(user.ok(&["update"]).contains("up to date"));
+
+    // The runtime is rebuilt with one change; the app is rebuilt on it.
+    runtime(&author, "example/rt:1", "1-patched");
+    let v2 = build_app(&author, "example/rt:1", "2", &[]);
+    author.ok(&["push", &v2, &r]);
+    let dry = user.ok(&["update", "--dry-run"]);
+    let app2 = json(&author.ok(&["inspect", "--json", &v2]));
+    let want: u64 = app2["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum::<u64>();
+    // Everything changed but nothing the user already has: the new
+    // runtime layer, the app layer, the config.
+    assert!(dry.contains("bytes to download"), "{dry}");
+    let bytes: u64 = dry
+        .lines()
+        .find_map(|l| l.strip_prefix("Total: "))
+        .unwrap()
+        .trim_end_matches(" bytes to download")
+        .parse()
+        .unwrap();
+    assert!(
+        bytes > 0 && bytes <= want + 4096,
+        "dry run says {bytes}, layers are {want}"
+    );
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n",
+        "dry run changed something"
+    );
+    user.ok(&["update"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 1-patched\n"
+    );
+
+    // Only the app layer changes in v3: only it (and the config) is fetched.
+    let v3 = build_app(&author, "example/rt:1", "3", &["share=network"]);
+    author.ok(&["push", &v3, &r]);
+    let app3 = json(&author.ok(&["inspect", "--json", &v3]));
+    let app_layer = app3["layers"].as_array().unwrap().last().unwrap()["size"]
+        .as_u64()
+        .unwrap();
+    let dry = user.ok(&["update", "--dry-run", "org.example.Show"]);
+    let bytes: u64 = dry
+        .lines()
+        .find_map(|l| l.strip_prefix("Total: "))
+        .unwrap()
+        .trim_end_matches(" bytes to download")
+        .parse()
+        .unwrap();
+    assert!(
+        bytes >= app_layer && bytes < app_layer + 4096,
+        "{bytes} vs app layer {app_layer}"
+    );
+    // v3 asks for the network: no consent, no update.
+    let o = user
+        .cmd()
+        .args(["update"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("consent"), "{err}");
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 1-patched\n"
+    );
+    let out = user.ok(&["update", "--yes"]);
+    assert!(out.contains("Full network access"), "{out}");
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 3 on runtime 1-patched\n"
+    );
+
+    // Rollback, and mask keeps it there.
+    user.ok(&["rollback", "org.example.Show"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 1-patched\n"
+    );
+    user.ok(&["mask", "org.example.Show"]);
+    assert!(user.ok(&["update", "--yes"]).contains("masked"));
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 1-patched\n"
+    );
+    user.ok(&["mask", "--remove", "org.example.Show"]);
+    user.ok(&["update", "--yes"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 3 on runtime 1-patched\n"
+    );
+    // gc keeps every image a kept deployment uses.
+    user.ok(&["gc"]);
+    user.ok(&["rollback", "org.example.Show"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 1-patched\n"
+    );
+    user.assert_fsck_clean();
+}
+
+#[test]
+fn kill_during_update_leaves_the_old_version_running() {
+    const T: &str = "kill_during_update_leaves_the_old_version_running";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    let r = format!("localhost:{}/apps/show:stable", reg.port);
+    runtime(&author, "example/rt:1", "1");
+    author.ok(&["push", &build_app(&author, "example/rt:1", "1", &[]), &r]);
+    let user = Env::new();
+    user.ok(&["install", "--yes", &r]);
+    // A running instance of version 1.
+    let mut running = user
+        .cmd()
+        .args(["run", "org.example.Show", "--", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let inst = wait_for_instance(&user);
+    let mut noise = vec![0u8; 8 << 20];
+    let mut x = 88172645463325252u64;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    busybox_image(
+        &author,
+        "example/rt:1",
+        vec![
+            symlink("bin/mkdir", "busybox"),
+            symlink("bin/cp", "busybox"),
+            symlink("bin/chmod", "busybox"),
+            file("etc/runtime-version", b"2\n"),
+            file("usr/share/big", &noise),
+        ],
+    );
+    author.ok(&["push", &build_app(&author, "example/rt:1", "2", &[]), &r]);
+    for delay in [20u64, 60, 120, 250, 400] {
+        let mut c = user
+            .cmd()
+            .args(["update", "--yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = c.kill();
+        let _ = c.wait();
+        // Whatever the moment: a working app, old or new, and the old
+        // instance still running.
+        let out = user.ok(&["run", "org.example.Show"]);
+        assert!(
+            out == "app 1 on runtime 1\n" || out == "app 2 on runtime 2\n",
+            "{out}"
+        );
+        let ps = user.ok(&["ps", "--json"]);
+        assert!(
+            ps.contains(inst["id"].as_str().unwrap()),
+            "the running instance died"
+        );
+    }
+    user.ok(&["update", "--yes"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 2\n"
+    );
+    user.assert_fsck_clean();
+    user.ok(&["kill", inst["id"].as_str().unwrap()]);
+    let _ = running.wait();
+}
+
+#[test]
+fn rebase_onto_a_patched_runtime() {
+    let author = Env::new();
+    runtime(&author, "example/rt:1", "1");
+    runtime(&author, "example/rt:1.1", "1.1-security");
+    build_app(&author, "example/rt:1", "1", &["share=ipc"]);
+    author.ok(&["install", "--yes", "example/show:1"]);
+    assert_eq!(
+        author.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    let out = author.ok(&["rebase", "org.example.Show", "--onto", "example/rt:1.1"]);
+    assert!(
+        out.contains("1 runtime layer(s) replaced, 1 app layer(s) kept"),
+        "{out}"
+    );
+    assert_eq!(
+        author.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1.1-security\n"
+    );
+    // The rebased image records its new base; permissions are unchanged.
+    let perms = author.ok(&["permissions", "org.example.Show"]);
+    assert!(perms.contains("share=ipc"), "{perms}");
+    author.ok(&["rollback", "org.example.Show"]);
+    assert_eq!(
+        author.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+
+    // No base annotation: refused with the reason.
+    let other = Env::new();
+    let img = busybox_img(
+        "plain/app:1",
+        vec![],
+        &[
+            ("org.berth.app.id", "org.example.Plain"),
+            ("org.berth.app.command", "/bin/true"),
+        ],
+    );
+    let p = other.write("plain.tar", &img.oci_archive());
+    other.ok(&["install", "--yes", p.to_str().unwrap()]);
+    runtime(&other, "example/rt:1.1", "x");
+    let err = other.fails(&["rebase", "org.example.Plain", "--onto", "example/rt:1.1"]);
+    assert!(
+        err.contains("no org.opencontainers.image.base.name"),
+        "{err}"
+    );
+
+    // A base annotation that does not match the image's layers: refused.
+    runtime(&author, "example/rt:1", "1-rebuilt");
+    build_app(&author, "example/rt:1", "9", &["share=ipc"]);
+    // Make the recorded base another runtime than the layers say.
+    author.ok(&["tag", "example/rt:1.1", "example/rt:1"]);
+    let bundle = author.path("show9.berth");
+    author.ok(&["bundle", "example/show:9", bundle.to_str().unwrap()]);
+    let third = Env::new();
+    third.ok(&["install", "--yes", bundle.to_str().unwrap()]);
+    // third has no copy of the recorded base: refused clearly.
+    let err = third.fails(&["rebase", "org.example.Show", "--onto", "example/show:9"]);
+    assert!(err.contains("is not in the store"), "{err}");
+}
+
+#[test]
+fn thin_bundle_fetches_its_runtime_from_the_registry() {
+    const T: &str = "thin_bundle_fetches_its_runtime_from_the_registry";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    let rt = format!("localhost:{}/runtimes/rt:1", reg.port);
+    runtime(&author, &rt, "1");
+    author.ok(&["push", &rt, &rt]);
+    let img = build_app(&author, &rt, "1", &[]);
+    let thin = author.path("show.berth");
+    author.ok(&["bundle", "--thin", &img, thin.to_str().unwrap()]);
+    let user = Env::new();
+    let out = user.ok(&["install", "--yes", thin.to_str().unwrap()]);
+    assert!(out.contains("fetching its runtime"), "{out}");
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    // With the registry gone, a fresh machine gets a clear error.
+    drop(reg);
+    let err = Env::new().fails(&["install", "--yes", thin.to_str().unwrap()]);
+    assert!(
+        err.contains("fetching the runtime") && err.contains(&rt),
+        "{err}"
+    );
+}

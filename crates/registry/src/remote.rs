@@ -1,0 +1,424 @@
+//! One registry repository: resolve, fetch blobs, push.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use berth_image::Digest;
+use berth_image::progress::Progress;
+use futures_util::StreamExt;
+use oci_client::client::{BlobResponse, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Blobs fetched at once.
+const PARALLEL: usize = 4;
+
+pub struct Remote {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    auth: RegistryAuth,
+    pub reference: Reference,
+}
+
+/// A resolved manifest (for this platform) and its digest.
+pub struct Resolved {
+    pub manifest: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+/// Does `s` name a registry (its first component is a host)? Local image
+/// names never have one, so `install NAME` stays unambiguous.
+pub fn is_registry_ref(s: &str) -> bool {
+    let Some((first, rest)) = s.split_once('/') else {
+        return false;
+    };
+    !rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost")
+}
+
+/// Loopback registries speak plain HTTP, as Docker assumes; others need
+/// TLS unless listed in BERTH_INSECURE_REGISTRIES (comma-separated).
+fn plain_http(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+        || std::env::var("BERTH_INSECURE_REGISTRIES")
+            .is_ok_and(|l| l.split(',').any(|r| r.trim() == registry))
+}
+
+impl Remote {
+    pub fn new(reference: &str) -> Result<Remote> {
+        if !is_registry_ref(reference) {
+            return Err(Error::BadReference(reference.to_owned()));
+        }
+        let r = Reference::from_str(reference)
+            .map_err(|_| Error::BadReference(reference.to_owned()))?;
+        let registry = r.resolve_registry().to_owned();
+        let protocol = if plain_http(&registry) {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        };
+        let auth = match crate::auth::for_registry(&registry)? {
+            Some(c) => RegistryAuth::Basic(c.username, c.password),
+            None => RegistryAuth::Anonymous,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io {
+                context: "starting the network runtime".into(),
+                source,
+            })?;
+        let client = Client::new(ClientConfig {
+            protocol,
+            ..Default::default()
+        });
+        Ok(Remote {
+            rt,
+            client,
+            auth,
+            reference: r,
+        })
+    }
+
+    fn err(
+        &self,
+        what: impl Into<String>,
+    ) -> impl FnOnce(oci_client::errors::OciDistributionError) -> Error {
+        let registry = self.reference.resolve_registry().to_owned();
+        let what = what.into();
+        move |source| Error::Registry {
+            registry,
+            what,
+            source,
+        }
+    }
+
+    /// The manifest for this platform, verified against its digest.
+    pub fn resolve(&self) -> Result<Resolved> {
+        let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
+        let (bytes, _) = self
+            .rt
+            .block_on(
+                self.client
+                    .pull_manifest_raw(&self.reference, &self.auth, &accept),
+            )
+            .map_err(self.err(format!("fetching the manifest of {}", self.reference)))?;
+        let digest = Digest::of(&bytes);
+        if let Some(want) = self.reference.digest()
+            && want != digest.to_string()
+        {
+            return Err(Error::Invalid(format!(
+                "the registry sent a manifest with digest {digest}, not the {want} asked for; refusing it"
+            )));
+        }
+        let mt = media_type_of(&bytes);
+        if mt == OCI_INDEX || mt == DOCKER_LIST {
+            let index: oci_spec::image::ImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Invalid(format!("image index: {e}")))?;
+            let arch = match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                _ => "amd64",
+            };
+            let m = index
+                .manifests()
+                .iter()
+                .find(|m| {
+                    m.platform().as_ref().is_some_and(|p| {
+                        p.os().to_string() == "linux" && p.architecture().to_string() == arch
+                    })
+                })
+                .ok_or_else(|| {
+                    Error::Invalid(format!("{} has no linux/{arch} image", self.reference))
+                })?;
+            let by_digest = self.reference.clone_with_digest(m.digest().to_string());
+            let (bytes, _) = self
+                .rt
+                .block_on(
+                    self.client
+                        .pull_manifest_raw(&by_digest, &self.auth, &accept),
+                )
+                .map_err(self.err("fetching the platform manifest"))?;
+            let digest = Digest::of(&bytes);
+            if digest.to_string() != m.digest().to_string() {
+                return Err(Error::Invalid(format!(
+                    "platform manifest digest mismatch: expected {}, got {digest}",
+                    m.digest()
+                )));
+            }
+            let media_type = media_type_of(&bytes);
+            return Ok(Resolved {
+                manifest: bytes.to_vec(),
+                digest,
+                media_type,
+            });
+        }
+        Ok(Resolved {
+            manifest: bytes.to_vec(),
+            digest,
+            media_type: mt,
+        })
+    }
+
+    /// Fetch blobs (digest, size) into `dir/blobs/sha256/`, several at a
+    /// time. A `<hex>.partial` left by an interrupted pull is continued with
+    /// a range request. Every blob is verified before it gets its final
+    /// name. Returns the bytes downloaded.
+    pub fn fetch(
+        &self,
+        blobs: &[(Digest, u64)],
+        dir: &Path,
+        progress: &dyn Progress,
+    ) -> Result<u64> {
+        let sha = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&sha).map_err(|source| Error::Io {
+            context: format!("creating {}", sha.display()),
+            source,
+        })?;
+        let downloaded = AtomicU64::new(0);
+        let total: u64 = blobs.iter().map(|b| b.1).sum();
+        progress.add_total(total);
+        let jobs = blobs.iter().map(|(d, size)| {
+            let sha = &sha;
+            let downloaded = &downloaded;
+            async move {
+                let done = sha.join(d.hex());
+                if done.exists() {
+                    progress.advance(*size);
+                    return Ok(());
+                }
+                self.fetch_one(d, *size, sha, downloaded, progress).await
+            }
+        });
+        let results: Vec<Result<()>> = self.rt.block_on(
+            futures_util::stream::iter(jobs)
+                .buffer_unordered(PARALLEL)
+                .collect(),
+        );
+        for r in results {
+            r?;
+        }
+        Ok(downloaded.load(Ordering::Relaxed))
+    }
+
+    async fn fetch_one(
+        &self,
+        d: &Digest,
+        size: u64,
+        sha: &Path,
+        downloaded: &AtomicU64,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let partial = sha.join(format!("{}.partial", d.hex()));
+        let io = |context: String| move |source| Error::Io { context, source };
+        for attempt in 0..2 {
+            let mut offset = std::fs::metadata(&partial).map_or(0, |m| m.len());
+            if offset >= size || attempt > 0 {
+                offset = 0;
+            }
+            let resp = self
+                .client
+                .pull_blob_stream_partial(&self.reference, d.to_string().as_str(), offset, None)
+                .await
+                .map_err(self.err(format!("fetching blob {d}")))?;
+            let (mut stream, append) = match resp {
+                BlobResponse::Partial(s) if offset > 0 => (s.stream, true),
+                BlobResponse::Partial(s) | BlobResponse::Full(s) => (s.stream, false),
+            };
+            let mut f = tokio::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(append)
+                .truncate(!append)
+                .open(&partial)
+                .await
+                .map_err(io(format!("opening {}", partial.display())))?;
+            if append {
+                progress.advance(offset);
+            }
+            let mut written = if append { offset } else { 0 };
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(io(format!("downloading blob {d}")))?;
+                written += chunk.len() as u64;
+                if written > size {
+                    break; // more than the manifest promised: checked below
+                }
+                f.write_all(&chunk)
+                    .await
+                    .map_err(io(format!("writing {}", partial.display())))?;
+                downloaded.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                progress.advance(chunk.len() as u64);
+            }
+            f.sync_all()
+                .await
+                .map_err(io(format!("writing {}", partial.display())))?;
+            drop(f);
+            // Verify the whole file: a resumed blob was never seen in one piece.
+            let bytes_ok = written == size;
+            let got = if bytes_ok { hash_file(&partial)? } else { None };
+            if bytes_ok && got.as_ref() == Some(d) {
+                std::fs::rename(&partial, sha.join(d.hex()))
+                    .map_err(io(format!("renaming {}", partial.display())))?;
+                return Ok(());
+            }
+            let _ = std::fs::remove_file(&partial);
+            if append {
+                continue; // a bad partial from before: start over once
+            }
+            return Err(Error::Image(berth_image::Error::DigestMismatch {
+                what: format!("blob {d} from {}", self.reference.resolve_registry()),
+                expected: format!("{d} ({size} bytes)"),
+                actual: match got {
+                    Some(g) => g.to_string(),
+                    None => format!("{written} bytes"),
+                },
+            }));
+        }
+        Err(Error::Invalid(format!("blob {d} could not be fetched")))
+    }
+
+    pub fn blob_exists(&self, d: &Digest) -> Result<bool> {
+        self.rt
+            .block_on(self.client.blob_exists(&self.reference, &d.to_string()))
+            .map_err(self.err(format!("checking blob {d}")))
+    }
+
+    /// Log in for pushing (blob checks and uploads need it first).
+    pub fn authenticate_push(&self) -> Result<()> {
+        self.rt
+            .block_on(
+                self.client
+                    .auth(&self.reference, &self.auth, RegistryOperation::Push),
+            )
+            .map_err(self.err("authenticating for push"))?;
+        Ok(())
+    }
+
+    pub fn push_blob(&self, d: &Digest, path: &Path) -> Result<()> {
+        let data = std::fs::read(path).map_err(|source| Error::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })?;
+        self.rt
+            .block_on(self.client.push_blob(&self.reference, data, &d.to_string()))
+            .map_err(self.err(format!("pushing blob {d}")))?;
+        Ok(())
+    }
+
+    /// Push manifest bytes under this reference's tag (or `tag`).
+    pub fn push_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<()> {
+        let r = match tag {
+            Some(t) => Reference::with_tag(
+                self.reference.registry().to_owned(),
+                self.reference.repository().to_owned(),
+                t.to_owned(),
+            ),
+            None => self.reference.clone(),
+        };
+        self.rt
+            .block_on(self.client.auth(&r, &self.auth, RegistryOperation::Push))
+            .map_err(self.err("authenticating for push"))?;
+        let ct = http::HeaderValue::from_str(media_type)
+            .map_err(|_| Error::Invalid(format!("media type {media_type:?}")))?;
+        self.rt
+            .block_on(self.client.push_manifest_raw(&r, bytes.to_vec(), ct))
+            .map_err(self.err(format!("pushing the manifest of {r}")))?;
+        Ok(())
+    }
+
+    /// Fetch manifest bytes for another tag of this repository (None if absent).
+    pub fn try_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        let r = Reference::with_tag(
+            self.reference.registry().to_owned(),
+            self.reference.repository().to_owned(),
+            tag.to_owned(),
+        );
+        match self.rt.block_on(
+            self.client
+                .pull_manifest_raw(&r, &self.auth, &[OCI_MANIFEST]),
+        ) {
+            Ok((b, _)) => Ok(Some(b.to_vec())),
+            Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
+                Ok(None)
+            }
+            Err(e)
+                if e.to_string().contains("MANIFEST_UNKNOWN") || e.to_string().contains("404") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(format!("fetching {r}"))(e)),
+        }
+    }
+
+    pub fn fetch_small(&self, d: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.rt
+            .block_on(
+                self.client
+                    .pull_blob(&self.reference, d.to_string().as_str(), &mut out),
+            )
+            .map_err(self.err(format!("fetching blob {d}")))?;
+        if out.len() as u64 > limit || Digest::of(&out) != *d {
+            return Err(Error::Invalid(format!(
+                "blob {d} from the registry does not match its digest; refusing it"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+fn media_type_of(bytes: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct M {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<M>(bytes) {
+        Ok(M {
+            media_type: Some(m),
+            ..
+        }) => m,
+        Ok(M {
+            manifests: Some(_), ..
+        }) => OCI_INDEX.into(),
+        _ => OCI_MANIFEST.into(),
+    }
+}
+
+fn hash_file(p: &Path) -> Result<Option<Digest>> {
+    let mut f = std::fs::File::open(p).map_err(|source| Error::Io {
+        context: format!("reading {}", p.display()),
+        source,
+    })?;
+    let mut h = berth_image::digest::HashingWriter::new(std::io::sink());
+    std::io::copy(&mut f, &mut h).map_err(|source| Error::Io {
+        context: format!("reading {}", p.display()),
+        source,
+    })?;
+    Ok(Some(h.finish().1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_refs() {
+        assert!(is_registry_ref("localhost:5000/apps/x:1"));
+        assert!(is_registry_ref("reg.example.org/x"));
+        assert!(!is_registry_ref("berth-demo:latest"));
+        assert!(!is_registry_ref("example/runtime:bookworm"));
+        assert!(plain_http("localhost:5000") && plain_http("127.0.0.1:5000"));
+        assert!(!plain_http("reg.example.org"));
+    }
+}
