@@ -274,11 +274,24 @@ pub enum Command {
         json: bool,
     },
     /// Upload an image to an OCI registry (blobs it already has are skipped)
+    #[command(
+        long_about = "Upload an image to an OCI registry; blobs it already has are skipped. \
+        With --sign KEY (from `berth key generate`) an ed25519 signature of the manifest digest \
+        is stored next to it, as the tag sha256-<digest>.sig (docs/signatures.md)."
+    )]
     Push {
         /// Image name or ID in the store
         image: String,
         /// HOST[:PORT]/NAME[:TAG]
         reference: String,
+        /// Sign with this secret key file
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+    },
+    /// Make a signing key pair: PREFIX.key (secret) and PREFIX.pub
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Update installed apps from the registry they were installed from
     #[command(
@@ -343,6 +356,15 @@ pub enum Command {
         /// Command and arguments
         #[arg(last = true)]
         command: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate an ed25519 key pair for `berth push --sign`
+    Generate {
+        /// Path prefix: writes PREFIX.key (mode 0600) and PREFIX.pub
+        prefix: PathBuf,
     },
 }
 

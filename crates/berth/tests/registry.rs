@@ -620,3 +620,101 @@ fn thin_bundle_fetches_its_runtime_from_the_registry() {
         "{err}"
     );
 }
+
+#[test]
+fn signed_policy_refuses_unsigned_and_tampered_images() {
+    const T: &str = "signed_policy_refuses_unsigned_and_tampered_images";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    runtime(&author, "example/rt:1", "1");
+    let v1 = build_app(&author, "example/rt:1", "1", &[]);
+    let key = author.path("author");
+    author.ok(&["key", "generate", key.to_str().unwrap()]);
+    let signed = format!("localhost:{}/apps/show:1", reg.port);
+    let unsigned = format!("localhost:{}/apps/other:1", reg.port);
+    author.ok(&[
+        "push",
+        "--sign",
+        author.path("author.key").to_str().unwrap(),
+        &v1,
+        &signed,
+    ]);
+    author.ok(&["push", &v1, &unsigned]);
+    // A second key that nobody trusts.
+    let stranger = author.path("stranger");
+    author.ok(&["key", "generate", stranger.to_str().unwrap()]);
+    let by_stranger = format!("localhost:{}/apps/stranger:1", reg.port);
+    author.ok(&[
+        "push",
+        "--sign",
+        author.path("stranger.key").to_str().unwrap(),
+        &v1,
+        &by_stranger,
+    ]);
+
+    let user = Env::new();
+    user.ok(&["images"]);
+    std::fs::write(
+        user.home().join("policy.toml"),
+        format!(
+            "default = \"reject\"\n[[scope]]\nprefix = \"localhost:{0}/apps\"\npolicy = \"signed\"\nkeys = [\"{1}\"]\n",
+            reg.port,
+            author.path("author.pub").display()
+        ),
+    )
+    .unwrap();
+    user.ok(&["install", "--yes", &signed]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    let err = user.fails(&["pull", &unsigned]);
+    assert!(err.contains("is not signed"), "{err}");
+    let err = user.fails(&["pull", &by_stranger]);
+    assert!(err.contains("not made by any trusted key"), "{err}");
+    // Outside the signed scope, the default applies.
+    let err = user.fails(&["pull", &format!("localhost:{}/elsewhere/x:1", reg.port)]);
+    assert!(err.contains("rejects"), "{err}");
+
+    // Tampered: the tag now points at a different manifest (v2 pushed
+    // without a new signature over the signed tag).
+    let v2 = build_app(&author, "example/rt:1", "2", &["share=network"]);
+    author.ok(&["push", &v2, &signed]);
+    let err = user.fails(&["update", "--yes"]);
+    assert!(err.contains("is not signed"), "{err}");
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    // Copying the old signature to the new digest does not help either:
+    // the payload names the old digest.
+    let v2d = json(&author.ok(&["inspect", "--json", &v2]))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v1d = json(&author.ok(&["inspect", "--json", &v1]))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tags = reg
+        .data
+        .join("docker/registry/v2/repositories/apps/show/_manifests/tags");
+    let from = tags.join(format!("sha256-{}.sig", &v1d[7..]));
+    let to = tags.join(format!("sha256-{}.sig", &v2d[7..]));
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&from)
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let err = user.fails(&["update", "--yes"]);
+    assert!(err.contains("the signature is for"), "{err}");
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+}

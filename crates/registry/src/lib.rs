@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 pub mod remote;
+pub mod sign;
 
 pub use error::{Error, Result};
 pub use remote::{Remote, Resolved};

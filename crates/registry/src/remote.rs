@@ -314,6 +314,79 @@ impl Remote {
         Ok(())
     }
 
+    pub fn push_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        if !self.blob_exists(&d)? {
+            self.rt
+                .block_on(
+                    self.client
+                        .push_blob(&self.reference, bytes.to_vec(), &d.to_string()),
+                )
+                .map_err(self.err(format!("pushing blob {d}")))?;
+        }
+        Ok(d)
+    }
+
+    /// `host[:port]/path`, what signatures and the policy talk about.
+    pub fn repository(&self) -> String {
+        format!(
+            "{}/{}",
+            self.reference.resolve_registry(),
+            self.reference.repository()
+        )
+    }
+
+    /// Sign `digest` in this repository with `key`: upload the payload and
+    /// a manifest tagged `sha256-<hex>.sig`.
+    pub fn push_signature(&self, key: &ed25519_dalek::SigningKey, digest: &Digest) -> Result<()> {
+        let (payload, sig) = crate::sign::sign(key, &self.repository(), digest);
+        let pd = self.push_bytes(&payload)?;
+        let empty = b"{}";
+        let ed = self.push_bytes(empty)?;
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed.to_string(), "size": 2},
+            "layers": [{
+                "mediaType": crate::sign::PAYLOAD_TYPE,
+                "digest": pd.to_string(),
+                "size": payload.len(),
+                "annotations": {crate::sign::SIG_ANNOTATION: sig},
+            }],
+        });
+        let bytes = serde_json::to_vec(&m).map_err(|e| Error::Invalid(e.to_string()))?;
+        self.push_manifest(&bytes, OCI_MANIFEST, Some(&crate::sign::tag_for(digest)))
+    }
+
+    /// Check `digest` against the signature stored next to it.
+    pub fn verify_signature(
+        &self,
+        keys: &[ed25519_dalek::VerifyingKey],
+        digest: &Digest,
+    ) -> Result<()> {
+        let repo = self.repository();
+        let Some(m) = self.try_manifest(&crate::sign::tag_for(digest))? else {
+            return Err(Error::Invalid(format!(
+                "{repo}@{digest} is not signed, and the policy requires a signature"
+            )));
+        };
+        let v: serde_json::Value = serde_json::from_slice(&m)
+            .map_err(|e| Error::Invalid(format!("the signature manifest is not JSON: {e}")))?;
+        let layer = &v["layers"][0];
+        let (Some(pd), Some(sig)) = (
+            layer["digest"].as_str(),
+            layer["annotations"][crate::sign::SIG_ANNOTATION].as_str(),
+        ) else {
+            return Err(Error::Invalid(
+                "the signature manifest has no signature".into(),
+            ));
+        };
+        let pd = Digest::parse(pd)?;
+        let payload = self.fetch_small(&pd, 64 << 10)?;
+        crate::sign::verify(keys, &payload, sig, &repo, digest)
+            .map_err(|e| Error::Invalid(format!("{repo}@{digest}: {e}")))
+    }
+
     /// Push manifest bytes under this reference's tag (or `tag`).
     pub fn push_manifest(&self, bytes: &[u8], media_type: &str, tag: Option<&str>) -> Result<()> {
         let r = match tag {
@@ -350,11 +423,7 @@ impl Remote {
             Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
                 Ok(None)
             }
-            Err(e)
-                if e.to_string().contains("MANIFEST_UNKNOWN") || e.to_string().contains("404") =>
-            {
-                Ok(None)
-            }
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.err(format!("fetching {r}"))(e)),
         }
     }
@@ -374,6 +443,20 @@ impl Remote {
         }
         Ok(out)
     }
+}
+
+/// distribution answers an unknown tag with 404 and MANIFEST_UNKNOWN,
+/// which oci-client reports in several shapes.
+fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+    let m = format!("{e} {e:?}").to_lowercase();
+    [
+        "manifest unknown",
+        "manifestunknown",
+        "manifest_unknown",
+        "404",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
 }
 
 fn media_type_of(bytes: &[u8]) -> String {

@@ -23,7 +23,7 @@ use anyhow::Context;
 use berth_image::Store;
 use berth_image::lock::LockGuard;
 
-use crate::cli::{Cli, Command, RuntimeCommand};
+use crate::cli::{Cli, Command, KeyCommand, RuntimeCommand};
 
 /// Shared by every command: the opened store.
 pub struct Ctx {
@@ -144,7 +144,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => build::build(&ctx, &manifest, tag.as_deref(), json),
         Command::Bundle { source, file, thin } => export::bundle(&ctx, &source, &file, thin),
         Command::Pull { reference, json } => registry::pull(&ctx, &reference, json),
-        Command::Push { image, reference } => registry::push(&ctx, &image, &reference),
+        Command::Push {
+            image,
+            reference,
+            sign,
+        } => registry::push(&ctx, &image, &reference, sign.as_deref()),
+        Command::Key {
+            command: KeyCommand::Generate { prefix },
+        } => registry::key_generate(&prefix),
         Command::Update { apps, dry_run, yes } => update::update(&ctx, &apps, dry_run, yes),
         Command::Rollback { app } => update::rollback(&ctx, &app),
         Command::Mask { app, remove } => update::mask(&ctx, &app, !remove),

@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 use berth_image::store::{REF_NAME, new_index};
 use berth_image::{Digest, ImageEntry, ImageName};
 use berth_registry::Remote;
+use berth_registry::sign::{Policy, Rule};
 use oci_spec::image::{Descriptor, ImageManifest, MediaType};
 
 use super::Ctx;
@@ -26,9 +29,65 @@ pub struct Plan {
     pub config: Digest,
 }
 
+/// The trust policy: `$BERTH_POLICY`, else `$BERTH_HOME/policy.toml`,
+/// else `~/.config/berth/policy.toml`; none means accept everything.
+fn load_policy(ctx: &Ctx) -> anyhow::Result<Policy> {
+    let mut files = Vec::new();
+    if let Some(p) = std::env::var_os("BERTH_POLICY").filter(|p| !p.is_empty()) {
+        files.push(PathBuf::from(p));
+    }
+    files.push(ctx.store.root().join("policy.toml"));
+    if let Some(h) = std::env::var_os("HOME") {
+        files.push(PathBuf::from(h).join(".config/berth/policy.toml"));
+    }
+    for f in files {
+        if let Ok(text) = std::fs::read_to_string(&f) {
+            return Ok(Policy::parse(&text, &f.display().to_string())?);
+        }
+    }
+    Ok(Policy::default())
+}
+
+/// Refuse what the policy refuses, before any blob is fetched.
+fn check_policy(ctx: &Ctx, remote: &Remote, digest: &Digest) -> anyhow::Result<()> {
+    let policy = load_policy(ctx)?;
+    let repo = remote.repository();
+    match policy.decide(&repo) {
+        (Rule::Accept, _) => Ok(()),
+        (Rule::Reject, _) => bail!("the trust policy rejects images from {repo}"),
+        (Rule::Signed, keys) => {
+            anyhow::ensure!(
+                !keys.is_empty(),
+                "the trust policy requires signatures for {repo} but lists no keys"
+            );
+            let keys = keys
+                .iter()
+                .map(|k| {
+                    let text = std::fs::read_to_string(k)
+                        .with_context(|| format!("reading the trusted key {k}"))?;
+                    berth_registry::sign::parse_public(&text)
+                        .with_context(|| format!("trusted key {k}"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            remote
+                .verify_signature(&keys, digest)
+                .context("refusing an image the trust policy requires to be signed")?;
+            Ok(())
+        }
+    }
+}
+
 pub fn plan(ctx: &Ctx, reference: &str) -> anyhow::Result<Plan> {
     let remote = Remote::new(reference)?;
+    // A rejected registry is not even asked.
+    if load_policy(ctx)?.decide(&remote.repository()).0 == Rule::Reject {
+        bail!(
+            "the trust policy rejects images from {}",
+            remote.repository()
+        );
+    }
     let resolved = remote.resolve()?;
+    check_policy(ctx, &remote, &resolved.digest)?;
     let manifest: ImageManifest = serde_json::from_slice(&resolved.manifest)
         .with_context(|| format!("the manifest of {reference} is not an image manifest"))?;
     let mut missing = Vec::new();
@@ -119,7 +178,19 @@ pub fn pull(ctx: &Ctx, reference: &str, json: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn push(ctx: &Ctx, image: &str, reference: &str) -> anyhow::Result<ExitCode> {
+pub fn push(
+    ctx: &Ctx,
+    image: &str,
+    reference: &str,
+    sign: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let key = sign
+        .map(|k| {
+            let text = std::fs::read_to_string(k)
+                .with_context(|| format!("reading the signing key {}", k.display()))?;
+            anyhow::Ok(berth_registry::sign::parse_secret(&text)?)
+        })
+        .transpose()?;
     let _lock = ctx.lock_shared()?;
     let entry = ctx.store.resolve(image)?;
     let img = ctx.store.load_image(&entry)?;
@@ -148,10 +219,55 @@ pub fn push(ctx: &Ctx, image: &str, reference: &str) -> anyhow::Result<ExitCode>
         .as_ref()
         .map_or_else(|| MediaType::ImageManifest.to_string(), |m| m.to_string());
     remote.push_manifest(&bytes, &mt, None)?;
+    if let Some(k) = &key {
+        remote.push_signature(k, &entry.digest)?;
+        println!(
+            "Signed {}@{} with key {}",
+            remote.repository(),
+            entry.digest,
+            berth_registry::sign::key_id(&k.verifying_key())
+        );
+    }
     println!(
         "Pushed {image} to {reference} ({} uploaded, {skipped} blob(s) already there): {}",
         ui::human_size(sent),
         entry.digest
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth key generate PREFIX`: PREFIX.key (secret, 0600) and PREFIX.pub.
+pub fn key_generate(prefix: &Path) -> anyhow::Result<ExitCode> {
+    let mut seed = [0u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut seed)
+        .context("reading /dev/urandom")?;
+    let k = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let secret = prefix.with_extension("key");
+    let public = prefix.with_extension("pub");
+    anyhow::ensure!(
+        !secret.exists(),
+        "{} exists; not overwriting a key",
+        secret.display()
+    );
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret)
+            .with_context(|| format!("creating {}", secret.display()))?;
+        std::io::Write::write_all(&mut f, berth_registry::sign::secret_text(&k).as_bytes())?;
+    }
+    std::fs::write(
+        &public,
+        berth_registry::sign::public_text(&k.verifying_key()),
+    )?;
+    println!(
+        "Wrote {} (keep it secret) and {} (key {})",
+        secret.display(),
+        public.display(),
+        berth_registry::sign::key_id(&k.verifying_key())
     );
     Ok(ExitCode::SUCCESS)
 }
