@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::valid_app_id;
 use crate::permissions::{Permission, PermissionSet};
 
 /// Deployments kept per app (the current one and older ones).
@@ -110,7 +109,7 @@ impl AppStore {
     }
 
     fn dir(&self, id: &str) -> Result<PathBuf, DeployError> {
-        if !valid_app_id(id) {
+        if !crate::metadata::valid_install_key(id) {
             return Err(DeployError::Invalid(format!(
                 "{id:?} is not an app ID like org.example.App"
             )));

@@ -55,6 +55,26 @@ pub fn valid_app_id(id: &str) -> bool {
         })
 }
 
+/// An install key: an app ID, or `ID@CHANNEL` for a second copy installed
+/// with `install --as CHANNEL` (CHANNEL: 1-32 of a-z, 0-9, -).
+pub fn valid_install_key(key: &str) -> bool {
+    match key.split_once('@') {
+        None => valid_app_id(key),
+        Some((id, ch)) => {
+            valid_app_id(id)
+                && (1..=32).contains(&ch.len())
+                && ch
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        }
+    }
+}
+
+/// The app ID in an install key.
+pub fn app_id_of(key: &str) -> &str {
+    key.split_once('@').map_or(key, |(id, _)| id)
+}
+
 impl AppMeta {
     /// `Ok(None)`: the image declares no app (no `org.berth.app.id`).
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Option<AppMeta>, MetaError> {

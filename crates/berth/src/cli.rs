@@ -142,6 +142,14 @@ pub enum Command {
         /// Consent without asking (for scripts)
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Install as a second copy ID@NAME (e.g. a testing build) next to the stable one
+        #[arg(long = "as", value_name = "NAME")]
+        as_: Option<String>,
+    },
+    /// Make a channel copy (ID@NAME, from `install --as NAME`) the stable install
+    Promote {
+        /// ID@NAME
+        app: String,
     },
     /// Remove an installed app (its data stays unless --delete-data)
     Uninstall {

@@ -718,3 +718,67 @@ fn signed_policy_refuses_unsigned_and_tampered_images() {
         "app 1 on runtime 1\n"
     );
 }
+
+#[test]
+fn channels_install_as_and_promote() {
+    const T: &str = "channels_install_as_and_promote";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    runtime(&author, "example/rt:1", "1");
+    let stable = format!("localhost:{}/apps/show:stable", reg.port);
+    let testing = format!("localhost:{}/apps/show:testing", reg.port);
+    author.ok(&[
+        "push",
+        &build_app(&author, "example/rt:1", "1", &[]),
+        &stable,
+    ]);
+    author.ok(&[
+        "push",
+        &build_app(&author, "example/rt:1", "2", &[]),
+        &testing,
+    ]);
+
+    let user = Env::new();
+    user.ok(&["install", "--yes", &stable]);
+    user.ok(&["install", "--yes", "--as", "testing", &testing]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    assert_eq!(
+        user.ok(&["run", "org.example.Show@testing"]),
+        "app 2 on runtime 1\n"
+    );
+    let list = user.ok(&["list"]);
+    assert!(list.contains("org.example.Show@testing"), "{list}");
+    let menu = user
+        .home()
+        .join("exports/share/applications/org.example.Show@testing.desktop");
+    assert!(
+        std::fs::read_to_string(&menu)
+            .unwrap()
+            .contains("(testing)")
+    );
+    // Updates follow each copy's own origin.
+    assert!(user.ok(&["update"]).contains("up to date"));
+
+    user.ok(&["promote", "org.example.Show@testing"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 2 on runtime 1\n"
+    );
+    assert!(!user.ok(&["list"]).contains("@testing"));
+    assert!(!menu.exists());
+    user.ok(&["rollback", "org.example.Show"]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Show"]),
+        "app 1 on runtime 1\n"
+    );
+    let err = user.fails(&["promote", "org.example.Show"]);
+    assert!(err.contains("ID@CHANNEL"), "{err}");
+    let err = user.fails(&["install", "--yes", "--as", "Bad Name", &testing]);
+    assert!(err.contains("channel name"), "{err}");
+}

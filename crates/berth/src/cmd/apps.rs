@@ -113,10 +113,27 @@ fn consent(question: &str) -> anyhow::Result<bool> {
     ))
 }
 
-pub fn install(ctx: &Ctx, source: &str, yes: bool) -> anyhow::Result<ExitCode> {
+pub fn install(
+    ctx: &Ctx,
+    source: &str,
+    yes: bool,
+    channel: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
     let (entry, origin) = source_image(ctx, source)?;
-    install_image(ctx, &entry, origin, yes)
+    let key = match channel {
+        Some(ch) => {
+            let image = ctx.store.load_image(&entry)?;
+            let key = format!("{}@{ch}", app_of(&image)?.id);
+            anyhow::ensure!(
+                berth_app::metadata::valid_install_key(&key),
+                "--as {ch:?}: a channel name is 1-32 of a-z, 0-9 and -"
+            );
+            Some(key)
+        }
+        None => None,
+    };
+    install_image(ctx, &entry, origin, yes, key.as_deref())
 }
 
 /// Review, consent and deploy an image already in the store. Also the
@@ -126,9 +143,22 @@ pub fn install_image(
     entry: &ImageEntry,
     origin: String,
     yes: bool,
+    key: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let image = ctx.store.load_image(entry)?;
-    let meta = app_of(&image)?;
+    let mut meta = app_of(&image)?;
+    // A channel copy (`ID@CHANNEL`) is its own install: own deployments,
+    // data and menu entry, named after the key.
+    if let Some(k) = key.filter(|k| k.contains('@')) {
+        anyhow::ensure!(
+            berth_app::metadata::app_id_of(k) == meta.id,
+            "the image is the app {}, not {}",
+            meta.id,
+            berth_app::metadata::app_id_of(k)
+        );
+        meta.name = format!("{} ({})", meta.name, &k[meta.id.len() + 1..]);
+        meta.id = k.to_owned();
+    }
     let apps = AppStore::new(ctx.store.root());
     let previous = apps.current(&meta.id)?;
     let granted_before = previous

@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use berth_app::deploy::{AppStore, effective};
-use berth_app::metadata::valid_app_id;
+use berth_app::metadata::{app_id_of, valid_install_key};
 use berth_app::{grants, xauth};
 use berth_image::layer::parse_size;
 use berth_sandbox::cgroup::{self, Cgroup};
@@ -71,7 +71,7 @@ fn host_info(state_dir: std::path::PathBuf) -> HostInfo {
 pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     // An installed app ID runs that app; anything else names an image.
     let apps = AppStore::new(ctx.store.root());
-    let app = if valid_app_id(&a.image) {
+    let app = if valid_install_key(&a.image) {
         apps.current(&a.image)?
     } else {
         None
@@ -214,7 +214,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 });
             }
             if let Some(bp) = &g.bus_proxy {
-                match start_bus_proxy(&d.app_id, &g, bp, &state, &instance_id)? {
+                match start_bus_proxy(app_id_of(&d.app_id), &g, bp, &state, &instance_id)? {
                     Some((proxy, socket)) => {
                         binds.push(BindSpec {
                             src: socket,

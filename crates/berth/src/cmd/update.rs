@@ -71,7 +71,7 @@ pub fn update(ctx: &Ctx, ids: &[String], dry_run: bool, yes: bool) -> anyhow::Re
             ui::human_size(pulled.downloaded),
             pulled.downloaded
         );
-        if super::apps::install_image(ctx, &pulled.entry, d.origin.clone(), yes)?
+        if super::apps::install_image(ctx, &pulled.entry, d.origin.clone(), yes, Some(&d.app_id))?
             != ExitCode::SUCCESS
         {
             status = ExitCode::from(1);
@@ -240,5 +240,33 @@ pub fn rebase(ctx: &Ctx, id: &str, onto: &str) -> anyhow::Result<ExitCode> {
         theirs.len(),
         ours.len() - theirs.len()
     );
-    super::apps::install_image(ctx, &rebased, d.origin.clone(), true)
+    super::apps::install_image(ctx, &rebased, d.origin.clone(), true, Some(&d.app_id))
+}
+
+/// `berth promote ID@CHANNEL`: the channel copy's image becomes the stable
+/// install (a new deployment, so `rollback` undoes it); the copy goes away,
+/// its data stays.
+pub fn promote(ctx: &Ctx, key: &str) -> anyhow::Result<ExitCode> {
+    let Some((id, ch)) = key.split_once('@') else {
+        bail!(
+            "promote takes a channel copy, ID@CHANNEL (installed with `berth install --as CHANNEL`)"
+        );
+    };
+    let _lock = ctx.lock_shared()?;
+    let apps = AppStore::new(ctx.store.root());
+    let d = apps.require(key)?;
+    let entry = ctx.store.entry_by_digest(&Digest::parse(&d.image)?)?;
+    println!(
+        "Promoting the {ch} copy of {id} ({}) to the stable install",
+        entry.digest.short()
+    );
+    // The user consented to this image's permissions when installing the
+    // copy. The stable install keeps updating from its own origin.
+    let origin = apps
+        .current(id)?
+        .map_or_else(|| d.origin.clone(), |s| s.origin);
+    let code = super::apps::install_image(ctx, &entry, origin, true, Some(id))?;
+    apps.remove(key)?;
+    crate::desktop::unexport(ctx.store.root(), key)?;
+    Ok(code)
 }
