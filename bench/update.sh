@@ -51,7 +51,7 @@ echo "== runtime v1 and v2 with berth runtime create (mmdebstrap)"
 "$berth" runtime create bench/rt:2 --from debian:bookworm -p "libx11-6,$work/hostname-patched.deb" >/dev/null 2>"$work/v2.log" || {
   # Older mmdebstrap: no local .deb in --include. Fall back to adding a package.
   echo "   (mmdebstrap did not take the local .deb; v2 adds one small package instead)"
-  "$berth" runtime create bench/rt:2 --from debian:bookworm -p libx11-6,libxau-dev >/dev/null
+  "$berth" runtime create bench/rt:2 --from debian:bookworm -p libx11-6,libxau6 >/dev/null
 }
 "$berth" runtime packages bench/rt:2 | grep -E '^hostname' || true
 "$berth" push bench/rt:1 "localhost:$port/bench/rt:1" >/dev/null

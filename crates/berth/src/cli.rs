@@ -395,7 +395,7 @@ pub enum RuntimeCommand {
         /// Distribution and suite, e.g. debian:bookworm
         #[arg(long)]
         from: String,
-        /// Packages to add to the runtime (comma-separated, repeatable)
+        /// Packages to add to the runtime (comma-separated, repeatable; /path/to/file.deb for a local package)
         #[arg(long, short = 'p', value_name = "PKGS")]
         packages: Vec<String>,
         /// Also build the SDK

@@ -55,7 +55,9 @@ pub fn parse_packages(list: &[String]) -> Result<Vec<String>> {
         if p.is_empty() {
             continue;
         }
-        if !valid_package(p) {
+        // A local package file (an absolute path) is passed on to mmdebstrap.
+        let local = p.starts_with('/') && p.ends_with(".deb") && !p.contains("/../");
+        if !valid_package(p) && !local {
             return Err(Error::invalid("package name", format!("{p:?}")));
         }
         if !out.iter().any(|x| x == p) {
@@ -81,6 +83,16 @@ impl Bootstrap {
             format!("--mode={}", if root { "root" } else { "unshare" }),
             "--format=tar".to_owned(),
         ];
+        // dpkg installs from inside the chroot, so a local .deb must exist
+        // there at the same path while packages are installed, and not after.
+        for p in self.packages.iter().filter(|p| p.starts_with('/')) {
+            let dir = Path::new(p)
+                .parent()
+                .map_or("/".into(), |d| d.display().to_string());
+            a.push(format!("--setup-hook=mkdir -p \"$1\"{dir}"));
+            a.push(format!("--setup-hook=copy-in {p} {dir}"));
+            a.push(format!("--customize-hook=rm -f \"$1\"{p}"));
+        }
         if !self.packages.is_empty() {
             a.push(format!("--include={}", self.packages.join(",")));
         }
@@ -150,6 +162,11 @@ mod tests {
             ["libx11-6", "gcc", "g++"]
         );
         assert!(parse_packages(&["rm -rf /".into()]).is_err());
+        assert_eq!(
+            parse_packages(&["/tmp/x_1.deb".into()]).unwrap(),
+            ["/tmp/x_1.deb"]
+        );
+        assert!(parse_packages(&["/tmp/../etc/x.deb".into()]).is_err());
         assert!(parse_packages(&["--mode=chrootless".into()]).is_err());
     }
 
@@ -164,5 +181,12 @@ mod tests {
         assert!(a.contains(&"--mode=unshare".to_owned()));
         assert!(a.contains(&"--include=libx11-6".to_owned()));
         assert_eq!(a[a.len() - 2..], ["bookworm", "/t/rt.tar"]);
+        let local = Bootstrap {
+            packages: vec!["/srv/debs/x_1.deb".into()],
+            ..b
+        };
+        let a = local.args(Path::new("/t/rt.tar"), true);
+        assert!(a.contains(&"--setup-hook=copy-in /srv/debs/x_1.deb /srv/debs".to_owned()));
+        assert!(a.contains(&"--customize-hook=rm -f \"$1\"/srv/debs/x_1.deb".to_owned()));
     }
 }
