@@ -577,7 +577,29 @@ fn rebase_onto_a_patched_runtime() {
         "{err}"
     );
 
-    // A base annotation that does not match the image's layers: refused.
+    // A base annotation naming a runtime whose layers are not the image's
+    // first layers: refused.
+    let rt = json(&other.ok(&["inspect", "--json", "example/rt:1.1"]));
+    let mut forged = busybox_img(
+        "forged/app:1",
+        vec![],
+        &[("org.berth.app.id", "org.example.Forged"), ("org.berth.app.command", "/bin/true")],
+    );
+    let files = forged.oci_files();
+    let md = forged.manifest_digest();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&files[&format!("blobs/sha256/{}", &md[7..])]).unwrap();
+    m["annotations"] = serde_json::json!({
+        "org.opencontainers.image.base.name": "example/rt:1.1",
+        "org.opencontainers.image.base.digest": rt["digest"],
+    });
+    forged.raw_manifest = Some(serde_json::to_vec(&m).unwrap());
+    let p = other.write("forged.tar", &forged.oci_archive());
+    other.ok(&["install", "--yes", p.to_str().unwrap()]);
+    let err = other.fails(&["rebase", "org.example.Forged", "--onto", "example/rt:1.1"]);
+    assert!(err.contains("does not start with the layers of its recorded runtime"), "{err}");
+
+    // A recorded base that is not in the store: refused.
     runtime(&author, "example/rt:1", "1-rebuilt");
     build_app(&author, "example/rt:1", "9", &["share=ipc"]);
     // Make the recorded base another runtime than the layers say.
