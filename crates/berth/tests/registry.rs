@@ -327,6 +327,118 @@ fn authenticated_registry_uses_the_auth_file() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+const TOKEN_SERVER: &str = include_str!("support/token-server.py");
+
+/// A registry with token auth (the Docker Hub scheme): a token server on
+/// another port checks basic credentials and issues signed JWTs.
+#[test]
+fn token_auth_registry() {
+    const T: &str = "token_auth_registry";
+    if !tools(T) || !have_tool(T, "openssl") || !have_tool(T, "python3") {
+        return;
+    }
+    let env = Env::new();
+    let d = env.dir.path();
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=berth-token",
+        ])
+        .arg("-keyout")
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = env.write("token-server.py", TOKEN_SERVER.as_bytes());
+    let tport = free_port();
+    let mut server = Command::new("python3")
+        .arg(&script)
+        .arg(tport.to_string())
+        .arg(d.join("key.pem"))
+        .arg(d.join("cert.pem"))
+        .args(["bob", "hunter2"])
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", tport)).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "token server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = free_port();
+    let cfg = d.join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+            d.join("data").display(),
+            d.join("cert.pem").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reg = Registry {
+        child,
+        port,
+        data: d.join("data"),
+    };
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    runtime(&env, "example/rt:1", "1");
+    let r = format!("localhost:{}/tok/rt:1", reg.port);
+    let err = env.fails(&["push", "example/rt:1", &r]);
+    assert!(err.contains("registry localhost"), "{err}");
+    let auth = env.write(
+        "auth.json",
+        format!(
+            "{{\"auths\":{{\"localhost:{}\":{{\"username\":\"bob\",\"password\":\"hunter2\"}}}}}}",
+            reg.port
+        )
+        .as_bytes(),
+    );
+    let run = |e: &Env, args: &[&str]| {
+        let o = e
+            .cmd()
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", &auth)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&env, &["push", "example/rt:1", &r]);
+    let user = Env::new();
+    run(&user, &["pull", &r]);
+    assert_eq!(
+        user.ok(&["run", &r, "--", "/bin/cat", "/etc/runtime-version"]),
+        "1\n"
+    );
+    drop(reg);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 #[test]
 fn install_update_rollback_mask() {
     const T: &str = "install_update_rollback_mask";
@@ -583,7 +695,10 @@ fn rebase_onto_a_patched_runtime() {
     let mut forged = busybox_img(
         "forged/app:1",
         vec![],
-        &[("org.berth.app.id", "org.example.Forged"), ("org.berth.app.command", "/bin/true")],
+        &[
+            ("org.berth.app.id", "org.example.Forged"),
+            ("org.berth.app.command", "/bin/true"),
+        ],
     );
     let files = forged.oci_files();
     let md = forged.manifest_digest();
@@ -597,7 +712,10 @@ fn rebase_onto_a_patched_runtime() {
     let p = other.write("forged.tar", &forged.oci_archive());
     other.ok(&["install", "--yes", p.to_str().unwrap()]);
     let err = other.fails(&["rebase", "org.example.Forged", "--onto", "example/rt:1.1"]);
-    assert!(err.contains("does not start with the layers of its recorded runtime"), "{err}");
+    assert!(
+        err.contains("does not start with the layers of its recorded runtime"),
+        "{err}"
+    );
 
     // A recorded base that is not in the store: refused.
     runtime(&author, "example/rt:1", "1-rebuilt");
