@@ -499,4 +499,96 @@ fn author_workflow_debian_runtime_to_window() {
     let inst = wait_for_instance(&user);
     user.ok(&["kill", inst["id"].as_str().unwrap()]);
     let _ = app.wait();
+
+    runtime_update_of_one_package(&author, &proj);
+}
+
+/// A security update: the runtime is rebuilt with one Debian package
+/// changed (hostname, rebuilt with a bumped version), the app is rebuilt on
+/// it and pushed; `berth update` fetches the new layers only and the app
+/// runs on the patched runtime.
+fn runtime_update_of_one_package(author: &Env, proj: &Path) {
+    const T: &str = "author_workflow_debian_runtime_to_window (update)";
+    for t in ["docker-registry", "htpasswd", "apt-get", "dpkg-deb"] {
+        if !have_tool(T, t) {
+            return;
+        }
+    }
+    let reg = start_registry(author.dir.path(), None);
+    let r = format!("localhost:{}/apps/hello-x11:stable", reg.port);
+    author.ok(&["push", "example/hello-x11:1.0", &r]);
+    let user = Env::new();
+    user.ok(&["install", "--yes", &r]);
+
+    // The patched package.
+    let debs = author.path("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let sh = |cmd: &str| {
+        let o = Command::new("sh")
+            .args(["-ec", cmd])
+            .current_dir(&debs)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    sh(
+        "apt-get download -qq hostname && dpkg-deb -R hostname_*.deb pkg \
+        && sed -i 's/^Version: .*/&+sec1/' pkg/DEBIAN/control && rm -f pkg/DEBIAN/md5sums \
+        && echo patched >> pkg/usr/share/doc/hostname/copyright \
+        && dpkg-deb -b pkg hostname-sec1.deb >/dev/null",
+    );
+    let deb = debs.join("hostname-sec1.deb");
+    author.ok(&[
+        "runtime",
+        "create",
+        "example/runtime:bookworm",
+        "--from",
+        "debian:bookworm",
+        "--packages",
+        &format!("libx11-6,{}", deb.display()),
+        "--sdk-packages",
+        "gcc,libc6-dev,libx11-dev,make",
+    ]);
+    let pkgs = author.ok(&["runtime", "packages", "example/runtime:bookworm"]);
+    assert!(
+        pkgs.lines()
+            .any(|l| l.starts_with("hostname ") && l.contains("+sec1")),
+        "{pkgs}"
+    );
+    author.ok(&["build", proj.join("berth.toml").to_str().unwrap()]);
+    author.ok(&["push", "example/hello-x11:1.0", &r]);
+
+    let dry = user.ok(&["update", "--dry-run"]);
+    assert!(dry.contains("would update"), "{dry}");
+    let out = user.ok(&["update", "--yes"]);
+    assert!(out.contains("No new permissions"), "{out}");
+    let info = json(&user.ok(&["info", "--json", "org.berth.examples.HelloX11"]));
+    let img = info["image"].as_str().unwrap().to_owned();
+    let pkgs = json(&user.ok(&["runtime", "packages", "--json", &img]));
+    let hostname = pkgs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hostname")
+        .unwrap();
+    assert!(
+        hostname["version"].as_str().unwrap().ends_with("+sec1"),
+        "{hostname}"
+    );
+    // The binary and libX11 still load on the patched runtime (no display
+    // here: the window itself was checked above).
+    let o = user
+        .cmd()
+        .args(["run", "org.berth.examples.HelloX11"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("hello-x11: cannot open display"), "{err}");
+    user.ok(&["rollback", "org.berth.examples.HelloX11"]);
 }

@@ -5,79 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-struct Registry {
-    child: Child,
-    port: u16,
-    data: PathBuf,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A registry on 127.0.0.1; with `user`, htpasswd (basic) auth.
-fn start_registry(dir: &Path, user: Option<(&str, &str)>) -> Registry {
-    let port = free_port();
-    let data = dir.join("registry-data");
-    let mut auth = String::new();
-    if let Some((u, p)) = user {
-        let htpasswd = dir.join("htpasswd");
-        let st = Command::new("htpasswd")
-            .args(["-Bbc"])
-            .arg(&htpasswd)
-            .args([u, p])
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        auth = format!(
-            "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-            htpasswd.display()
-        );
-    }
-    let cfg = dir.join("registry.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-            data.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "registry did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Registry { child, port, data }
-}
 
 fn tools(test: &str) -> bool {
     have_tool(test, "docker-registry") && have_tool(test, "htpasswd")
