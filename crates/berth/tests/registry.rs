@@ -10,6 +10,29 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// An author store with the busybox runtime example/rt:1, and a registry.
+fn author_with_registry(test: &str) -> Option<(Env, Registry)> {
+    if !tools(test) {
+        return None;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    runtime(&author, "example/rt:1", "1");
+    Some((author, reg))
+}
+
+/// Incompressible bytes (xorshift), so layers have a real size.
+fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    for b in v.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    v
+}
+
 fn tools(test: &str) -> bool {
     have_tool(test, "docker-registry") && have_tool(test, "htpasswd")
 }
@@ -55,12 +78,9 @@ fn build_app(env: &Env, rt: &str, version: &str, perms: &[&str]) -> String {
 #[test]
 fn push_pull_only_missing_blobs_and_refuse_tampering() {
     const T: &str = "push_pull_only_missing_blobs_and_refuse_tampering";
-    if !tools(T) {
+    let Some((author, reg)) = author_with_registry(T) else {
         return;
-    }
-    let author = Env::new();
-    let reg = start_registry(author.dir.path(), None);
-    runtime(&author, "example/rt:1", "1");
+    };
     let img = build_app(&author, "example/rt:1", "1", &[]);
     let r = format!("localhost:{}/apps/show:1", reg.port);
     author.ok(&["push", &img, &r]);
@@ -116,14 +136,7 @@ fn interrupted_pull_resumes() {
     let author = Env::new();
     let reg = start_registry(author.dir.path(), None);
     // A layer big enough to matter: 4 MiB of incompressible bytes.
-    let mut noise = vec![0u8; 4 << 20];
-    let mut x = 0x9e3779b97f4a7c15u64;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let noise = noise(4 << 20, 0x9e3779b97f4a7c15u64);
     busybox_image(&author, "big/img:1", vec![file("noise.bin", &noise)]);
     let r = format!("localhost:{}/big/img:1", reg.port);
     author.ok(&["push", "big/img:1", &r]);
@@ -518,14 +531,7 @@ fn kill_during_update_leaves_the_old_version_running() {
         .spawn()
         .unwrap();
     let inst = wait_for_instance(&user);
-    let mut noise = vec![0u8; 8 << 20];
-    let mut x = 88172645463325252u64;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
+    let noise = noise(8 << 20, 88172645463325252u64);
     busybox_image(
         &author,
         "example/rt:1",
@@ -695,12 +701,9 @@ fn thin_bundle_fetches_its_runtime_from_the_registry() {
 #[test]
 fn signed_policy_refuses_unsigned_and_tampered_images() {
     const T: &str = "signed_policy_refuses_unsigned_and_tampered_images";
-    if !tools(T) {
+    let Some((author, reg)) = author_with_registry(T) else {
         return;
-    }
-    let author = Env::new();
-    let reg = start_registry(author.dir.path(), None);
-    runtime(&author, "example/rt:1", "1");
+    };
     let v1 = build_app(&author, "example/rt:1", "1", &[]);
     let key = author.path("author");
     author.ok(&["key", "generate", key.to_str().unwrap()]);
@@ -793,12 +796,9 @@ fn signed_policy_refuses_unsigned_and_tampered_images() {
 #[test]
 fn channels_install_as_and_promote() {
     const T: &str = "channels_install_as_and_promote";
-    if !tools(T) {
+    let Some((author, reg)) = author_with_registry(T) else {
         return;
-    }
-    let author = Env::new();
-    let reg = start_registry(author.dir.path(), None);
-    runtime(&author, "example/rt:1", "1");
+    };
     let stable = format!("localhost:{}/apps/show:stable", reg.port);
     let testing = format!("localhost:{}/apps/show:testing", reg.port);
     author.ok(&[
