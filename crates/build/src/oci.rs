@@ -26,6 +26,20 @@ pub struct LayerRef {
 }
 
 impl LayerRef {
+    /// An image's layers as they are (descriptor and diff-id, in order).
+    pub fn of_image(img: &berth_image::Image) -> Result<Vec<LayerRef>> {
+        Ok(img
+            .manifest
+            .layers()
+            .iter()
+            .zip(img.diff_ids()?)
+            .map(|(d, diff_id)| LayerRef {
+                descriptor: d.clone(),
+                diff_id,
+            })
+            .collect())
+    }
+
     pub fn from_blob(b: &LayerBlob) -> LayerRef {
         LayerRef {
             descriptor: Descriptor::new(

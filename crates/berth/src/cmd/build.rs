@@ -241,16 +241,7 @@ pub fn build(
     config.set_labels(Some(labels));
     config.set_cmd(Some(m.command.words()));
     config.set_entrypoint(None);
-    let mut layers: Vec<LayerRef> = rt_image
-        .manifest
-        .layers()
-        .iter()
-        .zip(rt_image.diff_ids()?)
-        .map(|(d, diff_id)| LayerRef {
-            descriptor: d.clone(),
-            diff_id,
-        })
-        .collect();
+    let mut layers = LayerRef::of_image(&rt_image)?;
     layers.push(LayerRef::from_blob(&blob));
     let base_name = rt_entry
         .names

@@ -177,23 +177,9 @@ pub fn rebase(ctx: &Ctx, id: &str, onto: &str) -> anyhow::Result<ExitCode> {
     }
     let new = ctx.store.load_image(&new_entry)?;
 
-    let app_diff_ids = app.diff_ids()?;
-    let mut layers: Vec<LayerRef> = new
-        .manifest
-        .layers()
-        .iter()
-        .zip(new.diff_ids()?)
-        .map(|(l, diff_id)| LayerRef {
-            descriptor: l.clone(),
-            diff_id,
-        })
-        .collect();
-    for (l, diff_id) in ours.iter().zip(app_diff_ids).skip(theirs.len()) {
-        layers.push(LayerRef {
-            descriptor: l.clone(),
-            diff_id,
-        });
-    }
+    // The new runtime's layers, then the app's own, unchanged.
+    let mut layers = LayerRef::of_image(&new)?;
+    layers.extend(LayerRef::of_image(&app)?.into_iter().skip(theirs.len()));
     let mut config = app.config.config().clone().unwrap_or_default();
     // The runtime's record of itself follows the runtime.
     let mut labels: HashMap<String, String> = config.labels().clone().unwrap_or_default();
