@@ -205,6 +205,8 @@ fn bundles_full_and_thin() {
 
     // A fresh machine: the thin bundle refuses clearly, the full one installs.
     let user = Env::new();
+    let err = user.fails(&["install", "--yes", "/no/such/app.berth"]);
+    assert!(err.contains("no such file"), "{err}");
     let err = user.fails(&["install", "--yes", thin.to_str().unwrap()]);
     assert!(
         err.contains("thin bundle") && err.contains("base/busybox:1"),

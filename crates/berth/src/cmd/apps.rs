@@ -82,6 +82,14 @@ fn source_image(ctx: &Ctx, source: &str) -> anyhow::Result<(ImageEntry, String)>
             .map_or_else(|_| source.to_owned(), |p| p.display().to_string());
         return Ok((entry, origin));
     }
+    // Clearly a path, not an image name: say the file is missing.
+    if source.starts_with(['/', '.', '~'])
+        || [".berth", ".tar", ".tar.gz", ".tar.zst"]
+            .iter()
+            .any(|e| source.ends_with(e))
+    {
+        bail!("{source}: no such file or directory");
+    }
     Ok((ctx.store.resolve(source)?, source.to_owned()))
 }
 
