@@ -44,7 +44,7 @@ export FLATPAK_USER_DIR=$fp/user HOME=$fp/home
 # A runtime build dir by hand (build-init would want the runtime installed
 # already); then the app against it.
 mkdir -p "$fp/rt/usr/bin" "$fp/rt/files"
-cp "$rootfs/bin/busybox" "$fp/rt/usr/bin/"; ln -s busybox "$fp/rt/usr/bin/true"; ln -s busybox "$fp/rt/usr/bin/sh"
+cp "$rootfs/bin/busybox" "$fp/rt/usr/bin/"; ln -s busybox "$fp/rt/usr/bin/true"; ln -s busybox "$fp/rt/usr/bin/sh"; ln -s busybox "$fp/rt/usr/bin/sleep"
 printf '[Runtime]\nname=org.berth.BenchRuntime\nruntime=org.berth.BenchRuntime/x86_64/1\nsdk=org.berth.BenchRuntime/x86_64/1\n' > "$fp/rt/metadata"
 flatpak build-export --runtime "$fp/repo" "$fp/rt" 1 >/dev/null
 flatpak --user remote-add --no-gpg-verify bench "$fp/repo"
@@ -67,20 +67,89 @@ for k in "${order[@]}"; do
   ${cmds[$k]} >/dev/null 2>"$work/err" || { echo "$k failed: ${cmds[$k]}"; cat "$work/err"; exit 1; }
 done
 
+# Wall and CPU time (user + system of the command and everything it
+# waited for, from wait4's rusage) of one launch, in microseconds.
+cat > "$work/cpu.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+int main(int argc, char **argv) {
+    struct timespec a, b; struct rusage ru; int st;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pid_t p = fork();
+    if (p == 0) { int n = open("/dev/null", O_RDWR); dup2(n, 1); dup2(n, 2); execvp(argv[1], argv + 1); _exit(127); }
+    wait4(p, &st, 0, &ru);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long wall = (b.tv_sec - a.tv_sec) * 1000000L + (b.tv_nsec - a.tv_nsec) / 1000;
+    long cpu = ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec;
+    printf("%ld %ld\n", wall, cpu);
+    return 0;
+}
+C
+gcc -O2 -o "$work/cpu" "$work/cpu.c"
+
 echo "== $runs runs each, alternating"
-declare -A times
-now() { date +%s%N; }
+declare -A times cpus
 for i in $(seq 1 "$runs"); do
   for k in "${order[@]}"; do
-    t0=$(now); ${cmds[$k]} >/dev/null 2>&1; t1=$(now)
-    times[$k]+="$(( (t1 - t0) / 1000 )) "
+    # shellcheck disable=SC2086
+    read -r w c <<<"$("$work/cpu" ${cmds[$k]})"
+    times[$k]+="$w "
+    cpus[$k]+="$c "
   done
 done
 stats() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "%.2f %.2f", s/NR/1000, (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
 read -r bmean bmed <<<"$(echo "${times[berth]}" | stats)"
-printf '%-10s %10s %10s %12s\n' tool "mean ms" "median ms" "berth/tool"
+read -r bcpu _ <<<"$(echo "${cpus[berth]}" | stats)"
+printf '%-10s %10s %10s %12s %10s %12s\n' tool "mean ms" "median ms" "berth/tool" "cpu ms" "berth/tool"
 for k in "${order[@]}"; do
   read -r mean med <<<"$(echo "${times[$k]}" | stats)"
-  printf '%-10s %10s %10s %12s\n' "$k" "$mean" "$med" "$(awk -v b="$bmean" -v m="$mean" 'BEGIN{printf "%.2f", b/m}')"
+  read -r cpu _ <<<"$(echo "${cpus[$k]}" | stats)"
+  printf '%-10s %10s %10s %12s %10s %12s\n' "$k" "$mean" "$med" \
+    "$(awk -v b="$bmean" -v m="$mean" 'BEGIN{printf "%.2f", b/m}')" "$cpu" \
+    "$(awk -v b="$bcpu" -v m="$cpu" 'BEGIN{printf "%.2f", (m > 0 ? b/m : 0)}')"
 done
-echo "(targets: berth/bwrap <= 1.3, berth/flatpak <= 0.25)"
+echo "(targets: wall berth/bwrap <= 1.3, berth/flatpak <= 0.25; cpu berth/bwrap <= 2)"
+
+# Memory: the PSS of each tool's own processes while one app (sleep)
+# runs, i.e. every descendant of the launched command except the app.
+echo "== memory of the sandbox's own processes per running instance (PSS)"
+descendants() {
+  local pid=$1 c
+  echo "$pid"
+  for c in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do descendants "$c"; done
+}
+pss_of_tool() {
+  local top=$1 total=0 p kb
+  for p in $(descendants "$top"); do
+    [ "$(cat /proc/"$p"/comm 2>/dev/null)" = sleep ] && continue
+    kb=$(awk '/^Pss:/ {print $2}' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0)
+    total=$((total + ${kb:-0}))
+  done
+  echo "$total"
+}
+declare -A sleeps=(
+  [berth]="$berth run bench/launch:1 -- /bin/sleep 30"
+  [bwrap]="${cmds[bwrap]% -- /bin/true} -- /bin/sleep 30"
+  [flatpak]="flatpak run --command=sleep org.berth.BenchApp 30"
+)
+printf '%-10s %10s %12s\n' tool "PSS KiB" "berth/tool"
+declare -A pss
+for k in berth bwrap flatpak; do
+  # shellcheck disable=SC2086
+  ${sleeps[$k]} >/dev/null 2>&1 &
+  top=$!
+  sleep 1.5
+  pss[$k]=$(pss_of_tool "$top")
+  pkill -P "$top" >/dev/null 2>&1 || true
+  kill "$top" 2>/dev/null || true
+  wait "$top" 2>/dev/null || true
+done
+for k in berth bwrap flatpak; do
+  printf '%-10s %10s %12s\n' "$k" "${pss[$k]}" "$(awk -v b="${pss[berth]}" -v m="${pss[$k]}" 'BEGIN{printf "%.2f", (m > 0 ? b/m : 0)}')"
+done
+echo "(target: berth <= 2048 KiB)"

@@ -45,14 +45,46 @@ pub struct Deployment {
     /// Where it came from (a file, or an image name).
     pub origin: String,
     pub command: Vec<String>,
-    /// What the user consented to (the image's permissions at install).
+    /// What the user consented to, in canonical form: exactly the set the
+    /// review showed (`PermissionSet`'s text, which round-trips).
     pub granted: String,
     pub installed_unix: u64,
 }
 
 impl Deployment {
-    pub fn granted(&self) -> PermissionSet {
-        PermissionSet::parse_list(&self.granted).unwrap_or_default()
+    /// The consented permissions. A stored value that does not parse is
+    /// an error, never an empty (or any other) set.
+    pub fn granted(&self) -> Result<PermissionSet, DeployError> {
+        PermissionSet::parse_list(&self.granted).map_err(|e| {
+            DeployError::Invalid(format!(
+                "the permissions stored for {} are damaged ({e}); reinstall the app",
+                self.app_id
+            ))
+        })
+    }
+}
+
+/// Refuse to store a permission text unless it is canonical: it parses,
+/// and prints back exactly as given. What is stored is what was reviewed.
+fn check_canonical_list(text: &str) -> Result<(), DeployError> {
+    match PermissionSet::parse_list(text) {
+        Ok(set) if set.to_string() == text => Ok(()),
+        Ok(set) => Err(DeployError::Invalid(format!(
+            "permissions {text:?} are not in canonical form (expected {:?})",
+            set.to_string()
+        ))),
+        Err(e) => Err(DeployError::Invalid(e.to_string())),
+    }
+}
+
+fn check_canonical(text: &str) -> Result<Permission, DeployError> {
+    match Permission::parse(text) {
+        Ok(p) if p.to_string() == text => Ok(p),
+        Ok(p) => Err(DeployError::Invalid(format!(
+            "overrides.toml: {text:?} is not in canonical form (expected {:?})",
+            p.to_string()
+        ))),
+        Err(e) => Err(DeployError::Invalid(format!("overrides.toml: {e}"))),
     }
 }
 
@@ -78,9 +110,7 @@ pub fn effective(
     granted: &PermissionSet,
     o: &Overrides,
 ) -> Result<Vec<(Permission, Source)>, DeployError> {
-    let parse = |s: &String| {
-        Permission::parse(s).map_err(|e| DeployError::Invalid(format!("overrides.toml: {e}")))
-    };
+    let parse = |s: &String| check_canonical(s);
     let revoked: Vec<Permission> = o.revoke.iter().map(parse).collect::<Result<_, _>>()?;
     let mut out: Vec<(Permission, Source)> = granted
         .iter()
@@ -156,6 +186,7 @@ impl AppStore {
     /// Record a new deployment and make it current, atomically; prune old
     /// ones past `KEEP_DEPLOYMENTS`.
     pub fn deploy(&self, mut d: Deployment) -> Result<Deployment, DeployError> {
+        check_canonical_list(&d.granted)?;
         let dir = self.dir(&d.app_id)?;
         let deps = dir.join("deployments");
         io(fs::create_dir_all(&deps), || {
@@ -245,6 +276,10 @@ impl AppStore {
                 }
                 _ => Ok(()),
             };
+        }
+        // Nothing that would fail to apply is ever written.
+        for t in o.grant.iter().chain(&o.revoke) {
+            check_canonical(t)?;
         }
         let text = toml::to_string(o).map_err(|e| DeployError::Invalid(e.to_string()))?;
         Self::write_atomic(&p, text.as_bytes())
@@ -382,7 +417,8 @@ mod tests {
         assert_eq!(s.overrides("org.example.App").ok(), Some(o.clone()));
         let eff = effective(
             &s.require("org.example.App")
-                .map(|d| d.granted())
+                .ok()
+                .and_then(|d| d.granted().ok())
                 .unwrap_or_default(),
             &o,
         )
@@ -398,6 +434,35 @@ mod tests {
         s.set_overrides("org.example.App", &Overrides::default())
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!home.join("apps/org.example.App/overrides.toml").exists());
+        let _ = fs::remove_dir_all(&home);
+    }
+
+    #[test]
+    fn stored_consent_is_exactly_the_reviewed_one() {
+        let home = tmp();
+        let s = AppStore::new(&home);
+        // Not canonical: refused rather than stored in another meaning.
+        for bad in [
+            "share=network;filesystem=/opt/a:b:rw",
+            "filesystem=/.",
+            "socket=wayland;",
+        ] {
+            let mut d = dep("sha256:y");
+            d.granted = bad.into();
+            assert!(s.deploy(d).is_err(), "{bad:?}");
+        }
+        let o = Overrides {
+            grant: vec!["filesystem=//".into()],
+            revoke: vec![],
+        };
+        assert!(s.set_overrides("org.example.App", &o).is_err());
+        assert!(!home.join("apps/org.example.App/overrides.toml").exists());
+        // A damaged stored value is an error, not an empty set.
+        let mut d = dep("sha256:z");
+        d.granted = "socket=wayland;share=network".into();
+        let mut d = s.deploy(d).unwrap_or_else(|e| panic!("{e}"));
+        d.granted = "share=network;filesystem=/opt/a:b:rw;socket=wayland".into();
+        assert!(d.granted().is_err());
         let _ = fs::remove_dir_all(&home);
     }
 }

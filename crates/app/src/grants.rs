@@ -55,6 +55,12 @@ pub struct Bind {
     pub readonly: bool,
     /// Create the source directory on the host if it is missing.
     pub create: bool,
+    /// The grant names the whole host or the whole home: only then may
+    /// the source resolve (through symlinks) to `/` or hold the home.
+    pub broad: bool,
+    /// From a `filesystem=` grant (a place the app asked for), not a
+    /// socket or device berth provides: berth's own state is masked in it.
+    pub files: bool,
 }
 
 /// Where the filtered session bus goes: from the host's bus to a socket
@@ -67,7 +73,12 @@ pub struct BusProxy {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Grants {
+    /// The internet through pasta, in a network namespace of the app's own.
     pub network: bool,
+    /// The host's network namespace (loopback services included).
+    pub host_network: bool,
+    /// 32-bit x86 system calls.
+    pub multiarch: bool,
     pub ipc: bool,
     pub devel: bool,
     pub binds: Vec<Bind>,
@@ -145,22 +156,39 @@ fn default_xdg(name: &str, home: &Path) -> PathBuf {
 pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
     let mut g = Grants::default();
     let rt = inner_runtime_dir(host.uid);
-    let bind = |g: &mut Grants, src: PathBuf, dest: PathBuf, readonly: bool, create: bool| {
+    // A filesystem= grant (`files`, checked against berth's own state) or
+    // a socket/device bind berth makes for the app.
+    fn add(
+        g: &mut Grants,
+        src: PathBuf,
+        dest: PathBuf,
+        ro: bool,
+        create: bool,
+        broad: bool,
+        files: bool,
+    ) {
         if !g.binds.iter().any(|b| b.dest == dest) {
             g.binds.push(Bind {
                 src,
                 dest,
-                readonly,
+                readonly: ro,
                 create,
+                broad,
+                files,
             });
         }
-    };
+    }
+    let bind_as =
+        |g: &mut Grants, src, dest, ro, create, broad| add(g, src, dest, ro, create, broad, true);
+    let bind = |g: &mut Grants, src, dest, ro, create| add(g, src, dest, ro, create, false, false);
     let wayland =
         perms.contains(&Permission::Socket(Socket::Wayland)) && host.wayland_display.is_some();
     let mut need_runtime = false;
     for p in perms {
         match p {
             Permission::Share(Share::Network) => g.network = true,
+            Permission::Share(Share::HostNetwork) => g.host_network = true,
+            Permission::Multiarch => g.multiarch = true,
             Permission::Share(Share::Ipc) => g.ipc = true,
             Permission::Devel => g.devel = true,
             Permission::Memory(m) => g.memory = Some(*m),
@@ -181,12 +209,23 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
                         // Like Flatpak: the host's file tree under /run/host,
                         // plus the usual places at their real paths.
                         for d in ["/home", "/media", "/mnt", "/opt", "/srv"] {
-                            bind(&mut g, d.into(), d.into(), readonly, false);
+                            bind_as(&mut g, d.into(), d.into(), readonly, false, true);
                         }
-                        bind(&mut g, "/".into(), "/run/host/root".into(), readonly, false);
+                        bind_as(
+                            &mut g,
+                            "/".into(),
+                            "/run/host/root".into(),
+                            readonly,
+                            false,
+                            true,
+                        );
                         continue;
                     }
-                    Place::Home => host.home.clone(),
+                    Place::Home => {
+                        let h = host.home.clone();
+                        bind_as(&mut g, h.clone(), h, readonly, false, true);
+                        continue;
+                    }
                     Place::Xdg(d) => {
                         let (name, sub) = d.split_once('/').unwrap_or((d, ""));
                         let base = host
@@ -199,7 +238,7 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
                     Place::HomePath(p) => host.home.join(p),
                     Place::Absolute(p) => PathBuf::from(p),
                 };
-                bind(&mut g, path.clone(), path, readonly, create);
+                bind_as(&mut g, path.clone(), path, readonly, create, false);
             }
             Permission::Socket(Socket::Wayland) => match (&host.runtime_dir, &host.wayland_display)
             {

@@ -1,11 +1,15 @@
 //! Desktop apps on top of images: the metadata an image declares in its
-//! labels and the permission model (Flatpak's vocabulary). Pure parsers;
-//! no I/O.
+//! labels, the permission model (Flatpak's vocabulary), and the files
+//! generated for the desktop. Pure parsers, except `deploy` (the app
+//! store on disk) and `hostids` (which names the host already uses).
 
 pub mod deploy;
+pub mod desktop;
 pub mod grants;
+pub mod hostids;
 pub mod metadata;
 pub mod permissions;
+pub mod text;
 pub mod xauth;
 
 pub use metadata::AppMeta;

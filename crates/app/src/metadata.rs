@@ -28,6 +28,52 @@ pub enum MetaError {
     BadDesktop(String),
     #[error("label {LABEL_ICON} = {0:?} must be an absolute path inside the image")]
     BadIcon(String),
+    #[error("label {0} holds control or invisible formatting characters: {1:?}")]
+    ControlChars(String, String),
+    #[error(
+        "app ID {0:?} is in a namespace that belongs to the desktop or to berth ({1}); an app may not take it"
+    )]
+    ReservedId(String, String),
+}
+
+/// ID namespaces an app may not take: its desktop entry, D-Bus name and
+/// icon would stand in for the desktop's own services.
+pub const RESERVED_ID_PREFIXES: &[&str] = &[
+    "org.freedesktop.",
+    "org.gtk.",
+    "org.gnome.Shell",
+    "org.gnome.SessionManager",
+    "org.gnome.Settings",
+    "org.gnome.SettingsDaemon",
+    "org.gnome.keyring",
+    "org.gnome.ScreenSaver",
+    "org.gnome.Mutter",
+    "org.kde.KWin",
+    "org.kde.plasmashell",
+    "org.kde.kded",
+    "org.kde.klauncher",
+    "org.kde.kwalletd",
+    "org.kde.ksmserver",
+    "org.kde.Solid",
+    "org.a11y.",
+    "org.berth.Installer",
+    "org.berth.Bundle",
+    "org.berth.Berth",
+    "ca.desrt.dconf",
+];
+
+/// The reserved namespace `id` falls in, if any (a prefix ending in `.`
+/// holds everything under it; otherwise the name itself and its children).
+pub fn reserved_namespace(id: &str) -> Option<&'static str> {
+    let lower = id.to_ascii_lowercase();
+    RESERVED_ID_PREFIXES.iter().copied().find(|p| {
+        let p = p.to_ascii_lowercase();
+        if p.ends_with('.') {
+            lower.starts_with(&p)
+        } else {
+            lower == p || lower.starts_with(&format!("{p}."))
+        }
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -83,6 +129,23 @@ impl AppMeta {
         };
         if !valid_app_id(&id) {
             return Err(MetaError::BadId(id));
+        }
+        if let Some(ns) = reserved_namespace(&id) {
+            return Err(MetaError::ReservedId(id, ns.to_owned()));
+        }
+        // No label reaches a review, a menu or a terminal with characters
+        // that would rewrite what is shown. The desktop entry is multi-line
+        // and its values are checked when it is generated.
+        for (k, v) in labels
+            .iter()
+            .filter(|(k, _)| k.starts_with("org.berth.app."))
+        {
+            let multiline = k == LABEL_DESKTOP;
+            if v.chars().any(|c| {
+                crate::text::is_unsafe(c) && !(multiline && (c == '\n' || c == '\t' || c == '\r'))
+            }) {
+                return Err(MetaError::ControlChars(k.clone(), v.clone()));
+            }
         }
         let command = match labels.get(LABEL_COMMAND).map(|s| s.trim()) {
             None | Some("") => Vec::new(),
@@ -215,6 +278,11 @@ mod tests {
             (LABEL_DESKTOP, "Name=x"),
             (LABEL_ICON, "relative.png"),
             (LABEL_ICON, "/usr/../../etc/shadow"),
+            (LABEL_NAME, "Fine\nExec=sh -c evil"),
+            (LABEL_NAME, "Fine\u{1b}[1A\u{1b}[2K"),
+            (LABEL_NAME, "\u{202e}gpj.exe"),
+            (LABEL_COMMAND, "/bin/app \u{7}"),
+            (LABEL_PERMISSIONS, "env=A=\u{1b}]0;title\u{7}"),
         ] {
             let mut l = labels(&[(LABEL_ID, "org.example.App")]);
             l.insert(k.to_owned(), v.to_owned());
@@ -223,5 +291,27 @@ mod tests {
                 "{k}={v:?} should be refused"
             );
         }
+    }
+
+    #[test]
+    fn desktop_namespaces_are_reserved() {
+        for id in [
+            "org.freedesktop.DBus",
+            "org.freedesktop.portal.Desktop",
+            "org.gnome.Shell",
+            "org.gnome.Shell.Extensions",
+            "org.kde.KWin",
+            "org.gtk.Settings",
+            "org.berth.Installer",
+            "ORG.FREEDESKTOP.Notifications",
+        ] {
+            let l = labels(&[(LABEL_ID, id)]);
+            assert!(
+                matches!(AppMeta::from_labels(&l), Err(MetaError::ReservedId(..))),
+                "{id}"
+            );
+        }
+        assert_eq!(reserved_namespace("org.gnome.ShellX"), None);
+        assert_eq!(reserved_namespace("org.berth.Demo"), None);
     }
 }

@@ -3,8 +3,14 @@
 //! `env=`, `persist=`, `allow=`, and resource limits. Each parses from and
 //! prints back to its text form, and explains itself in plain words with a
 //! risk level for the install review.
+//!
+//! A permission has one canonical form: parsing normalizes (`/a/./b/`,
+//! `~/.`, `//`), and printing gives back exactly that form, which parses to
+//! the same value. The review, the stored deployment and the run all use
+//! it, so what the user read is what the app gets.
 
 use std::fmt;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -69,8 +75,12 @@ pub enum Device {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Share {
+    /// The internet through user-mode networking (pasta), in a network
+    /// namespace of its own.
     Network,
     Ipc,
+    /// The host's own network namespace, with its loopback services.
+    HostNetwork,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -109,6 +119,8 @@ pub enum Permission {
     Persist(String),
     /// `allow=devel`: ptrace and perf for debuggers.
     Devel,
+    /// `allow=multiarch`: 32-bit x86 programs (Wine, Steam).
+    Multiarch,
     Memory(u64),
     CpuWeight(u64),
     IoWeight(u64),
@@ -140,8 +152,27 @@ fn valid_bus_name(n: &str) -> bool {
         })
 }
 
-fn clean_rel(p: &str) -> bool {
-    !p.is_empty() && !p.split('/').any(|c| c == "..") && !p.contains('\0')
+/// Normalize a relative path: drop empty and `.` components; `..` is
+/// refused, and so are components that begin or end with spaces (they
+/// would not survive the trimming of the text form). `Some("")` means the
+/// base itself.
+fn norm_rel(p: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return None,
+            c if c.trim() != c => return None,
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Characters a permission never contains: controls (they could rewrite
+/// the review on a terminal), and the list and mode separators.
+fn bad_char(c: char) -> bool {
+    crate::text::is_unsafe(c) || c == ';'
 }
 
 fn parse_number(text: &str, v: &str) -> Result<u64, ParseError> {
@@ -159,9 +190,30 @@ fn parse_number(text: &str, v: &str) -> Result<u64, ParseError> {
         .ok_or_else(|| err(text, "expected a positive number (memory accepts K/M/G)"))
 }
 
+/// Most permissions one app may ask for.
+pub const MAX_PERMISSIONS: usize = 64;
+/// Longest permission text: a review line must fit a screen.
+pub const MAX_PERMISSION_LEN: usize = 400;
+
 impl Permission {
     pub fn parse(text: &str) -> Result<Permission, ParseError> {
         let t = text.trim();
+        if t.len() > MAX_PERMISSION_LEN {
+            return Err(err(
+                &t.chars().take(40).collect::<String>(),
+                format!("longer than {MAX_PERMISSION_LEN} characters"),
+            ));
+        }
+        if t.contains("   ") {
+            // Runs of spaces push fake text into a review line's place.
+            return Err(err(t, "runs of spaces are not allowed"));
+        }
+        if t.chars().any(bad_char) {
+            return Err(err(
+                t,
+                "control characters, invisible formatting characters and ';' are not allowed",
+            ));
+        }
         let (key, value) = t
             .split_once('=')
             .ok_or_else(|| err(t, "expected KEY=VALUE"))?;
@@ -198,11 +250,13 @@ impl Permission {
             "share" => Permission::Share(match value {
                 "network" => Share::Network,
                 "ipc" => Share::Ipc,
-                _ => return Err(unknown("share", "network ipc")),
+                "host-network" => Share::HostNetwork,
+                _ => return Err(unknown("share", "network ipc host-network")),
             }),
             "allow" => match value {
                 "devel" => Permission::Devel,
-                _ => return Err(unknown("allow", "devel")),
+                "multiarch" => Permission::Multiarch,
+                _ => return Err(unknown("allow", "devel multiarch")),
             },
             "filesystem" => {
                 let (place, access) = match value.rsplit_once(':') {
@@ -214,12 +268,21 @@ impl Permission {
                     }
                     None => (value, Access::ReadWrite),
                 };
+                if place.contains(':') {
+                    return Err(err(t, "':' is not allowed in a path"));
+                }
+                let dotdot = || {
+                    err(
+                        t,
+                        "path must not contain '..' or names that begin or end with spaces",
+                    )
+                };
                 let place = match place {
                     "host" => Place::Host,
                     "home" | "~" => Place::Home,
                     p if p.starts_with("xdg-") => {
-                        let d = &p[4..];
-                        let (dir, _) = d.split_once('/').unwrap_or((d, ""));
+                        let rel = norm_rel(&p[4..]).ok_or_else(dotdot)?;
+                        let (dir, _) = rel.split_once('/').unwrap_or((&rel, ""));
                         if !XDG_DIRS.contains(&dir) {
                             return Err(err(
                                 t,
@@ -229,26 +292,17 @@ impl Permission {
                                 ),
                             ));
                         }
-                        if !clean_rel(d) {
-                            return Err(err(t, "path must not contain '..'"));
-                        }
-                        Place::Xdg(d.to_owned())
+                        Place::Xdg(rel)
                     }
-                    p if p.starts_with("~/") => {
-                        if !clean_rel(&p[2..]) {
-                            return Err(err(t, "path must not contain '..'"));
-                        }
-                        Place::HomePath(p[2..].trim_end_matches('/').to_owned())
-                    }
-                    p if p.starts_with('/') => {
-                        if !clean_rel(p) || p == "/" {
-                            return Err(err(
-                                t,
-                                "use filesystem=host for the whole filesystem; paths must not contain '..'",
-                            ));
-                        }
-                        Place::Absolute(p.trim_end_matches('/').to_owned())
-                    }
+                    p if p.starts_with("~/") => match norm_rel(&p[2..]).ok_or_else(dotdot)? {
+                        r if r.is_empty() => Place::Home,
+                        r => Place::HomePath(r),
+                    },
+                    p if p.starts_with('/') => match norm_rel(p).ok_or_else(dotdot)? {
+                        // `/`, `/.`, `//`: the whole filesystem, by its name.
+                        r if r.is_empty() => Place::Host,
+                        r => Place::Absolute(format!("/{r}")),
+                    },
                     _ => return Err(err(t, "expected host, home, xdg-DIR, ~/path or /path")),
                 };
                 Permission::Filesystem(place, access)
@@ -272,15 +326,15 @@ impl Permission {
                 }
                 Permission::Env(k.to_owned(), v.to_owned())
             }
-            "persist" => {
-                if !clean_rel(value) || value.starts_with('/') {
+            "persist" => match norm_rel(value).filter(|_| !value.starts_with('/')) {
+                Some(r) if !r.is_empty() => Permission::Persist(r),
+                _ => {
                     return Err(err(
                         t,
                         "persist= takes a path relative to home, without '..'",
                     ));
                 }
-                Permission::Persist(value.trim_end_matches('/').to_owned())
-            }
+            },
             "memory" => Permission::Memory(parse_number(t, value)?),
             "cpu-weight" => {
                 let w = parse_number(t, value)?;
@@ -306,8 +360,10 @@ impl Permission {
         })
     }
 
-    /// The permission in plain words, and how much it exposes.
-    pub fn describe(&self) -> (String, Risk) {
+    /// The permission in plain words, and how much it exposes. `home` is
+    /// the user's home folder: a path that is it or holds it counts as
+    /// the home.
+    pub fn describe(&self, home: &Path) -> (String, Risk) {
         use Risk::*;
         let s = |x: &str| x.to_owned();
         match self {
@@ -355,7 +411,18 @@ impl Permission {
             Permission::Device(Device::Usb) => (s("Use USB devices directly"), High),
             Permission::Device(Device::Kvm) => (s("Run virtual machines (KVM)"), Medium),
             Permission::Device(Device::All) => (s("Use every device on the computer"), High),
-            Permission::Share(Share::Network) => (s("Full network access"), Medium),
+            Permission::Share(Share::Network) => (
+                s(
+                    "Use the internet, through a network of its own (not this computer's local services)",
+                ),
+                Medium,
+            ),
+            Permission::Share(Share::HostNetwork) => (
+                s(
+                    "Share this computer's own network: also services meant only for this computer (localhost, X11 and D-Bus sockets)",
+                ),
+                High,
+            ),
             Permission::Share(Share::Ipc) => (
                 s("Share memory with other programs (IPC namespace), needed by some X11 apps"),
                 Low,
@@ -364,24 +431,26 @@ impl Permission {
                 s("Debug other programs in its sandbox (ptrace, perf)"),
                 Medium,
             ),
-            Permission::Filesystem(place, access) => {
-                let what = match place {
-                    Place::Host => s("all files on the computer"),
-                    Place::Home => s("your whole home folder"),
-                    Place::Xdg(d) => format!("your {} folder", d.replace('-', " ")),
-                    Place::HomePath(p) => format!("~/{p} in your home folder"),
-                    Place::Absolute(p) => p.clone(),
-                };
-                let (verb, risk) = match (place, access) {
-                    (Place::Host | Place::Home, Access::ReadOnly) => ("Read", High),
-                    (Place::Host | Place::Home, _) => ("Read and write", High),
-                    (_, Access::ReadOnly) => ("Read", Low),
-                    (_, _) => ("Read and write", Medium),
-                };
-                (format!("{verb} {what}"), risk)
-            }
+            Permission::Multiarch => (s("Run 32-bit programs"), Low),
+            Permission::Filesystem(place, access) => describe_files(place, *access, home),
+            Permission::TalkName(n) if dangerous_bus_name(n) => (
+                format!(
+                    "Talk to the service {n}, which can run programs or read secrets outside the sandbox"
+                ),
+                High,
+            ),
             Permission::TalkName(n) => (format!("Talk to the service {n}"), Medium),
-            Permission::OwnName(n) => (format!("Offer the service {n} to other apps"), Low),
+            Permission::OwnName(n)
+                if dangerous_bus_name(n) || crate::metadata::reserved_namespace(n).is_some() =>
+            {
+                (
+                    format!(
+                        "Offer the service {n}, taking the place of the desktop's own (it would receive what other programs send there)"
+                    ),
+                    High,
+                )
+            }
+            Permission::OwnName(n) => (format!("Offer the service {n} to other apps"), Medium),
             Permission::Env(k, v) => (format!("Set {k}={v} in its environment"), Low),
             Permission::Persist(p) => (format!("Keep ~/{p} in its own data between runs"), Low),
             Permission::Memory(m) => (format!("Use at most {} MiB of memory", m >> 20), Low),
@@ -392,6 +461,191 @@ impl Permission {
     }
 }
 
+/// Home files whose contents other programs run later, outside the
+/// sandbox: write access to them is write access to the user's session.
+pub const RUNS_CODE_LATER: &[&str] = &[
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zprofile",
+    ".zshenv",
+    ".zlogin",
+    ".xprofile",
+    ".xsession",
+    ".xsessionrc",
+    ".xinitrc",
+    ".pam_environment",
+    ".gitconfig",
+    ".config/git",
+    ".config/fish",
+    ".config/autostart",
+    ".config/environment.d",
+    ".config/systemd",
+    ".config/berth",
+    ".local/share/applications",
+    ".local/share/dbus-1",
+    ".local/share/systemd",
+    ".local/share/flatpak",
+    ".local/share/berth",
+    ".local/bin",
+    "bin",
+    ".cargo/bin",
+    ".config/plasma-workspace",
+    ".config/kdedefaults",
+    ".config/dconf",
+    ".config/mimeapps.list",
+    ".local/share/mime",
+    ".local/lib",
+    ".vimrc",
+    ".config/nvim",
+    ".emacs",
+    ".emacs.d",
+    ".config/openbox",
+    ".config/i3",
+    ".config/sway",
+    ".config/hypr",
+    ".xbindkeysrc",
+    ".npmrc",
+    ".config/pip",
+    ".pythonrc",
+    ".inputrc",
+];
+/// Home files that hold keys and passwords.
+pub const SECRETS: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".pki",
+    ".password-store",
+    ".local/share/keyrings",
+    ".docker",
+    ".config/containers",
+    ".aws",
+    ".kube",
+    ".netrc",
+    ".mozilla",
+];
+/// Host paths under which live other programs' sockets and devices.
+const SOCKETS_AND_DEVICES: &[&str] = &[
+    "/run", "/var/run", "/proc", "/sys", "/dev", "/tmp", "/var/tmp",
+];
+/// System files: writing them changes what every program runs.
+const SYSTEM: &[&str] = &[
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/boot",
+    "/var",
+    "/opt/berth",
+];
+
+/// `a` is `b` or one of its ancestors (component-wise).
+fn covers(a: &Path, b: &Path) -> bool {
+    b.starts_with(a)
+}
+
+/// One of `list` is `p`, holds it, or lies inside it.
+fn touches(p: &Path, list: &[&str], base: &Path) -> bool {
+    list.iter().any(|l| {
+        let l = base.join(l);
+        covers(p, &l) || covers(&l, p)
+    })
+}
+
+fn describe_files(place: &Place, access: Access, home: &Path) -> (String, Risk) {
+    use Risk::*;
+    let verb = if access == Access::ReadOnly {
+        "Read"
+    } else {
+        "Read and write"
+    };
+    let rw = access != Access::ReadOnly;
+    let what = match place {
+        Place::Host => "all files on the computer".to_owned(),
+        Place::Home => "your whole home folder".to_owned(),
+        Place::Xdg(d) => format!("your {} folder", d.replace('-', " ")),
+        Place::HomePath(p) => format!("~/{p} in your home folder"),
+        Place::Absolute(p) => p.clone(),
+    };
+    let (risk, why) = match place {
+        Place::Host | Place::Home => (High, ""),
+        Place::Xdg(_) => (if rw { Medium } else { Low }, ""),
+        Place::HomePath(p) => {
+            let p = home.join(p);
+            if touches(&p, SECRETS, home) {
+                (High, " (keys and passwords)")
+            } else if touches(&p, RUNS_CODE_LATER, home) {
+                (
+                    if rw { High } else { Medium },
+                    " (files that start programs later, outside the sandbox)",
+                )
+            } else {
+                (if rw { Medium } else { Low }, "")
+            }
+        }
+        Place::Absolute(a) => {
+            let p = Path::new(a);
+            if p == home {
+                return describe_files(&Place::Home, access, home);
+            }
+            if covers(p, home) || covers(p, Path::new("/home")) || covers(p, Path::new("/root")) {
+                (High, " (this includes home folders)")
+            } else if p.starts_with(home) {
+                // An absolute spelling of a place in the home.
+                let rel = p.strip_prefix(home).unwrap_or(p);
+                return describe_files(&Place::HomePath(rel.display().to_string()), access, home);
+            } else if touches(p, SOCKETS_AND_DEVICES, Path::new("/")) {
+                (High, " (other programs' sockets and devices)")
+            } else if touches(p, SYSTEM, Path::new("/")) {
+                (if rw { High } else { Medium }, " (system files)")
+            } else {
+                (if rw { Medium } else { Low }, "")
+            }
+        }
+    };
+    (format!("{verb} {what}{why}"), risk)
+}
+
+/// Bus names that are a way out: they start host commands, hand out
+/// secrets, change the desktop's settings or bypass the portals' checks.
+fn dangerous_bus_name(n: &str) -> bool {
+    const OUT: &[&str] = &[
+        "org.freedesktop.Flatpak",
+        "org.freedesktop.systemd1",
+        "org.freedesktop.secrets",
+        "org.freedesktop.impl.portal",
+        "org.freedesktop.DBus",
+        "org.gnome.Shell",
+        "org.gnome.keyring",
+        "org.gnome.SessionManager",
+        "org.kde.KWin",
+        "org.kde.plasmashell",
+        "org.kde.klauncher5",
+        "org.kde.kwalletd5",
+        "org.kde.kwalletd6",
+        "org.kde.konsole",
+        "org.gnome.Terminal",
+        "org.gnome.keyring.SystemPrompter",
+        "org.gtk.vfs",
+        "ca.desrt.dconf",
+        "org.berth",
+    ];
+    let base = n.strip_suffix(".*").unwrap_or(n);
+    OUT.iter().any(|o| {
+        // The name is one of these, inside one, or (a prefix grant) holds one.
+        base == *o
+            || base.starts_with(&format!("{o}."))
+            || (n.ends_with(".*") && o.starts_with(&format!("{base}.")))
+    })
+}
+
 impl fmt::Display for Permission {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -399,6 +653,7 @@ impl fmt::Display for Permission {
             Permission::Device(d) => write!(f, "device={}", d.as_str()),
             Permission::Share(s) => write!(f, "share={}", s.as_str()),
             Permission::Devel => write!(f, "allow=devel"),
+            Permission::Multiarch => write!(f, "allow=multiarch"),
             Permission::Filesystem(p, a) => {
                 let place = match p {
                     Place::Host => "host".to_owned(),
@@ -460,6 +715,7 @@ impl Share {
         match self {
             Share::Network => "network",
             Share::Ipc => "ipc",
+            Share::HostNetwork => "host-network",
         }
     }
 }
@@ -482,6 +738,14 @@ impl PermissionSet {
         let mut set = PermissionSet::default();
         for item in s.split(';').map(str::trim).filter(|i| !i.is_empty()) {
             set.insert(Permission::parse(item)?);
+        }
+        // A review the user can read: not so long that its high-risk lines
+        // scroll away above the question.
+        if set.0.len() > MAX_PERMISSIONS {
+            return Err(err(
+                &format!("{} permissions", set.0.len()),
+                format!("an app may ask for at most {MAX_PERMISSIONS}"),
+            ));
         }
         Ok(set)
     }
@@ -513,13 +777,13 @@ impl PermissionSet {
     }
 
     /// The review: highest risk first, then in the image's order.
-    pub fn review(&self) -> Vec<ReviewLine> {
+    pub fn review(&self, home: &Path) -> Vec<ReviewLine> {
         let mut lines: Vec<(usize, ReviewLine)> = self
             .0
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let (description, risk) = p.describe();
+                let (description, risk) = p.describe(home);
                 (
                     i,
                     ReviewLine {
@@ -534,8 +798,8 @@ impl PermissionSet {
         lines.into_iter().map(|(_, l)| l).collect()
     }
 
-    pub fn highest_risk(&self) -> Option<Risk> {
-        self.0.iter().map(|p| p.describe().1).max()
+    pub fn highest_risk(&self, home: &Path) -> Option<Risk> {
+        self.0.iter().map(|p| p.describe(home).1).max()
     }
 }
 
@@ -607,8 +871,13 @@ mod tests {
             "share=everything",
             "filesystem=../etc",
             "filesystem=~/../x",
-            "filesystem=/",
             "filesystem=xdg-secrets",
+            "filesystem=/opt/a:b:rw",
+            "filesystem=~/.ssh:create:rw",
+            "filesystem=/a\u{1b}[1A",
+            "env=A=\u{1b}]0;x\u{7}",
+            "env=A=\u{202e}",
+            "filesystem=xdg-documents/..",
             "filesystem=/a:rx",
             "talk-name=notdotted",
             "talk-name=org..x",
@@ -633,7 +902,7 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(set.0.len(), 4, "duplicates and empty items dropped");
-        let r = set.review();
+        let r = set.review(Path::new("/home/u"));
         assert_eq!(r[0].description, "Read and write your whole home folder");
         assert_eq!(r[0].risk, Risk::High);
         assert_eq!(r.last().map(|l| l.risk), Some(Risk::Low));
@@ -641,8 +910,11 @@ mod tests {
             r.iter()
                 .any(|l| l.description == "Use your microphone and speakers")
         );
-        assert!(r.iter().any(|l| l.description == "Full network access"));
-        assert_eq!(set.highest_risk(), Some(Risk::High));
+        assert!(
+            r.iter()
+                .any(|l| l.description.starts_with("Use the internet"))
+        );
+        assert_eq!(set.highest_risk(Path::new("/home/u")), Some(Risk::High));
     }
 
     #[test]
@@ -652,5 +924,138 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(new.added_since(&old).to_string(), "device=camera");
         assert!(old.added_since(&new).0.is_empty());
+    }
+
+    mod prop {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Permission-like text: known keys, values from a small alphabet
+        /// of the characters that matter to normalization.
+        fn text() -> impl Strategy<Value = String> {
+            let key = prop::sample::select(vec![
+                "socket",
+                "device",
+                "share",
+                "filesystem",
+                "talk-name",
+                "own-name",
+                "env",
+                "persist",
+                "allow",
+                "memory",
+                "cpu-weight",
+                "io-weight",
+                "pids",
+            ]);
+            let value = prop::string::string_regex(
+                "(~|/|xdg-|host|home|wayland|network|devel|org\\.x\\.Y|[a-z./~:=;]|ro|rw|create|\\.\\.|[0-9]{1,3}[kM]?| |\\x1b|\\u202e){0,8}",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            (key, value).prop_map(|(k, v)| format!("{k}={v}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// One canonical form: what parses prints back to a text that
+            /// parses to the same value and prints the same again.
+            #[test]
+            fn canonical_round_trip(t in text()) {
+                if let Ok(p) = Permission::parse(&t) {
+                    let shown = p.to_string();
+                    let again = Permission::parse(&shown);
+                    prop_assert_eq!(again.as_ref(), Ok(&p), "{} -> {}", t, shown);
+                    prop_assert_eq!(again.map(|q| q.to_string()).ok(), Some(shown.clone()));
+                    prop_assert!(!shown.chars().any(crate::text::is_unsafe));
+                    // The review never shows an empty or hidden place.
+                    let (d, _) = p.describe(Path::new("/home/u"));
+                    prop_assert!(!d.trim_end().ends_with("write") && !d.ends_with("Read "));
+                }
+            }
+
+            /// A stored list reads back as exactly the reviewed set.
+            #[test]
+            fn list_round_trip(items in prop::collection::vec(text(), 0..6)) {
+                if let Ok(set) = PermissionSet::parse_list(&items.join(";")) {
+                    prop_assert_eq!(PermissionSet::parse_list(&set.to_string()), Ok(set));
+                }
+            }
+
+            /// Spellings of the root and the home are reviewed as what they are.
+            #[test]
+            fn root_and_home_spellings(dots in prop::collection::vec(prop::sample::select(vec!["", ".", "/"]), 0..5), home in any::<bool>()) {
+                let tail: String = dots.iter().map(|d| format!("/{d}")).collect();
+                let t = if home { format!("filesystem=~{tail}") } else { format!("filesystem=/{tail}") };
+                let p = Permission::parse(&t);
+                let want = if home { Place::Home } else { Place::Host };
+                if home && tail.is_empty() {
+                    prop_assert_eq!(p, Ok(Permission::Filesystem(Place::Home, Access::ReadWrite)));
+                } else {
+                    prop_assert_eq!(p, Ok(Permission::Filesystem(want, Access::ReadWrite)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn risk_follows_the_effect() {
+        let home = Path::new("/home/u");
+        let risk = |s: &str| p(s).describe(home).1;
+        for s in [
+            "filesystem=/",
+            "filesystem=/.",
+            "filesystem=//",
+            "filesystem=~/.",
+            "filesystem=/home",
+            "filesystem=/home/u",
+            "filesystem=/home/u/",
+            "filesystem=~/.bashrc",
+            "filesystem=~/.config/autostart",
+            "filesystem=~/.config/autostart/x.desktop",
+            "filesystem=~/.local/share/applications",
+            "filesystem=~/.config",
+            "filesystem=~/.local",
+            "filesystem=/home/u/.profile",
+            "filesystem=~/.ssh:ro",
+            "filesystem=/run",
+            "filesystem=/run/user/1000/bus",
+            "filesystem=/proc",
+            "filesystem=/sys:ro",
+            "filesystem=/dev",
+            "filesystem=/etc",
+            "filesystem=/usr/lib",
+            "filesystem=/tmp",
+            "share=host-network",
+            "talk-name=org.freedesktop.Flatpak",
+            "talk-name=org.freedesktop.*",
+            "talk-name=org.freedesktop.systemd1",
+            "talk-name=org.gnome.Terminal",
+            "own-name=org.freedesktop.portal.Desktop",
+            "own-name=org.gnome.keyring.SystemPrompter",
+            "filesystem=~/.config/plasma-workspace/env",
+            "filesystem=~/.local/lib/python3.11/site-packages",
+        ] {
+            assert_eq!(risk(s), Risk::High, "{s}");
+        }
+        assert_eq!(p("filesystem=/.").to_string(), "filesystem=host");
+        assert_eq!(p("filesystem=~/.").to_string(), "filesystem=home");
+        assert_eq!(
+            p("filesystem=/srv/./data//x/:ro").to_string(),
+            "filesystem=/srv/data/x:ro"
+        );
+        assert_eq!(risk("filesystem=/srv/data"), Risk::Medium);
+        assert_eq!(risk("filesystem=~/Projects:ro"), Risk::Low);
+        assert_eq!(risk("filesystem=/usr/share/fonts:ro"), Risk::Medium);
+        assert_eq!(
+            risk("talk-name=org.freedesktop.Notifications"),
+            Risk::Medium
+        );
+        assert_eq!(risk("own-name=org.example.App.Extra"), Risk::Medium);
+        // A review line cannot be padded out of sight, nor the list.
+        assert!(Permission::parse(&format!("env=A={}x", " ".repeat(50))).is_err());
+        assert!(Permission::parse(&format!("env=A={}", "x".repeat(500))).is_err());
+        let many: Vec<String> = (0..65).map(|i| format!("env=V{i}=x")).collect();
+        assert!(PermissionSet::parse_list(&many.join(";")).is_err());
     }
 }

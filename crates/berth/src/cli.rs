@@ -438,9 +438,15 @@ pub struct RunArgs {
     /// Working directory inside the sandbox
     #[arg(long, short = 'w', value_name = "DIR")]
     pub workdir: Option<String>,
-    /// Share the host network (off by default)
-    #[arg(long)]
+    /// Give the sandbox the internet through user-mode networking (pasta),
+    /// in a network namespace of its own: no access to this computer's
+    /// loopback services or abstract sockets (off by default)
+    #[arg(long, conflicts_with = "host_network")]
     pub network: bool,
+    /// Share this computer's own network namespace, loopback services and
+    /// abstract sockets (X11, D-Bus) included (off by default; high risk)
+    #[arg(long)]
+    pub host_network: bool,
     /// Memory limit, e.g. 512M or 2G (needs a cgroup)
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,

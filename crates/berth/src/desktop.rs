@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use berth_app::AppMeta;
+use berth_app::{AppMeta, desktop};
 use berth_image::{Image, Store};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -17,37 +17,91 @@ fn berth_exe() -> String {
     std::env::current_exe().map_or_else(|_| "berth".into(), |p| p.display().to_string())
 }
 
-/// The desktop entry to export: the image's, with every Exec rewritten to
-/// start the app through berth, or a minimal one.
-pub fn desktop_entry(meta: &AppMeta, exe: &str) -> String {
-    let run = format!("{exe} run {}", meta.id);
-    let Some(d) = &meta.desktop else {
-        return format!(
-            "[Desktop Entry]\nType=Application\nName={}\nExec={run}\nIcon={}\nTerminal=false\nX-Berth-App={}\n",
-            meta.name, meta.id, meta.id
-        );
+/// Everything to write to the menu for one app, generated and checked
+/// before anything is installed.
+pub struct Exports {
+    key: String,
+    entry: String,
+    icon: Option<(String, &'static str, Vec<u8>)>,
+    mime: Option<String>,
+}
+
+/// Generate the app's menu files (see berth_app::desktop): a fresh
+/// desktop entry, its MIME types re-emitted, its icon checked by content.
+pub fn prepare(meta: &AppMeta, image: &Image, store: &Store) -> anyhow::Result<Exports> {
+    let app_id = berth_app::metadata::app_id_of(&meta.id);
+    let exe = berth_exe();
+    let launch = desktop::Launch {
+        exe: &exe,
+        key: &meta.id,
+        icon: &meta.id,
+        name: &meta.name,
     };
-    let mut out = String::new();
-    for line in d.replace("\\n", "\n").lines() {
-        if let Some(cmd) = line.strip_prefix("Exec=") {
-            // Keep the arguments and field codes (%f, %U), drop the program.
-            let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
-            if args.is_empty() {
-                out.push_str(&format!("Exec={run}\n"));
-            } else {
-                out.push_str(&format!("Exec={run} -- {}\n", args.join(" ")));
-            }
-        } else if line.starts_with("TryExec=") {
-            // The program lives in the image, not on the host.
-        } else if line.starts_with("Icon=") {
-            out.push_str(&format!("Icon={}\n", meta.id));
-        } else {
-            out.push_str(line);
-            out.push('\n');
+    let generated = desktop::generate_entry(&launch, meta.desktop.as_deref())
+        .context("the image's desktop entry (label org.berth.app.desktop) cannot be exported")?;
+    if !generated.dropped.is_empty() {
+        let mut d = generated.dropped.clone();
+        d.sort();
+        d.dedup();
+        crate::ui::warn(&format!(
+            "note: the menu entry leaves out keys berth does not export: {}",
+            crate::ui::summarize(&d)
+        ));
+    }
+    let mut icon = None;
+    if let Some(path) = &meta.icon {
+        match read_from_image(store, image, path)? {
+            Some(bytes) => match desktop::check_icon(&bytes) {
+                Ok(kind) => {
+                    let (size, ext) = kind.place();
+                    icon = Some((size, ext, bytes));
+                }
+                Err(e) => crate::ui::warn(&format!("warning: {e}; no icon exported")),
+            },
+            None => crate::ui::warn(&format!(
+                "warning: icon {path} is not a file in the image; no icon exported"
+            )),
         }
     }
-    out.push_str(&format!("X-Berth-App={}\n", meta.id));
-    out
+    // MIME types the app defines, from its own shared-mime-info file only,
+    // and only types the host does not define itself.
+    let mut mime = None;
+    let path = format!("/usr/share/mime/packages/{app_id}.xml");
+    if let Some(xml) = read_from_image(store, image, &path)? {
+        let text = String::from_utf8(xml).map_err(|_| anyhow::anyhow!("{path} is not UTF-8"))?;
+        let types = desktop::parse_mime(&text).with_context(|| format!("{path} in the image"))?;
+        let (out, skipped) = desktop::emit_mime(&types, &host_defines_mime);
+        if !skipped.is_empty() {
+            crate::ui::warn(&format!(
+                "note: MIME types this computer defines already are left to it: {}",
+                crate::ui::summarize(&skipped)
+            ));
+        }
+        mime = out;
+    }
+    Ok(Exports {
+        key: meta.id.clone(),
+        entry: generated.text,
+        icon,
+        mime,
+    })
+}
+
+/// Does the host's MIME database define this type (outside berth)?
+fn host_defines_mime(t: &str) -> bool {
+    let dirs = std::env::var("XDG_DATA_DIRS")
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/usr/local/share:/usr/share".into());
+    dirs.split(':')
+        .filter(|d| d.starts_with('/') && !d.contains("/berth/"))
+        .any(|d| Path::new(d).join("mime").join(format!("{t}.xml")).exists())
+}
+
+/// What already uses this app ID on the host, if anything.
+pub fn host_conflict(home: &Path, id: &str) -> Option<String> {
+    let user_home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    berth_app::hostids::HostDirs::from_env(&user_home, exports(home)).conflict(id)
 }
 
 /// Read a file from the image's layers, topmost first, without following
@@ -82,60 +136,37 @@ fn read_from_image(store: &Store, image: &Image, path: &str) -> anyhow::Result<O
     Ok(None)
 }
 
-/// Export; returns whether anything went to the menu.
-pub fn export(home: &Path, meta: &AppMeta, image: &Image, store: &Store) -> anyhow::Result<bool> {
+/// Write the prepared files; returns whether anything went to the menu.
+pub fn export(home: &Path, x: &Exports, tmp: &Path) -> anyhow::Result<bool> {
     let share = exports(home);
     let apps = share.join("applications");
     std::fs::create_dir_all(&apps).with_context(|| format!("creating {}", apps.display()))?;
-    let entry = desktop_entry(meta, &berth_exe());
     berth_image::fsutil::write_atomic(
-        &store.tmp_dir(),
-        &apps.join(format!("{}.desktop", meta.id)),
-        entry.as_bytes(),
+        tmp,
+        &apps.join(format!("{}.desktop", x.key)),
+        x.entry.as_bytes(),
     )?;
-    if let Some(icon) = &meta.icon {
-        match read_from_image(store, image, icon)? {
-            Some(bytes) => {
-                let ext = if icon.ends_with(".svg") { "svg" } else { "png" };
-                let size = icon
-                    .split('/')
-                    .find(|c| {
-                        c.contains('x') && c.split('x').all(|n| n.parse::<u32>().is_ok())
-                            || *c == "scalable"
-                    })
-                    .unwrap_or(if ext == "svg" { "scalable" } else { "256x256" });
-                let dir = share.join("icons/hicolor").join(size).join("apps");
-                std::fs::create_dir_all(&dir)?;
-                berth_image::fsutil::write_atomic(
-                    &store.tmp_dir(),
-                    &dir.join(format!("{}.{ext}", meta.id)),
-                    &bytes,
-                )?;
-            }
-            None => crate::ui::warn(&format!(
-                "warning: icon {icon} is not a file in the image; no icon exported"
-            )),
-        }
+    if let Some((size, ext, bytes)) = &x.icon {
+        let dir = share.join("icons/hicolor").join(size).join("apps");
+        std::fs::create_dir_all(&dir)?;
+        // One icon per app: a smaller one left from an older version would
+        // be chosen at some sizes.
+        remove_icons(&share, &x.key);
+        berth_image::fsutil::write_atomic(tmp, &dir.join(format!("{}.{ext}", x.key)), bytes)?;
     }
-    // MIME types the app defines, from its own shared-mime-info file only.
-    let mime = format!("/usr/share/mime/packages/{}.xml", meta.id);
-    if let Some(xml) = read_from_image(store, image, &mime)? {
+    if let Some(xml) = &x.mime {
         let dir = share.join("mime/packages");
         std::fs::create_dir_all(&dir)?;
         berth_image::fsutil::write_atomic(
-            &store.tmp_dir(),
-            &dir.join(format!("{}.xml", meta.id)),
-            &xml,
+            tmp,
+            &dir.join(format!("{}.xml", x.key)),
+            xml.as_bytes(),
         )?;
     }
     Ok(true)
 }
 
-/// Remove everything exported for `id` (only files named after it).
-pub fn unexport(home: &Path, id: &str) -> anyhow::Result<()> {
-    let share = exports(home);
-    let _ = std::fs::remove_file(share.join("applications").join(format!("{id}.desktop")));
-    let _ = std::fs::remove_file(share.join("mime/packages").join(format!("{id}.xml")));
+fn remove_icons(share: &Path, id: &str) {
     if let Ok(sizes) = std::fs::read_dir(share.join("icons/hicolor")) {
         for s in sizes.flatten() {
             for ext in ["png", "svg"] {
@@ -143,6 +174,14 @@ pub fn unexport(home: &Path, id: &str) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Remove everything exported for `id` (only files named after it).
+pub fn unexport(home: &Path, id: &str) -> anyhow::Result<()> {
+    let share = exports(home);
+    let _ = std::fs::remove_file(share.join("applications").join(format!("{id}.desktop")));
+    let _ = std::fs::remove_file(share.join("mime/packages").join(format!("{id}.xml")));
+    remove_icons(&share, id);
     Ok(())
 }
 
@@ -153,9 +192,11 @@ pub fn hint_once(home: &Path) {
         return;
     }
     let share = exports(home);
+    // After the system's directories: a host entry always wins over an
+    // app's entry of the same name.
     println!(
         "Note: to show berth apps in your desktop menu, add {0} to XDG_DATA_DIRS, for example\n  \
-         echo 'XDG_DATA_DIRS={0}:${{XDG_DATA_DIRS:-/usr/local/share:/usr/share}}' >> ~/.config/environment.d/berth.conf\n  \
+         echo 'XDG_DATA_DIRS=${{XDG_DATA_DIRS:-/usr/local/share:/usr/share}}:{0}' >> ~/.config/environment.d/berth.conf\n  \
          and log in again. (Shown once.)",
         share.display()
     );
@@ -168,6 +209,7 @@ pub const INSTALLER_DESKTOP: &str = "org.berth.Installer.desktop";
 /// The installer entry: opens a .berth file with `berth install` in a
 /// terminal, where the permission review and the consent prompt appear.
 pub fn installer_entry(exe: &str) -> String {
+    let exe = desktop::quote_arg(exe);
     format!(
         "[Desktop Entry]\nType=Application\nName=Install berth app\n\
          Comment=Review the permissions of a berth app bundle and install it\n\
@@ -236,26 +278,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exec_lines_start_the_app_through_berth() {
-        let meta = AppMeta {
-            id: "org.example.Viewer".into(),
-            name: "Viewer".into(),
-            command: vec![],
-            permissions: Default::default(),
-            desktop: Some("[Desktop Entry]\nName=Viewer\nExec=/usr/bin/viewer --new %f\nTryExec=viewer\nIcon=viewer\nMimeType=image/png;\n".into()),
-            icon: None,
-        };
-        let e = desktop_entry(&meta, "/usr/bin/berth");
-        assert!(
-            e.contains("Exec=/usr/bin/berth run org.example.Viewer -- --new %f\n"),
-            "{e}"
-        );
-        assert!(e.contains("Icon=org.example.Viewer\n") && e.contains("MimeType=image/png;"));
-        assert!(!e.contains("TryExec"));
-        let plain = AppMeta {
-            desktop: None,
-            ..meta
-        };
-        assert!(desktop_entry(&plain, "berth").contains("Exec=berth run org.example.Viewer\n"));
+    fn installer_entry_is_valid() {
+        let e = installer_entry("/usr/bin/berth");
+        assert!(e.contains("Exec=/usr/bin/berth install %f\n"));
+        assert!(bundle_mime_xml().contains(BUNDLE_MIME));
     }
 }

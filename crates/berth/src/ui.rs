@@ -6,6 +6,25 @@ use std::time::Duration;
 use berth_image::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A value shown on one line (a name, a path, a table cell): every
+/// control character, newlines included, is shown escaped.
+pub fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    berth_app::text::escape(s)
+}
+
+/// A whole message: berth's own line breaks stay, the rest is escaped.
+pub fn safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
+    berth_app::text::escape_lines(s)
+}
+
+/// The user's home, for ranking permissions by what they expose.
+pub fn user_home() -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .filter(|h| h.is_absolute())
+        .unwrap_or_else(|| "/".into())
+}
+
 pub fn error(msg: &str) {
     eprintln!("berth: error: {msg}");
 }
@@ -85,6 +104,11 @@ pub fn human_size(n: u64) -> String {
 
 /// Print rows as aligned columns.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe(c).into_owned()).collect())
+        .collect();
+    let rows = &rows;
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -38,7 +38,7 @@ fn file_entry(tag: &str) -> E {
 #[test]
 fn icon_is_exported_and_removed() {
     let env = Env::new();
-    let png = b"\x89PNG\r\n\x1a\nfake icon bytes";
+    let png = &png_header(128);
     let img = busybox_img(
         "example/icon:1",
         vec![
@@ -49,7 +49,7 @@ fn icon_is_exported_and_removed() {
             dir("usr/share/mime/packages"),
             file(
                 "usr/share/mime/packages/org.example.Icon.xml",
-                b"<mime-info/>",
+                br#"<mime-info xmlns="http://www.freedesktop.org/standards/shared-mime-info"><mime-type type="application/x-berth-test-icon"><glob pattern="*.bticon"/></mime-type></mime-info>"#,
             ),
             file(
                 "usr/share/mime/packages/org.other.Sneaky.xml",
@@ -66,8 +66,8 @@ fn icon_is_exported_and_removed() {
     assert!(install(&env, p.to_str().unwrap(), true).status.success());
     let exported = env
         .home()
-        .join("exports/share/icons/hicolor/256x256/apps/org.example.Icon.png");
-    assert_eq!(std::fs::read(&exported).unwrap(), png);
+        .join("exports/share/icons/hicolor/128x128/apps/org.example.Icon.png");
+    assert_eq!(std::fs::read(&exported).unwrap(), *png);
     let mime = env.home().join("exports/share/mime/packages");
     assert!(mime.join("org.example.Icon.xml").exists());
     assert!(
@@ -136,7 +136,7 @@ fn install_reviews_asks_consent_and_exports_to_the_menu() {
         "{text}"
     );
     let home = text.find("Read and write your whole home folder").unwrap();
-    let net = text.find("Full network access").unwrap();
+    let net = text.find("Use the internet").unwrap();
     let way = text.find("Show windows on your display (Wayland)").unwrap();
     assert!(home < net && net < way, "ranked by risk: {text}");
     assert!(
@@ -299,12 +299,23 @@ fn runs_with_exactly_its_permissions() {
     env.ok(&["override", ID, "--reset"]);
     assert_eq!(env.ok(&["permissions", ID, "--json"]).trim(), "[]");
 
-    // Network only when granted.
+    // The host's loopback services: not with share=network (the app's
+    // own network, through pasta), only with share=host-network.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let net = format!("echo hi | nc -w 2 127.0.0.1 {port} && echo connected || echo refused");
     assert!(String::from_utf8_lossy(&run(&net).stdout).contains("refused"));
-    env.ok(&["override", ID, "--grant", "share=network"]);
+    if have_tool("runs_with_exactly_its_permissions", "pasta") {
+        env.ok(&["override", ID, "--grant", "share=network"]);
+        let o = run(&net);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("refused"),
+            "{}",
+            out(&o)
+        );
+        env.ok(&["override", ID, "--reset"]);
+    }
+    env.ok(&["override", ID, "--grant", "share=host-network"]);
     let accept = std::thread::spawn(move || l.accept().is_ok());
     assert!(String::from_utf8_lossy(&run(&net).stdout).contains("connected"));
     assert!(accept.join().unwrap());
@@ -328,4 +339,379 @@ fn gc_keeps_installed_apps() {
     let r: serde_json::Value = serde_json::from_str(&env.ok(&["gc", "--json"])).unwrap();
     assert!(r["blobs_removed"].as_u64().unwrap() >= 3, "{r}");
     assert!(!env.home().join(format!("data/{ID}")).exists());
+}
+
+/// A PNG header (signature and IHDR) for an n x n image.
+fn png_header(n: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    png.extend_from_slice(&n.to_be_bytes());
+    png.extend_from_slice(&n.to_be_bytes());
+    png.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    png
+}
+
+fn labelled_app(env: &Env, file: &str, id: &str, labels: &[(&str, &str)], extra: Vec<E>) -> String {
+    let mut all = vec![
+        ("org.berth.app.id", id),
+        ("org.berth.app.command", "/bin/sh -c"),
+    ];
+    all.extend_from_slice(labels);
+    let img = busybox_img(&format!("example/{file}:1"), extra, &all);
+    env.write(&format!("{file}.tar"), &img.oci_archive())
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// What GLib, which launches menu entries, reads from an exported file:
+/// the command line, and the keys of [Desktop Entry].
+fn glib_view(path: &std::path::Path) -> (String, Vec<String>) {
+    let script = r#"
+import sys, gi
+gi.require_version("Gio", "2.0")
+from gi.repository import Gio, GLib
+kf = GLib.KeyFile()
+kf.load_from_file(sys.argv[1], GLib.KeyFileFlags.NONE)
+keys, _ = kf.get_keys("Desktop Entry")
+info = Gio.DesktopAppInfo.new_from_filename(sys.argv[1])
+cmds = [info.get_commandline() if info else "NONE"]
+for g in kf.get_groups()[0]:
+    if g.startswith("Desktop Action "):
+        cmds.append(kf.get_string(g, "Exec"))
+# Each command as GLib splits it into argv.
+print("\x1e".join("\x1f".join(GLib.shell_parse_argv(c)[1]) for c in cmds))
+print("\x1e".join(keys))
+"#;
+    let o = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "GLib: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut lines = text.lines();
+    let cmd = lines.next().unwrap_or("").to_owned();
+    let keys = lines
+        .next()
+        .unwrap_or("")
+        .split('\x1e')
+        .map(str::to_owned)
+        .collect();
+    (cmd, keys)
+}
+
+#[test]
+fn exported_entries_run_only_berth() {
+    if !have_tool("exported_entries_run_only_berth", "/usr/bin/python3")
+        || std::process::Command::new("/usr/bin/python3")
+            .args(["-c", "import gi; gi.require_version('Gio', '2.0')"])
+            .status()
+            .map_or(true, |s| !s.success())
+    {
+        assert!(
+            std::env::var_os("BERTH_TEST_REQUIRE_TOOLS").is_none(),
+            "python3-gi is needed (apt-get install python3-gi gir1.2-glib-2.0)"
+        );
+        skip("exported_entries_run_only_berth", "python3-gi is missing");
+        return;
+    }
+    let env = Env::new();
+    let berth = berth_bin();
+    for (n, entry) in [
+        "[Desktop Entry]\\nType=Application\\nName=A\\nExec =sh -c 'touch /tmp/pwned-a'\\n",
+        "[Desktop Entry]\\nType=Application\\nName=A\\nExec\t=sh -c 'touch /tmp/pwned-b'\\n",
+        "[Desktop Entry]\\nType=Application\\nName=A\\nExec=/bin/tool %U\\nDBusActivatable=true\\nX-GNOME-Autostart-enabled=true\\nX-GNOME-Autostart-Phase=Initialization\\nActions=x;\\n\\n[Desktop Action x]\\nName=X\\nExec = sh -c evil\\n",
+        "[Desktop Entry]\\nType=Application\\nName=A\\nExec=/bin/tool \"$(touch /tmp/pwned-c)\" %k %c\\nTryExec=/bin/sh\\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("org.example.Entry{n}");
+        let p = labelled_app(&env, &format!("entry{n}"), &id, &[("org.berth.app.desktop", entry)], vec![]);
+        let o = install(&env, &p, true);
+        assert!(o.status.success(), "{}", out(&o));
+        let path = env.home().join(format!("exports/share/applications/{id}.desktop"));
+        let (cmds, keys) = glib_view(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        // berth is the program; what follows `--` goes to the app, inside.
+        for c in cmds.split('\x1e') {
+            let argv: Vec<&str> = c.split('\x1f').collect();
+            let berth = berth.display().to_string();
+            assert_eq!(&argv[..3], [berth.as_str(), "run", id.as_str()], "GLib would run {argv:?} from\n{text}");
+            assert!(argv.len() == 3 || argv[3] == "--", "{argv:?}");
+        }
+        for k in &keys {
+            assert!(
+                ["Type", "Name", "Exec", "Icon", "Actions", "X-Berth-App", "MimeType"].contains(&k.as_str()),
+                "key {k} exported:\n{text}"
+            );
+        }
+    }
+    // Labels that would add lines or rewrite the review are refused.
+    for (n, (k, v)) in [
+        ("org.berth.app.name", "Fine\nExec=sh -c evil"),
+        ("org.berth.app.name", "Fine\u{1b}[1A\u{1b}[2K"),
+        (
+            "org.berth.app.desktop",
+            "[Desktop Entry]\\nType=Link\\nName=A\\nURL=file:///etc/shadow\\n",
+        ),
+        (
+            "org.berth.app.desktop",
+            "[Desktop Entry]\\nName=A\\nName=B\\nExec=x\\n",
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = format!("org.example.Bad{n}");
+        let p = labelled_app(&env, &format!("bad{n}"), &id, &[(*k, *v)], vec![]);
+        let o = install(&env, &p, true);
+        assert!(!o.status.success(), "{k}={v:?} was accepted: {}", out(&o));
+        assert!(
+            env.run(&["info", &id]).status.code() != Some(0),
+            "{id} installed"
+        );
+        assert!(!out(&o).contains('\u{1b}'), "raw escape in {}", out(&o));
+    }
+    // Host names are not for apps: reserved namespaces and host entries.
+    let p = labelled_app(&env, "shell", "org.gnome.Shell", &[], vec![]);
+    let o = install(&env, &p, true);
+    assert!(
+        !o.status.success() && out(&o).contains("namespace"),
+        "{}",
+        out(&o)
+    );
+    let data = env.path("xdg");
+    std::fs::create_dir_all(data.join("applications")).unwrap();
+    std::fs::write(
+        data.join("applications/org.example.HostApp.desktop"),
+        b"[Desktop Entry]\n",
+    )
+    .unwrap();
+    let p = labelled_app(&env, "hostapp", "org.example.HostApp", &[], vec![]);
+    let o = env
+        .cmd()
+        .args(["install", &p, "--yes"])
+        .env("XDG_DATA_DIRS", &data)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && out(&o).contains("already used"),
+        "{}",
+        out(&o)
+    );
+    // Icons by content: an XPM named .png is not exported as a PNG.
+    let p = labelled_app(
+        &env,
+        "xpm",
+        "org.example.Xpm",
+        &[("org.berth.app.icon", "/icon.png")],
+        vec![file(
+            "icon.png",
+            b"/* XPM */\nstatic char *x[] = {\"1 1 1 1\"};\n",
+        )],
+    );
+    let o = install(&env, &p, true);
+    assert!(
+        o.status.success() && out(&o).contains("no icon exported"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        !env.home()
+            .join("exports/share/icons")
+            .join("hicolor/256x256/apps/org.example.Xpm.png")
+            .exists()
+    );
+}
+
+#[test]
+fn review_shows_control_characters_escaped() {
+    let env = Env::new();
+    let p = labelled_app(
+        &env,
+        "spoof",
+        "org.example.Spoof",
+        &[(
+            "org.berth.app.permissions",
+            "filesystem=/.;filesystem=~/.;filesystem=//;filesystem=~/.bashrc;share=network",
+        )],
+        vec![],
+    );
+    let o = install(&env, &p, true);
+    let text = out(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control in {text:?}"
+    );
+    // Every spelling of the root and the home is reviewed as what it is.
+    assert!(
+        text.contains("all files on the computer") && text.contains("(filesystem=host)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("your whole home folder") && text.contains("(filesystem=home)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("high risk").count(), 3, "{text}");
+    assert!(
+        !text.contains("Read and write  ") && !text.contains("Read and write /."),
+        "{text}"
+    );
+    // What is stored and applied is what was reviewed.
+    let perms: serde_json::Value =
+        serde_json::from_str(&env.ok(&["permissions", "org.example.Spoof", "--json"])).unwrap();
+    let got: Vec<&str> = perms
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["permission"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "filesystem=host",
+            "filesystem=home",
+            "filesystem=~/.bashrc",
+            "share=network"
+        ]
+    );
+    // A permission the user types with escapes is refused before it is written.
+    let o = env.run(&[
+        "override",
+        "org.example.Spoof",
+        "--grant",
+        "env=A=\u{1b}]0;x\u{7}",
+    ]);
+    assert!(!o.status.success());
+    assert!(!out(&o).contains('\u{1b}'), "{:?}", out(&o));
+    assert!(
+        !env.home()
+            .join("apps/org.example.Spoof/overrides.toml")
+            .exists()
+    );
+    env.ok(&["override", "org.example.Spoof", "--grant", "filesystem=//"]);
+    assert!(
+        env.ok(&["permissions", "org.example.Spoof"])
+            .contains("filesystem=host")
+    );
+}
+
+#[test]
+fn grants_never_reach_berths_own_state() {
+    let env = Env::new();
+    let id = "org.example.SelfGrant";
+    let p = labelled_app(
+        &env,
+        "selfgrant",
+        id,
+        &[("org.berth.app.permissions", "filesystem=home")],
+        vec![],
+    );
+    // The store sits in the user's home, as ~/.local/share/berth does.
+    let home = env.dir.path();
+    let o = env
+        .cmd()
+        .args(["install", &p, "--yes"])
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let store = env.home();
+    let overrides = store.join(format!("apps/{id}/overrides.toml"));
+    let script = format!(
+        "printf 'grant = [\\\"filesystem=host\\\"]\\n' > {ov} && echo wrote-overrides; \
+         echo '[Desktop Entry]' > {st}/exports/share/applications/evil.desktop && echo wrote-export; \
+         ls {st} >/dev/null 2>&1 && ls {st} | grep -q apps && echo saw-store; \
+         mv {st} {home}/moved && echo moved-store; \
+         echo x > {home}/ok-file && echo wrote-home",
+        ov = overrides.display(),
+        st = store.display(),
+        home = home.display()
+    );
+    let o = env
+        .cmd()
+        .args(["run", id, "--", &script])
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = out(&o);
+    assert!(text.contains("wrote-home"), "the home grant works: {text}");
+    for bad in [
+        "wrote-overrides",
+        "wrote-export",
+        "saw-store",
+        "moved-store",
+    ] {
+        assert!(!text.contains(bad), "{bad}: {text}");
+    }
+    assert!(!overrides.exists());
+    assert!(
+        !store
+            .join("exports/share/applications/evil.desktop")
+            .exists()
+    );
+    assert_eq!(
+        env.ok(&["permissions", id, "--json"])
+            .matches("filesystem=host")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_symlink_does_not_widen_a_grant() {
+    let env = Env::new();
+    let id = "org.example.Widen";
+    let home = env.dir.path();
+    let p = labelled_app(
+        &env,
+        "widen",
+        id,
+        &[(
+            "org.berth.app.permissions",
+            "filesystem=~/Downloads/x:ro;filesystem=~/Downloads/ok:ro",
+        )],
+        vec![],
+    );
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_test"), b"secret key").unwrap();
+    std::fs::create_dir_all(home.join("Downloads/real")).unwrap();
+    std::fs::write(home.join("Downloads/real/file"), b"plain file").unwrap();
+    // As an app granted ~/Downloads could plant them.
+    std::os::unix::fs::symlink("../.ssh", home.join("Downloads/x")).unwrap();
+    std::os::unix::fs::symlink("real", home.join("Downloads/ok")).unwrap();
+    let run = |script: &str| {
+        env.cmd()
+            .args(["run", id, "--", script])
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = env
+        .cmd()
+        .args(["install", &p, "--yes"])
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    let o = run(&format!(
+        "cat {0}/Downloads/x/id_test {0}/.ssh/id_test 2>/dev/null; cat {0}/Downloads/ok/file",
+        home.display()
+    ));
+    let text = out(&o);
+    assert!(!text.contains("secret key"), "{text}");
+    assert!(text.contains("more than was granted"), "{text}");
+    // A symlink to a place of the same risk still works.
+    assert!(text.contains("plain file"), "{text}");
 }

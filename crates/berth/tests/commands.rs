@@ -254,7 +254,7 @@ fn inspect_shows_the_app_and_its_permission_review() {
         "{out}"
     );
     let home = out.find("Read and write your whole home folder").unwrap();
-    let net = out.find("Full network access").unwrap();
+    let net = out.find("Use the internet").unwrap();
     let wayland = out.find("Show windows on your display (Wayland)").unwrap();
     assert!(home < net && net < wayland, "ranked by risk: {out}");
     assert!(out.contains("Use your microphone and speakers"));

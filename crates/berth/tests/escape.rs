@@ -50,6 +50,9 @@ struct Attempt {
     args: Vec<String>,
     extra: Vec<String>,
     tty: bool,
+    /// Shell redirections applied to berth's own process (fds the caller
+    /// leaves open, odd stdio).
+    redirect: &'static str,
 }
 
 fn attempt(args: &[&str]) -> Attempt {
@@ -57,6 +60,21 @@ fn attempt(args: &[&str]) -> Attempt {
         args: args.iter().map(|s| s.to_string()).collect(),
         extra: vec![],
         tty: false,
+        redirect: "",
+    }
+}
+
+fn with_network(args: &[&str]) -> Attempt {
+    Attempt {
+        extra: vec!["--network".into()],
+        ..attempt(args)
+    }
+}
+
+fn redirected(redirect: &'static str, args: &[&str]) -> Attempt {
+    Attempt {
+        redirect,
+        ..attempt(args)
     }
 }
 
@@ -71,12 +89,23 @@ fn run_attempt(env: &Env, a: &Attempt) -> (bool, String) {
         let line = std::iter::once(berth_bin().display().to_string())
             .chain(cmd.iter().cloned())
             .collect::<Vec<_>>()
-            .join(" ");
+            .join(" ")
+            + " "
+            + a.redirect;
         env.cmd_raw("script")
             .args(["-qec", &line, "/dev/null"])
             .stdin(Stdio::null())
             .output()
             .unwrap()
+    } else if !a.redirect.is_empty() {
+        // The shell opens the fds without close-on-exec, as a careless
+        // caller (a file manager, a script) would.
+        let mut c = env.cmd_raw("sh");
+        c.arg("-c")
+            .arg(format!("exec \"$0\" \"$@\" {}", a.redirect))
+            .arg(berth_bin())
+            .args(&cmd);
+        c.stdin(Stdio::null()).output().unwrap()
     } else {
         env.cmd().args(&cmd).stdin(Stdio::null()).output().unwrap()
     };
@@ -164,6 +193,33 @@ fn escape_suite() {
         attempt(&["/probe", "mknod"]),
         attempt(&["/probe", "dev-mem"]),
         attempt(&["/probe", "caps"]),
+        // pid 1 is berth's init: no host fd, not dumpable.
+        attempt(&["/probe", "pidfd-getfd"]),
+        attempt(&["/probe", "proc1-mem"]),
+        attempt(&["/probe", "proc1-fds"]),
+        attempt(&["/probe", "ptrace-pid1"]),
+        attempt(&["/probe", "process-vm-readv"]),
+        attempt(&["/probe", "kcmp"]),
+        // fds the caller left open, and a directory as stdio.
+        redirected("7</ 8<.", &["/probe", "inherited-fds"]),
+        redirected("0</", &["/probe", "stdio-dir"]),
+        attempt(&["/probe", "cgroup"]),
+        attempt(&["/probe", "proc-masked"]),
+        attempt(&["/probe", "int80"]),
+        attempt(&["/probe", "listmount"]),
+        attempt(&["/probe", "statmount"]),
+        attempt(&["/probe", "loopback"]),
+        Attempt {
+            tty: true,
+            redirect: "</dev/null",
+            ..attempt(&["/probe", "tiocsetd"])
+        },
+        // share=network: the internet through pasta, never the host's
+        // loopback services or abstract sockets.
+        with_network(&["/probe", "tcp-connect", &port]),
+        with_network(&["/probe", "abstract-socket", &abstract_name]),
+        with_network(&["/probe", "loopback"]),
+        with_network(&["/probe", "pidfd-getfd"]),
     ];
     // A setuid binary from the host: root can make one owned by nobody;
     // the rootless pass gets a setuid-root one from scripts/test-rootless.
@@ -212,6 +268,13 @@ fn escape_suite() {
     let _ = victim.wait();
     drop(tcp);
 
+    // stdout on the user's terminal, stdin not: the app gets a pty of its
+    // own, so its terminal settings never reach the user's.
+    if !stdout_tty_is_private(&env) {
+        escaped.push("stty on stdout changed the user's terminal".into());
+    }
+    host_checks += 1;
+
     let total = attempts.len() + host_checks;
     let _ = writeln!(
         std::io::stderr(),
@@ -220,6 +283,20 @@ fn escape_suite() {
         rustix::process::getuid().as_raw()
     );
     assert!(escaped.is_empty(), "escapes:\n{}", escaped.join("\n"));
+}
+
+fn stdout_tty_is_private(env: &Env) -> bool {
+    let line = format!(
+        "stty -tostop; {} run escape:1 -- /probe stty-stdout </dev/null; stty -a",
+        berth_bin().display()
+    );
+    let (text, _) = env.in_terminal(&line);
+    let _ = writeln!(
+        std::io::stderr(),
+        "escape-suite: stty on stdout: {}",
+        text.lines().next().unwrap_or("")
+    );
+    text.contains("-tostop")
 }
 
 fn abstract_listener(name: &str) -> UnixListener {

@@ -476,7 +476,7 @@ fn install_update_rollback_mask() {
         "app 2 on runtime 1-patched\n"
     );
     let out = user.ok(&["update", "--yes"]);
-    assert!(out.contains("Full network access"), "{out}");
+    assert!(out.contains("Use the internet"), "{out}");
     assert_eq!(
         user.ok(&["run", "org.example.Show"]),
         "app 3 on runtime 1-patched\n"

@@ -7,9 +7,11 @@
 //!  cgroup += pid (hooks), state
 //!  "go" ────────────────────► uid/gid map, overlay root, /proc /dev /tmp,
 //!                             binds, pivot_root, hostname
-//!                             fork ─────────────────────────────────► setsid/tty, drop caps,
-//!  forward signals ─────────► forward signals ──────────────────────►  no_new_privs, seccomp,
-//!  relay the pty              reap; exit with the app's status         exec
+//!                             non-dumpable, drop caps,
+//!                             no_new_privs, seccomp (inherited)
+//!                             fork ─────────────────────────────────► setsid/tty, exec
+//!  forward signals ─────────► forward signals ──────────────────────►
+//!  relay the pty              reap; exit with the app's status
 //!  wait, clean up
 //! ```
 //! Setup errors travel back over a CLOEXEC pipe, so the user sees one line.
@@ -51,18 +53,21 @@ pub trait Hooks {
     fn place(&mut self, pid: Pid, in_v2: bool) -> std::result::Result<(), String>;
     /// The sandbox is placed and the app is starting.
     fn started(&mut self, pid: Pid);
+    /// Something the user should know: the run goes on without it.
+    fn warn(&mut self, msg: &str);
 }
 
 /// Run the plan (after `prepare`). Returns how it ended.
 pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Result<Outcome> {
     let hardening = Hardening::of(plan)?;
+    let stdio = StdFds::classify();
     let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "creating a pipe".into())?;
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "creating a pipe".into())?;
     // The pty is made inside (so it belongs to the sandbox's devpts and
     // `tty` works there); its master comes back over this socket.
-    let console = if plan.tty {
+    let console = if stdio.any_tty() {
         Some(
             rustix::net::socketpair(
                 rustix::net::AddressFamily::UNIX,
@@ -110,10 +115,19 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
     };
     let child = match forked {
         Ok(Fork::Child) => {
+            use std::os::fd::AsRawFd;
             drop(go_w);
             drop(err_r);
             let sock = console.map(|(_, c)| c);
-            let code = match sandbox_init(plan, prepared, &hardening, go_r, &err_w, sock) {
+            // Pid 1 keeps no fd of the host beyond these three: not the
+            // caller's, not the cgroup's, not berth's own.
+            let mut keep = vec![go_r.as_raw_fd(), err_w.as_raw_fd()];
+            keep.extend(sock.as_ref().map(|s| s.as_raw_fd()));
+            if let Err(e) = crate::sys::close_fds_in_child(&keep) {
+                let _ = rustix::io::write(&err_w, format!("closing inherited fds: {e}").as_bytes());
+                std::process::exit(EXIT_SETUP);
+            }
+            let code = match sandbox_init(plan, prepared, &hardening, &stdio, go_r, &err_w, sock) {
                 Ok(code) => code,
                 Err(e) => {
                     let _ = rustix::io::write(&err_w, chain(&e).as_bytes());
@@ -147,13 +161,28 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
         let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
         return Err(Error::Setup(e));
     }
+    // Stopped (dropped) when the app is gone.
+    let mut _pasta = None;
+    if plan.network == crate::plan::Network::Pasta {
+        // While pid 1 sets up: it is still dumpable, so pasta (running as
+        // the user) can join its namespaces; the app does not exist yet.
+        let uid = rustix::process::geteuid().as_raw();
+        let _ = fs::create_dir_all(&plan.instance_dir);
+        let pid_file = plan.instance_dir.join(crate::net::PASTA_PID_FILE);
+        match crate::net::start_pasta(child.as_raw_nonzero().get(), uid, &pid_file) {
+            Ok(p) => _pasta = Some(p),
+            Err(why) => hooks.warn(&format!("warning: no network for the app: {why}")),
+        }
+    }
     rustix::io::write(&go_w, b"c").ctx(|| "starting the sandbox".into())?;
     drop(go_w);
     hooks.started(child);
+    // Before the relay's threads exist.
+    crate::sys::release_setup_pages();
 
     let relay = console
         .and_then(|c| recv_fd(&c))
-        .map(|m| TtyRelay::start(m, child));
+        .map(|m| TtyRelay::start(m, &stdio));
     // berth's other children (a bus proxy) are not the supervisor's to reap.
     let code = supervise(child, false);
     if let Some(r) = relay {
@@ -344,6 +373,7 @@ fn sandbox_init(
     plan: &SandboxPlan,
     prepared: &Prepared,
     hardening: &Hardening,
+    stdio: &StdFds,
     go: OwnedFd,
     err_w: &OwnedFd,
     console: Option<OwnedFd>,
@@ -373,11 +403,14 @@ fn sandbox_init(
     rustix::process::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
     rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root".into())?;
     rustix::process::chdir("/").ctx(|| "chdir /".into())?;
+    if plan.namespaces.net {
+        crate::net::loopback_up().ctx(|| "bringing up lo".into())?;
+    }
     if plan.namespaces.uts {
         rustix::system::sethostname(plan.hostname.as_bytes())
             .ctx(|| "setting the hostname".into())?;
     }
-    let tty = match console {
+    let mut tty = match console {
         Some(sock) => {
             let (master, slave) = open_pty("/dev/ptmx")?;
             send_fd(&sock, &master)?;
@@ -386,14 +419,25 @@ fn sandbox_init(
         None => None,
     };
 
-    // Wait until the parent has put us in every cgroup.
+    // Wait until the parent has put us in every cgroup (and connected
+    // the network).
     if !matches!(rustix::io::read(&go, &mut b), Ok(1)) {
         return Ok(EXIT_SETUP);
     }
     drop(go);
+    // From here on the app exists: no process in the sandbox may ptrace
+    // pid 1, take its fds or write its memory (/proc/1/mem). Non-dumpable
+    // puts that under CAP_SYS_PTRACE in berth's own user namespace, which
+    // nothing inside has. The app's fork inherits it until its exec.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .ctx(|| "making pid 1 non-dumpable".into())?;
+    // Pid 1 keeps nothing it does not need either: no capability and the
+    // app's seccomp filter, which the app inherits (one filter load per
+    // launch, not two).
+    harden(hardening)?;
     let app = match clone_process(0).ctx(|| "starting the app".into())? {
         Fork::Child => {
-            let e = exec_app(plan, hardening, tty);
+            let e = exec_app(plan, stdio, tty.take());
             let code = match &e {
                 Error::Sys { source, .. } if source.kind() == io::ErrorKind::NotFound => 127,
                 Error::Sys { .. } => 126,
@@ -404,8 +448,11 @@ fn sandbox_init(
         }
         Fork::Parent(p) => p,
     };
-    // Pid 1 keeps nothing it does not need either.
-    harden(hardening)?;
+    drop(tty.take());
+    // No host fd either (the error pipe was the last; the caller exits
+    // without using it again).
+    crate::sys::close_fds_in_child(&[]).ctx(|| "closing fds".into())?;
+    crate::sys::release_setup_pages();
     Ok(supervise(app, true))
 }
 
@@ -513,8 +560,29 @@ fn apply_mount(root: &Path, m: &Mount) -> Result<()> {
         }
         Mount::ReadOnly { dest } => {
             let d = inside(root, dest);
+            if fs::metadata(&d).is_err() {
+                return Ok(()); // e.g. /proc/irq on a kernel without it
+            }
             rustix::mount::mount_bind(&d, &d).ctx(|| format!("binding {}", dest.display()))?;
             remount_ro(&d).ctx(|| format!("making {} read-only", dest.display()))
+        }
+        Mount::Mask { dest } => {
+            let d = inside(root, dest);
+            let Ok(meta) = fs::metadata(&d) else {
+                return Ok(());
+            };
+            if meta.is_dir() {
+                mount_fs(
+                    "tmpfs",
+                    &d,
+                    MountFlags::RDONLY | nsd | MountFlags::NOEXEC,
+                    "mode=555,size=0",
+                )
+            } else {
+                // Still the host's /dev/null: the root is not pivoted yet.
+                rustix::mount::mount_bind("/dev/null", &d)
+            }
+            .ctx(|| format!("masking {}", dest.display()))
         }
         Mount::Tmpfs { dest, mode } => {
             let d = inside(root, dest);
@@ -637,10 +705,15 @@ impl Hardening {
     }
 
     pub fn default_policy() -> Result<Hardening> {
+        Hardening::for_instance(false, false)
+    }
+
+    /// What a running instance's app got, for commands `enter` starts.
+    pub fn for_instance(devel: bool, multiarch: bool) -> Result<Hardening> {
         Ok(Hardening {
             drop_all_capabilities: true,
             no_new_privs: true,
-            seccomp: seccomp::SeccompPolicy::default_policy(false).compile()?,
+            seccomp: seccomp::SeccompPolicy::new(seccomp::Allow { devel, multiarch }).compile()?,
         })
     }
 }
@@ -673,19 +746,20 @@ fn harden(plan: &Hardening) -> Result<()> {
     seccomp::apply(&plan.seccomp)
 }
 
-/// In the app process: terminal, hardening, exec. Returns only on error.
-fn exec_app(plan: &SandboxPlan, hardening: &Hardening, tty: Option<OwnedFd>) -> Error {
+/// In the app process: stdio, terminal, hardening, exec. Returns only on
+/// error.
+fn exec_app(plan: &SandboxPlan, stdio: &StdFds, tty: Option<OwnedFd>) -> Error {
     let r = (|| -> Result<Error> {
         rustix::process::setsid().ctx(|| "setsid".into())?;
-        if let Some(t) = tty {
-            rustix::process::ioctl_tiocsctty(&t).ctx(|| "taking the terminal".into())?;
-            rustix::stdio::dup2_stdin(&t).ctx(|| "dup2".into())?;
-            rustix::stdio::dup2_stdout(&t).ctx(|| "dup2".into())?;
-            rustix::stdio::dup2_stderr(&t).ctx(|| "dup2".into())?;
-        }
+        // The user's terminal never reaches the app: its own pty stands in
+        // for every std fd that was a terminal; fds that could reach the
+        // host's files (directories, O_PATH, pidfds, unconnected sockets)
+        // become /dev/null.
+        redirect_stdio(stdio, tty.as_ref())?;
+        drop(tty);
         rustix::process::chdir(plan.cwd.as_str())
             .map_err(|e| Error::Usage(format!("working directory {}: {e}", plan.cwd)))?;
-        harden(hardening)?;
+        // Capabilities, no_new_privs and seccomp come from pid 1.
         let mut cmd = Command::new(&plan.argv[0]);
         cmd.args(&plan.argv[1..]).env_clear().envs(&plan.env);
         let e = cmd.exec();
@@ -697,7 +771,109 @@ fn exec_app(plan: &SandboxPlan, hardening: &Hardening, tty: Option<OwnedFd>) -> 
     r.unwrap_or_else(|e| e)
 }
 
+/// Put the sandbox's pty (made the controlling terminal) in place of every
+/// std fd that is a terminal, and /dev/null in place of those that could
+/// reach the host. Call after setsid.
+fn redirect_stdio(stdio: &StdFds, tty: Option<&OwnedFd>) -> Result<()> {
+    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| "opening /dev/null".into())?;
+    if let Some(t) = tty {
+        rustix::process::ioctl_tiocsctty(t).ctx(|| "taking the terminal".into())?;
+    }
+    for (i, kind) in stdio.0.iter().enumerate() {
+        let with = match kind {
+            StdFd::Tty => tty.unwrap_or(&null),
+            StdFd::Null => &null,
+            StdFd::Pass => continue,
+        };
+        let r = match i {
+            0 => rustix::stdio::dup2_stdin(with),
+            1 => rustix::stdio::dup2_stdout(with),
+            _ => rustix::stdio::dup2_stderr(with),
+        };
+        r.ctx(|| "dup2".into())?;
+    }
+    Ok(())
+}
+
+/// What each of stdin, stdout and stderr is, as far as the sandbox cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdFd {
+    /// A terminal: replaced by the sandbox's own pty.
+    Tty,
+    /// A file, pipe, connected stream socket or harmless device: passed.
+    Pass,
+    /// Closed, or something that reaches beyond itself (a directory to
+    /// walk `..` from, an O_PATH fd, a pidfd, an unconnected socket):
+    /// replaced by /dev/null.
+    Null,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StdFds(pub [StdFd; 3]);
+
+impl StdFds {
+    pub fn classify() -> StdFds {
+        let fds = [
+            rustix::stdio::stdin(),
+            rustix::stdio::stdout(),
+            rustix::stdio::stderr(),
+        ];
+        StdFds(fds.map(|fd| classify_fd(fd)))
+    }
+
+    fn any_tty(&self) -> bool {
+        self.0.contains(&StdFd::Tty)
+    }
+}
+
+fn classify_fd(fd: std::os::fd::BorrowedFd<'_>) -> StdFd {
+    use rustix::fs::FileType;
+    let Ok(st) = rustix::fs::fstat(fd) else {
+        return StdFd::Null;
+    };
+    if rustix::fs::fcntl_getfl(fd).is_ok_and(|f| f.contains(OFlags::PATH)) {
+        return StdFd::Null;
+    }
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile | FileType::Fifo => StdFd::Pass,
+        FileType::CharacterDevice if rustix::termios::isatty(fd) => StdFd::Tty,
+        FileType::CharacterDevice => {
+            // /dev/null, zero, full, random, urandom (major 1): harmless.
+            let dev = st.st_rdev;
+            let harmless =
+                rustix::fs::major(dev) == 1 && matches!(rustix::fs::minor(dev), 3 | 5 | 7 | 8 | 9);
+            if harmless { StdFd::Pass } else { StdFd::Null }
+        }
+        FileType::Socket => {
+            // A connected stream (the journal, a pipe-like socketpair) can
+            // only talk to its peer; anything else could reach more.
+            let stream = rustix::net::sockopt::socket_type(fd)
+                .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
+            let connected = rustix::net::getpeername(fd).is_ok_and(|a| a.is_some());
+            if stream && connected {
+                StdFd::Pass
+            } else {
+                StdFd::Null
+            }
+        }
+        _ => StdFd::Null,
+    }
+}
+
 // ---------------------------------------------------------------- host side
+
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut b: &[u8]) -> rustix::io::Result<()> {
+    while !b.is_empty() {
+        match rustix::io::write(fd, b) {
+            Ok(0) => return Err(rustix::io::Errno::PIPE),
+            Ok(n) => b = &b[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Copies between the user's terminal (in raw mode) and the sandbox's pty.
 struct TtyRelay {
@@ -707,15 +883,39 @@ struct TtyRelay {
 }
 
 impl TtyRelay {
-    fn start(master: OwnedFd, _child: Pid) -> TtyRelay {
-        let stdin = rustix::stdio::stdin();
-        let saved = rustix::termios::tcgetattr(stdin).ok();
+    /// Relay the sandbox's pty to whichever std fd is the user's terminal
+    /// (stdout first), and the terminal's input to it when stdin is one.
+    fn start(master: OwnedFd, stdio: &StdFds) -> TtyRelay {
+        let input = stdio.0[0] == StdFd::Tty;
+        let out_fd = [1usize, 2, 0]
+            .into_iter()
+            .find(|i| stdio.0[*i] == StdFd::Tty)
+            .unwrap_or(1) as i32;
+        let term = move || -> std::os::fd::BorrowedFd<'static> {
+            match out_fd {
+                0 => rustix::stdio::stdin(),
+                2 => rustix::stdio::stderr(),
+                _ => rustix::stdio::stdout(),
+            }
+        };
+        let saved = if input {
+            rustix::termios::tcgetattr(rustix::stdio::stdin()).ok()
+        } else {
+            None
+        };
         if let Some(t) = &saved {
             let mut raw = t.clone();
             raw.make_raw();
-            let _ = rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw);
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                &raw,
+            );
         }
-        let m_in = master.try_clone().ok();
+        if let Ok(ws) = rustix::termios::tcgetwinsize(term()) {
+            let _ = rustix::termios::tcsetwinsize(&master, ws);
+        }
+        let m_in = if input { master.try_clone().ok() } else { None };
         let m_winch = master.try_clone().ok();
         if let Some(m) = m_in {
             std::thread::spawn(move || {
@@ -734,7 +934,7 @@ impl TtyRelay {
             let h = s.handle();
             std::thread::spawn(move || {
                 for _ in s.forever() {
-                    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+                    if let Ok(ws) = rustix::termios::tcgetwinsize(term()) {
                         let _ = rustix::termios::tcsetwinsize(&m, ws);
                     }
                 }
@@ -743,15 +943,9 @@ impl TtyRelay {
         });
         let out = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            let mut stdout = io::stdout();
             // EIO once every slave fd is closed: the app is gone.
             while let Ok(n) = rustix::io::read(master.as_fd(), &mut buf) {
-                if n == 0
-                    || stdout
-                        .write_all(&buf[..n])
-                        .and_then(|_| stdout.flush())
-                        .is_err()
-                {
+                if n == 0 || write_all(term(), &buf[..n]).is_err() {
                     break;
                 }
             }
@@ -813,23 +1007,50 @@ fn ns_inode(pid: i32, ns: &str) -> Option<u64> {
         .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
 }
 
-/// Host pids of every process in the pid namespace whose init is `pid1`.
+/// The parent pid in /proc/PID/stat (after the parenthesized name).
+fn ppid_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Host pids of pid 1 and every process below it. Found by parent pids,
+/// which /proc shows to anyone: pid 1 is not dumpable, so its namespace
+/// links are closed to the user who started it.
 pub fn namespace_pids(pid1: i32) -> Vec<Pid> {
-    let Some(target) = ns_inode(pid1, "pid") else {
-        return vec![];
-    };
-    let mut out = Vec::new();
+    let mut parents: Vec<(i32, i32)> = Vec::new();
     if let Ok(rd) = fs::read_dir("/proc") {
         for e in rd.flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                 continue;
             };
-            if ns_inode(pid, "pid") == Some(target) {
-                out.extend(Pid::from_raw(pid));
+            if let Some(pp) = ppid_of(pid) {
+                parents.push((pid, pp));
             }
         }
     }
-    out
+    let mut out = vec![pid1];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.into_iter().filter_map(Pid::from_raw).collect()
+}
+
+/// The process to join for `enter`: the app (pid 1's first child), whose
+/// namespaces are pid 1's; pid 1 itself is not dumpable.
+fn join_target(pid1: i32) -> i32 {
+    namespace_pids(pid1)
+        .iter()
+        .map(|p| p.as_raw_nonzero().get())
+        .filter(|p| *p != pid1 && ppid_of(*p) == Some(pid1))
+        .min()
+        .unwrap_or(pid1)
 }
 
 /// Run `argv` inside a running instance's namespaces, hardened like its
@@ -841,11 +1062,62 @@ pub fn enter(
     cwd: &str,
     hardening: &Hardening,
 ) -> Result<i32> {
-    use rustix::thread::LinkNameSpaceType as T;
     if argv.is_empty() {
         return Err(Error::Usage("no command to run".into()));
     }
+    let stdio = StdFds::classify();
+    if !stdio.any_tty() {
+        return enter_inner(pid1, argv, env, cwd, hardening, &stdio, None);
+    }
+    // The user's terminal never goes inside, where the app could open it
+    // through /proc/PID/fd of the entered command: a pty stands in, and
+    // berth relays from out here. The relay needs threads, which a process
+    // that joined a pid namespace cannot have, so a child does the joining.
+    let (master, slave) = open_pty("/dev/ptmx")?;
+    crate::sys::ensure_single_threaded().ctx(|| "entering the instance".into())?;
+    match crate::sys::clone_checked(0).ctx(|| "starting the command".into())? {
+        Fork::Child => {
+            drop(master);
+            let code = enter_inner(pid1, argv, env, cwd, hardening, &stdio, Some(slave))
+                .unwrap_or_else(|e| {
+                    eprintln!("berth: error: {}", chain(&e));
+                    EXIT_SETUP
+                });
+            std::process::exit(code);
+        }
+        Fork::Parent(pid) => {
+            drop(slave);
+            let relay = TtyRelay::start(master, &stdio);
+            let code = loop {
+                match rustix::process::waitpid(Some(pid), WaitOptions::empty()) {
+                    Ok(Some((_, st))) => {
+                        break st
+                            .exit_status()
+                            .or_else(|| st.terminating_signal().map(|s| 128 + s))
+                            .unwrap_or(EXIT_SETUP);
+                    }
+                    Ok(None) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e).ctx(|| "waiting for the command".into()),
+                }
+            };
+            relay.finish();
+            Ok(code)
+        }
+    }
+}
+
+fn enter_inner(
+    pid1: i32,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    hardening: &Hardening,
+    stdio: &StdFds,
+    tty: Option<OwnedFd>,
+) -> Result<i32> {
+    use rustix::thread::LinkNameSpaceType as T;
     let me = std::process::id() as i32;
+    let pid1 = join_target(pid1);
     let mut fds = Vec::new();
     for (name, t) in [
         ("user", T::User),
@@ -865,6 +1137,11 @@ pub fn enter(
         fds.push((name, t, f));
     }
     crate::sys::ensure_single_threaded().ctx(|| "entering the instance".into())?;
+    // Once inside the instance's user namespace, its app holds every
+    // capability there: a dumpable berth could be ptraced or have its fds
+    // taken. Non-dumpable, only the host's own namespace may.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .ctx(|| "making berth non-dumpable".into())?;
     for (name, t, f) in &fds {
         rustix::thread::move_into_link_name_space(f.as_fd(), Some(*t))
             .ctx(|| format!("joining the {name} namespace"))?;
@@ -877,10 +1154,13 @@ pub fn enter(
                     .or_else(|_| rustix::process::chdir("/"))
                     .ctx(|| "chdir".into())?;
                 rustix::process::setsid().ctx(|| "setsid".into())?;
+                redirect_stdio(stdio, tty.as_ref())?;
                 // berth cannot run a signal-forwarding thread once it has
                 // joined a pid namespace, so tie the command's life to it.
                 rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
                     .ctx(|| "prctl".into())?;
+                // Nothing of the caller's reaches the instance but stdio.
+                crate::sys::close_fds_in_child(&[0, 1, 2]).ctx(|| "closing fds".into())?;
                 harden(hardening)?;
                 let e = Command::new(&argv[0])
                     .args(&argv[1..])

@@ -25,6 +25,11 @@ pub struct InstanceState {
     pub cwd: String,
     pub cgroup: Option<Cgroup>,
     pub paused: bool,
+    /// The app's seccomp relaxations, which `enter` applies too.
+    #[serde(default)]
+    pub devel: bool,
+    #[serde(default)]
+    pub multiarch: bool,
 }
 
 /// Field 22 of /proc/PID/stat (after the parenthesized command name), or
@@ -79,7 +84,11 @@ pub fn list(state_dir: &Path) -> Vec<InstanceState> {
             .and_then(|b| serde_json::from_slice(&b).ok());
         match state {
             Some(s) if s.is_alive() => out.push(s),
-            Some(s) => cleanup(&e.path(), s.cgroup.as_ref()),
+            Some(s) => {
+                // Its supervisor was killed: nothing stopped its pasta.
+                crate::net::stop_stale_pasta(&e.path(), s.pid);
+                cleanup(&e.path(), s.cgroup.as_ref())
+            }
             None => {
                 // Being set up right now, or left by a crash before the state
                 // was written: only remove it once it is clearly old.

@@ -7,6 +7,8 @@ pub mod cgroup;
 pub mod error;
 pub mod exec;
 pub mod instance;
+mod memory;
+pub mod net;
 pub mod plan;
 pub mod seccomp;
 mod sys;

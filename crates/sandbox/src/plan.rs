@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::seccomp::SeccompPolicy;
+use crate::seccomp::{Allow, SeccompPolicy};
 
 /// What the user and the image ask for.
 #[derive(Clone, Debug)]
@@ -21,14 +21,23 @@ pub struct RunRequest {
     pub image: ImageDefaults,
     /// Command from the command line; empty means the image's.
     pub command: Vec<String>,
+    /// Binds the user or the app's grants asked for. Their sources must be
+    /// canonical: berth's own state is masked wherever one covers it.
     pub binds: Vec<BindSpec>,
+    /// Binds berth itself sets up (sockets, cookies, fonts): never masked.
+    pub internal_binds: Vec<BindSpec>,
+    /// Host paths no grant may expose or change: berth's store, state and
+    /// configuration (hidden), its executable (read-only).
+    pub protected: Vec<Protected>,
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
-    pub network: bool,
+    pub network: Network,
     /// Share the host's IPC namespace (`share=ipc`).
     pub share_ipc: bool,
-    /// Allow ptrace and perf (`allow=devel`).
+    /// Allow ptrace, perf and process introspection (`allow=devel`).
     pub devel: bool,
+    /// Allow 32-bit x86 programs (`allow=multiarch`).
+    pub multiarch: bool,
     /// A host directory to use as the (persistent) home; else an empty tmpfs.
     pub home_source: Option<PathBuf>,
     /// Extra generated files for the top layer (path inside, contents).
@@ -52,6 +61,33 @@ pub struct Limits {
     pub pids: Option<u64>,
 }
 
+/// How the sandbox reaches the network.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// Its own network namespace with only `lo` (up).
+    #[default]
+    None,
+    /// Its own network namespace connected through pasta (user-mode
+    /// networking, as rootless Podman does): the internet, but not the
+    /// host's loopback services or abstract unix sockets.
+    Pasta,
+    /// The host's network namespace (`share=host-network`).
+    Host,
+}
+
+/// The address inside the sandbox where pasta answers DNS queries (it
+/// forwards them to the host's resolver, which may listen on the host's
+/// loopback, out of the app's reach).
+pub const PASTA_DNS: &str = "169.254.1.1";
+
+/// A host path a grant must not expose (`hide`) or let the app change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Protected {
+    pub path: PathBuf,
+    pub hide: bool,
+}
+
 /// Facts about the invoking user and terminal.
 #[derive(Clone, Debug)]
 pub struct HostInfo {
@@ -60,7 +96,11 @@ pub struct HostInfo {
     pub user: String,
     pub home: String,
     pub term: Option<String>,
+    /// The user's terminal is on stdin, stdout or stderr: the app gets a
+    /// pty of its own instead.
     pub tty: bool,
+    /// The host's /etc/resolv.conf, for its search domains and options.
+    pub resolv_conf: Option<String>,
     /// `$XDG_RUNTIME_DIR/berth` (or `/run/berth` for root).
     pub state_dir: PathBuf,
 }
@@ -141,8 +181,14 @@ pub enum Mount {
     Proc {
         dest: PathBuf,
     },
-    /// Bind a directory read-only over itself (e.g. /proc/sys).
+    /// Bind a directory or file read-only over itself (e.g. /proc/sys).
+    /// Skipped when it does not exist.
     ReadOnly {
+        dest: PathBuf,
+    },
+    /// Hide what is there: an empty read-only tmpfs over a directory,
+    /// /dev/null over anything else. Skipped when it does not exist.
+    Mask {
         dest: PathBuf,
     },
     Tmpfs {
@@ -169,6 +215,31 @@ pub enum ScaffoldEntry {
     File { path: PathBuf, contents: String },
 }
 
+/// What /proc shows that the app has no use for and that leaks host
+/// information or keys (Docker's masked paths).
+pub const PROC_MASKED: [&str; 11] = [
+    "/proc/kcore",
+    // Kernel symbol addresses (a KASLR leak where kptr_restrict allows).
+    "/proc/kallsyms",
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+    "/proc/interrupts",
+    "/proc/acpi",
+    "/proc/scsi",
+];
+/// ... and what it may read but never change.
+pub const PROC_READONLY: [&str; 5] = [
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+];
+
 #[derive(Clone, Debug, Serialize)]
 pub struct CgroupPlan {
     pub name: String,
@@ -186,6 +257,7 @@ pub struct SandboxPlan {
     pub gid: u32,
     pub hostname: String,
     pub namespaces: Namespaces,
+    pub network: Network,
     /// Layer dirs, bottom first; the scaffold goes on top; read-only overlay.
     pub layers: Vec<PathBuf>,
     pub instance_dir: PathBuf,
@@ -215,6 +287,59 @@ pub fn sanitize_name(name: &str) -> String {
     s.truncate(40);
     let s = s.trim_matches('-').to_owned();
     if s.is_empty() { "app".into() } else { s }
+}
+
+/// The mounts that keep `protected` paths out of a grant `b`: each
+/// directory between the grant and a protected path becomes a mount point
+/// (so the app cannot rename it away and plant a look-alike), then the
+/// path itself is hidden or made read-only. Returns (pins, masks): pins go
+/// right after the grant, masks after every bind.
+fn protect(b: &BindSpec, protected: &[Protected]) -> (Vec<Mount>, Vec<Mount>) {
+    let (mut pins, mut masks) = (Vec::new(), Vec::new());
+    for p in protected {
+        if let Ok(rel) = p.path.strip_prefix(&b.src) {
+            let mut acc = PathBuf::new();
+            let comps: Vec<_> = rel.components().collect();
+            for c in comps.iter().take(comps.len().saturating_sub(1)) {
+                acc.push(c);
+                pins.push(Mount::Bind {
+                    src: b.src.join(&acc),
+                    dest: b.dest.join(&acc),
+                    readonly: b.readonly,
+                });
+            }
+            let dest = b.dest.join(rel);
+            masks.push(if p.hide {
+                Mount::Mask { dest }
+            } else {
+                Mount::ReadOnly { dest }
+            });
+        } else if p.hide && b.src.starts_with(&p.path) {
+            // The grant lies inside berth's own state: none of it shows.
+            masks.push(Mount::Mask {
+                dest: b.dest.clone(),
+            });
+        }
+    }
+    (pins, masks)
+}
+
+/// resolv.conf for a pasta network: pasta's DNS forwarder, and the host's
+/// search domains and options.
+fn resolv_conf(host: Option<&str>) -> String {
+    let mut out = format!("nameserver {PASTA_DNS}\n");
+    for line in host.unwrap_or_default().lines() {
+        let l = line.trim();
+        if ["search ", "domain ", "options "]
+            .iter()
+            .any(|k| l.starts_with(k))
+            && !l.chars().any(char::is_control)
+        {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
@@ -308,13 +433,16 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
     scaffold.push(ScaffoldEntry::Dir {
         path: home.strip_prefix("/").unwrap_or(&home).to_path_buf(),
     });
-    let mut mounts = vec![
-        Mount::Proc {
-            dest: "/proc".into(),
-        },
-        Mount::ReadOnly {
-            dest: "/proc/sys".into(),
-        },
+    let mut mounts = vec![Mount::Proc {
+        dest: "/proc".into(),
+    }];
+    mounts.extend(PROC_MASKED.iter().map(|d| Mount::Mask { dest: d.into() }));
+    mounts.extend(
+        PROC_READONLY
+            .iter()
+            .map(|d| Mount::ReadOnly { dest: d.into() }),
+    );
+    mounts.extend([
         Mount::Dev {
             dest: "/dev".into(),
         },
@@ -326,7 +454,7 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             dest: "/run".into(),
             mode: 0o755,
         },
-    ];
+    ]);
     mounts.push(match &req.home_source {
         Some(src) => Mount::Bind {
             src: src.clone(),
@@ -338,7 +466,12 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             mode: 0o700,
         },
     });
-    for b in &req.binds {
+    // Broader binds first, so a narrower one (a read-only subfolder of a
+    // read-write grant) lands on top of it.
+    let mut binds: Vec<&BindSpec> = req.binds.iter().collect();
+    binds.sort_by_key(|b| b.dest.components().count());
+    let mut masks: Vec<Mount> = Vec::new();
+    for b in binds.into_iter().chain(&req.internal_binds) {
         let rel = b.dest.strip_prefix("/").unwrap_or(&b.dest).to_path_buf();
         // The mount point's kind follows the source; decided at run time
         // by the executor, which creates a file or a dir in the scaffold.
@@ -350,14 +483,31 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             dest: b.dest.clone(),
             readonly: b.readonly,
         });
+        if !req.internal_binds.contains(b) {
+            let (pins, m) = protect(b, &req.protected);
+            mounts.extend(pins);
+            masks.extend(m);
+        }
     }
-    if req.network {
-        // Name resolution as the host does it; nothing else of /etc.
-        mounts.push(Mount::Bind {
-            src: "/etc/resolv.conf".into(),
-            dest: "/etc/resolv.conf".into(),
-            readonly: true,
-        });
+    match req.network {
+        Network::Host => {
+            // Name resolution as the host does it; nothing else of /etc.
+            mounts.push(Mount::Bind {
+                src: "/etc/resolv.conf".into(),
+                dest: "/etc/resolv.conf".into(),
+                readonly: true,
+            });
+        }
+        Network::Pasta => scaffold.push(ScaffoldEntry::File {
+            path: "etc/resolv.conf".into(),
+            contents: resolv_conf(h.resolv_conf.as_deref()),
+        }),
+        Network::None => {}
+    }
+    for m in masks {
+        if !mounts.contains(&m) {
+            mounts.push(m);
+        }
     }
     Ok(SandboxPlan {
         instance_id: req.instance_id.clone(),
@@ -378,14 +528,18 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             pid: true,
             ipc: !req.share_ipc,
             uts: true,
-            net: !req.network,
+            net: req.network != Network::Host,
             cgroup: true,
         },
+        network: req.network,
         layers: req.layers.clone(),
         instance_dir,
         scaffold,
         mounts,
-        seccomp: SeccompPolicy::default_policy(req.devel),
+        seccomp: SeccompPolicy::new(Allow {
+            devel: req.devel,
+            multiarch: req.multiarch,
+        }),
         tty: h.tty,
         no_new_privs: true,
         drop_all_capabilities: true,
@@ -409,11 +563,14 @@ mod tests {
             },
             command: vec![],
             binds: vec![],
+            internal_binds: vec![],
+            protected: vec![],
             env: vec![],
             workdir: None,
-            network: false,
+            network: Network::None,
             share_ipc: false,
             devel: false,
+            multiarch: false,
             home_source: None,
             extra_files: vec![],
             limits: Limits::default(),
@@ -424,6 +581,7 @@ mod tests {
                 home: "/home/alice".into(),
                 term: None,
                 tty: false,
+                resolv_conf: None,
                 state_dir: "/run/user/1000/berth".into(),
             },
         }
@@ -451,6 +609,10 @@ mod tests {
         assert!(p.mounts.contains(&Mount::ReadOnly {
             dest: "/proc/sys".into()
         }));
+        for m in ["/proc/keys", "/proc/timer_list", "/proc/kcore"] {
+            assert!(p.mounts.contains(&Mount::Mask { dest: m.into() }), "{m}");
+        }
+        assert_eq!(p.network, Network::None);
         assert!(
             !p.mounts.iter().any(|m| matches!(m, Mount::Bind { .. })),
             "nothing from the host"
@@ -468,7 +630,7 @@ mod tests {
     fn options_change_the_plan() {
         let mut r = req();
         r.command = vec!["/bin/sh".into(), "-c".into(), "true".into()];
-        r.network = true;
+        r.network = Network::Host;
         r.binds = vec![BindSpec::parse("/srv/data:/data:ro").unwrap_or_else(|e| panic!("{e}"))];
         r.env = vec![parse_env("A=b=c").unwrap_or_else(|e| panic!("{e}"))];
         r.workdir = Some("/data".into());
@@ -487,6 +649,117 @@ mod tests {
         assert!(p.mounts.iter().any(
             |m| matches!(m, Mount::Bind { dest, .. } if dest == Path::new("/etc/resolv.conf"))
         ));
+    }
+
+    #[test]
+    fn pasta_network_has_its_own_namespace_and_dns() {
+        let mut r = req();
+        r.network = Network::Pasta;
+        r.host.resolv_conf =
+            Some("nameserver 127.0.0.53\nsearch corp.example\noptions edns0\n".into());
+        let p = build(&r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.namespaces.net, "pasta runs in a namespace of its own");
+        let resolv = p.scaffold.iter().find_map(|s| match s {
+            ScaffoldEntry::File { path, contents } if path == Path::new("etc/resolv.conf") => {
+                Some(contents.clone())
+            }
+            _ => None,
+        });
+        assert_eq!(
+            resolv.as_deref(),
+            Some("nameserver 169.254.1.1\nsearch corp.example\noptions edns0\n"),
+            "the host's loopback resolver is not reachable; pasta forwards"
+        );
+    }
+
+    #[test]
+    fn berth_state_is_masked_under_grants() {
+        let mut r = req();
+        let bind = |src: &str, dest: &str, readonly| BindSpec {
+            src: src.into(),
+            dest: dest.into(),
+            readonly,
+        };
+        r.binds = vec![
+            bind("/home/alice/Music", "/home/alice/Music", true),
+            bind("/home/alice", "/home/alice", false),
+            bind("/home/alice/.local/share/berth/apps", "/x", false),
+        ];
+        r.internal_binds = vec![bind(
+            "/run/user/1000/berth/instances/abc123/bus",
+            "/run/user/1000/bus",
+            false,
+        )];
+        r.protected = vec![
+            Protected {
+                path: "/home/alice/.local/share/berth".into(),
+                hide: true,
+            },
+            Protected {
+                path: "/run/user/1000/berth".into(),
+                hide: true,
+            },
+            Protected {
+                path: "/home/alice/bin/berth".into(),
+                hide: false,
+            },
+        ];
+        let p = build(&r).unwrap_or_else(|e| panic!("{e}"));
+        let pos = |m: &Mount| p.mounts.iter().position(|x| x == m);
+        let home = pos(&Mount::Bind {
+            src: "/home/alice".into(),
+            dest: "/home/alice".into(),
+            readonly: false,
+        });
+        let music = pos(&Mount::Bind {
+            src: "/home/alice/Music".into(),
+            dest: "/home/alice/Music".into(),
+            readonly: true,
+        });
+        assert!(home < music, "broader binds first: {:?}", p.mounts);
+        let pins: Vec<_> = [
+            "/home/alice/.local",
+            "/home/alice/.local/share",
+            "/home/alice/bin",
+        ]
+        .iter()
+        .map(|d| {
+            pos(&Mount::Bind {
+                src: d.into(),
+                dest: d.into(),
+                readonly: false,
+            })
+        })
+        .collect();
+        assert!(
+            pins.iter().all(|p| p.is_some()),
+            "ancestors pinned: {:?}",
+            p.mounts
+        );
+        let store = pos(&Mount::Mask {
+            dest: "/home/alice/.local/share/berth".into(),
+        });
+        let exe = pos(&Mount::ReadOnly {
+            dest: "/home/alice/bin/berth".into(),
+        });
+        let inside = pos(&Mount::Mask { dest: "/x".into() });
+        let last_bind = p
+            .mounts
+            .iter()
+            .rposition(|m| matches!(m, Mount::Bind { .. }));
+        for m in [store, exe, inside] {
+            assert!(
+                m.is_some() && m > last_bind,
+                "masks come last: {:?}",
+                p.mounts
+            );
+        }
+        assert!(
+            !p.mounts
+                .iter()
+                .any(|m| matches!(m, Mount::Mask { dest } if dest.starts_with("/run"))),
+            "berth's own binds are not masked"
+        );
     }
 
     #[test]

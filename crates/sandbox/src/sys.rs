@@ -1,4 +1,5 @@
-//! The only module with `unsafe`: creating processes with clone(2).
+//! The only module with `unsafe`: creating processes with clone(2), and
+//! madvise(2) on this process's own mappings.
 //! rustix deliberately has no fork/clone (they cannot be made safe in
 //! general), and std's Command cannot create namespaces, so this is raw.
 #![allow(unsafe_code)]
@@ -132,6 +133,34 @@ pub fn clone_into_cgroup(
     }
 }
 
+/// Close every fd of this process except stdin/stdout/stderr and `keep`
+/// (close_range, Linux 5.9+; rustix has no wrapper because closing fds
+/// that live objects own is unsound in general).
+///
+/// Only for a freshly forked child that leaves with `process::exit`:
+/// the fds it closes belong to its copies of the parent's objects, which
+/// it never drops, so nothing closes a number twice.
+pub fn close_fds_in_child(keep: &[std::os::fd::RawFd]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|f| u32::try_from(*f).ok()).collect();
+    keep.retain(|f| *f > 2);
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > first {
+            let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: close_range only closes descriptors; see the function
+            // comment for why no live object uses the closed numbers again.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+            if r == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        first = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// Die quietly when stdout is closed, like other Unix tools: Rust starts
 /// programs with SIGPIPE ignored, which turns `berth images | head` into a
 /// write error (and `println!` into a panic).
@@ -140,5 +169,23 @@ pub fn default_sigpipe() {
     // SIG_DFL installs no handler, so no code of ours can run from it.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Drop this process's resident pages of read-only file mappings (code
+/// and constants) that only setup used; see `memory`. Best effort.
+pub fn release_setup_pages() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for (start, end) in crate::memory::clean_file_ranges(&maps) {
+        // SAFETY: [start, end) is a whole mapping of this process, read
+        // just now, private, read-only and file-backed, whose pages are
+        // the file's (see `memory`), and nothing here maps or unmaps files
+        // concurrently. MADV_DONTNEED on it only drops page-table entries
+        // of page-cache pages; the next access faults in the same bytes.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
     }
 }

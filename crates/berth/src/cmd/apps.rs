@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use berth_app::deploy::{AppStore, Deployment, Overrides, effective};
-use berth_app::{AppMeta, Permission, PermissionSet};
+use berth_app::{AppMeta, Permission, PermissionSet, Risk};
 use berth_image::{Image, ImageEntry};
 
 use super::Ctx;
@@ -94,14 +94,34 @@ fn source_image(ctx: &Ctx, source: &str) -> anyhow::Result<(ImageEntry, String)>
 }
 
 fn print_review(set: &PermissionSet) {
-    for l in set.review() {
+    let review = set.review(&ui::user_home());
+    for l in &review {
         println!(
             "  {:<12} {}   ({})",
             l.risk.to_string(),
-            l.description,
-            l.permission
+            ui::safe(&l.description),
+            ui::safe(&l.permission)
         );
     }
+    // The last line before the question: what matters most stays in view
+    // however long the list above is.
+    let count = |r: Risk| review.iter().filter(|l| l.risk == r).count();
+    let high: Vec<String> = review
+        .iter()
+        .filter(|l| l.risk == Risk::High)
+        .map(|l| ui::safe(&l.permission).into_owned())
+        .collect();
+    println!(
+        "Summary: {} high, {} medium, {} low{}",
+        count(Risk::High),
+        count(Risk::Medium),
+        count(Risk::Low),
+        if high.is_empty() {
+            String::new()
+        } else {
+            format!("; high: {}", high.join(", "))
+        }
+    );
 }
 
 /// Ask on the terminal; without one, consent must come from --yes.
@@ -172,7 +192,19 @@ pub fn install_image(
     let granted_before = previous
         .as_ref()
         .map(Deployment::granted)
+        .transpose()?
         .unwrap_or_default();
+    // Another program's name on this computer would let the app stand in
+    // for it in the menu, in file associations and on the bus.
+    if let Some(what) = crate::desktop::host_conflict(ctx.store.root(), &meta.id) {
+        bail!(
+            "the app ID {} is already used on this computer by {what}; berth will not install an app under another program's name",
+            ui::safe(&meta.id)
+        );
+    }
+    // Everything the menu gets is generated and checked before anything
+    // is installed.
+    let exports = crate::desktop::prepare(&meta, &image, &ctx.store)?;
     let new = meta.permissions.added_since(&granted_before);
     let verb = match &previous {
         None => "Installing",
@@ -181,8 +213,8 @@ pub fn install_image(
     };
     println!(
         "{verb} {} ({}), {}",
-        meta.name,
-        meta.id,
+        ui::safe(&meta.name),
+        ui::safe(&meta.id),
         ui::human_size(image_size(&image))
     );
     let ask = if previous.is_none() {
@@ -219,7 +251,7 @@ pub fn install_image(
             .map(|d| d.as_secs())
             .unwrap_or(0),
     })?;
-    let exported = crate::desktop::export(ctx.store.root(), &meta, &image, &ctx.store)?;
+    let exported = crate::desktop::export(ctx.store.root(), &exports, &ctx.store.tmp_dir())?;
     // So that the next .berth file opens in the installer; not fatal.
     if let Err(e) = crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir()) {
         ui::warn(&format!(
@@ -273,7 +305,7 @@ struct Row {
 }
 
 fn row(apps: &AppStore, d: &Deployment) -> anyhow::Result<Row> {
-    let eff = effective(&d.granted(), &apps.overrides(&d.app_id)?)?;
+    let eff = effective(&d.granted()?, &apps.overrides(&d.app_id)?)?;
     Ok(Row {
         id: d.app_id.clone(),
         name: d.name.clone(),
@@ -322,11 +354,11 @@ pub fn info(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
         ui::print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("ID:           {}", r.id);
-    println!("Name:         {}", r.name);
+    println!("ID:           {}", ui::safe(&r.id));
+    println!("Name:         {}", ui::safe(&r.name));
     println!("Deployment:   {}", r.deployment);
     println!("Image:        {}", r.image);
-    println!("Origin:       {}", r.origin);
+    println!("Origin:       {}", ui::safe(&r.origin));
     println!("Data:         {}", data_dir(ctx.store.root(), id).display());
     println!(
         "Permissions:  {}",
@@ -342,12 +374,12 @@ pub fn info(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
 pub fn permissions(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let apps = AppStore::new(ctx.store.root());
     let d = apps.require(id)?;
-    let eff = effective(&d.granted(), &apps.overrides(id)?)?;
+    let eff = effective(&d.granted()?, &apps.overrides(id)?)?;
     if json {
         let v: Vec<serde_json::Value> = eff
             .iter()
             .map(|(p, s)| {
-                let (desc, risk) = p.describe();
+                let (desc, risk) = p.describe(&ui::user_home());
                 serde_json::json!({"permission": p.to_string(), "source": s, "description": desc, "risk": risk})
             })
             .collect();
@@ -360,7 +392,7 @@ pub fn permissions(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> 
     let rows: Vec<Vec<String>> = eff
         .iter()
         .map(|(p, s)| {
-            let (desc, risk) = p.describe();
+            let (desc, risk) = p.describe(&ui::user_home());
             vec![
                 p.to_string(),
                 format!("{s:?}").to_lowercase(),

@@ -105,14 +105,21 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
         if info.names.is_empty() {
             "<none>".into()
         } else {
-            info.names.join(", ")
+            ui::safe(&info.names.join(", ")).into_owned()
         }
     );
-    println!("Created:      {}", info.created.as_deref().unwrap_or("-"));
-    println!("Platform:     {}/{}", info.os, info.architecture);
+    println!(
+        "Created:      {}",
+        ui::safe(info.created.as_deref().unwrap_or("-"))
+    );
+    println!(
+        "Platform:     {}/{}",
+        ui::safe(&info.os),
+        ui::safe(&info.architecture)
+    );
     println!("Size:         {}", ui::human_size(info.size));
     if let Some(u) = &info.user {
-        println!("User:         {u}");
+        println!("User:         {}", ui::safe(u));
     }
     if !info.entrypoint.is_empty() {
         println!("Entrypoint:   {:?}", info.entrypoint);
@@ -121,12 +128,12 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
         println!("Cmd:          {:?}", info.cmd);
     }
     if let Some(w) = &info.working_dir {
-        println!("WorkingDir:   {w}");
+        println!("WorkingDir:   {}", ui::safe(w));
     }
     if !info.env.is_empty() {
         println!("Env:");
         for e in &info.env {
-            println!("  {e}");
+            println!("  {}", ui::safe(e));
         }
     }
     if !info.labels.is_empty() {
@@ -135,23 +142,24 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
             // A runtime's package list is long: point at its own command.
             if v.lines().count() > 3 {
                 println!(
-                    "  {k}=<{} lines; see `berth runtime packages`>",
+                    "  {}=<{} lines; see `berth runtime packages`>",
+                    ui::safe(k),
                     v.lines().count()
                 );
             } else {
-                println!("  {k}={v}");
+                println!("  {}={}", ui::safe(k), ui::safe(v));
             }
         }
     }
     if !info.annotations.is_empty() {
         println!("Annotations:");
         for (k, v) in &info.annotations {
-            println!("  {k}={v}");
+            println!("  {}={}", ui::safe(k), ui::safe(v));
         }
     }
     if let Some(a) = &info.app {
-        println!("App:          {} ({})", a.name, a.id);
-        let review = a.permissions.review();
+        println!("App:          {} ({})", ui::safe(&a.name), ui::safe(&a.id));
+        let review = a.permissions.review(&ui::user_home());
         if review.is_empty() {
             println!("Permissions:  none (fully sandboxed)");
         } else {
@@ -160,14 +168,14 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
                 println!(
                     "  {:<12} {}  [{}]",
                     l.risk.to_string(),
-                    l.description,
-                    l.permission
+                    ui::safe(&l.description),
+                    ui::safe(&l.permission)
                 );
             }
         }
     }
     if let Some(e) = &info.app_error {
-        println!("App:          invalid: {e}");
+        println!("App:          invalid: {}", ui::safe(&e.to_string()));
     }
     println!("Layers:");
     for l in &info.layers {

@@ -123,8 +123,22 @@ pub fn pause(key: &str, frozen: bool) -> anyhow::Result<ExitCode> {
                 ));
             }
             let sig = if frozen { Signal::STOP } else { Signal::CONT };
-            for p in exec::namespace_pids(s.pid) {
-                let _ = rustix::process::kill_process(p, sig);
+            // Until no new process turns up: one forked between the scan
+            // and the signal would otherwise keep running (and could
+            // SIGCONT the others).
+            let mut done: Vec<rustix::process::Pid> = Vec::new();
+            for _ in 0..50 {
+                let new: Vec<_> = exec::namespace_pids(s.pid)
+                    .into_iter()
+                    .filter(|p| !done.contains(p))
+                    .collect();
+                if new.is_empty() {
+                    break;
+                }
+                for p in new {
+                    let _ = rustix::process::kill_process(p, sig);
+                    done.push(p);
+                }
             }
         }
     }
@@ -144,7 +158,14 @@ pub fn enter(key: &str, command: Vec<String>) -> anyhow::Result<ExitCode> {
     } else {
         command
     };
-    let hardening = Hardening::default_policy()?;
+    // The command counts against the instance's limits and is frozen,
+    // listed and killed with it.
+    if let Some(cg) = &s.cgroup {
+        let me = rustix::process::getpid();
+        cg.add(me, false)
+            .map_err(|e| anyhow::anyhow!("joining the instance's cgroup: {e}"))?;
+    }
+    let hardening = Hardening::for_instance(s.devel, s.multiarch)?;
     let code = exec::enter(s.pid, &argv, &s.env, &s.cwd, &hardening)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

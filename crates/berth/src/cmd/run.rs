@@ -1,4 +1,5 @@
 use std::io::IsTerminal;
+use std::os::unix::fs::DirBuilderExt;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +11,9 @@ use berth_image::layer::parse_size;
 use berth_sandbox::cgroup::{self, Cgroup};
 use berth_sandbox::exec;
 use berth_sandbox::instance::{self, InstanceState};
-use berth_sandbox::plan::{BindSpec, HostInfo, ImageDefaults, Limits, RunRequest, parse_env};
+use berth_sandbox::plan::{
+    BindSpec, HostInfo, ImageDefaults, Limits, Network, Protected, RunRequest, parse_env,
+};
 use berth_sandbox::systemd;
 use rustix::process::Pid;
 
@@ -56,8 +59,13 @@ fn host_info(state_dir: std::path::PathBuf) -> HostInfo {
                 format!("/home/{user}")
             }
         });
-    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    // The user's terminal on any of the three: the app gets its own pty,
+    // never the terminal itself (TIOCSTI, TIOCSETD, stty on the user's tty).
+    let tty = std::io::stdin().is_terminal()
+        || std::io::stdout().is_terminal()
+        || std::io::stderr().is_terminal();
     HostInfo {
+        resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
         uid,
         gid,
         user,
@@ -116,20 +124,33 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let instance_id = new_instance_id();
     let state = state_dir()?;
-    let mut binds: Vec<BindSpec> = a
+    // Grants: berth's own state is masked wherever one covers it.
+    let mut binds: Vec<BindSpec> = Vec::new();
+    // Binds the user typed (`--bind`, also how `build` passes its install
+    // dir) and those berth sets up itself (sockets, cookies, fonts): the
+    // user's explicit choice, not an app's request, so never masked.
+    let mut internal: Vec<BindSpec> = a
         .bind
         .iter()
         .map(|b| BindSpec::parse(b))
+        .map(|b| b.map_err(anyhow::Error::from).and_then(canonical_bind))
         .collect::<Result<_, _>>()?;
     let mut env: Vec<(String, String)> = Vec::new();
     let mut command = a.command;
-    let (mut network, mut share_ipc, mut devel, mut home_source) = (a.network, false, false, None);
+    let mut network = if a.host_network {
+        Network::Host
+    } else if a.network {
+        Network::Pasta
+    } else {
+        Network::None
+    };
+    let (mut share_ipc, mut devel, mut multiarch, mut home_source) = (false, false, false, None);
     let mut extra_files: Vec<(std::path::PathBuf, String)> = Vec::new();
     // Kept alive for the run; dropping it stops the proxy.
     let mut bus_proxy: Option<BusProxyProcess> = None;
     let name = match &app {
         Some(d) => {
-            let perms: Vec<_> = effective(&d.granted(), &apps.overrides(&d.app_id)?)?
+            let perms: Vec<_> = effective(&d.granted()?, &apps.overrides(&d.app_id)?)?
                 .into_iter()
                 .map(|(p, _)| p)
                 .collect();
@@ -144,12 +165,22 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                     std::fs::create_dir_all(&b.src)
                         .with_context(|| format!("creating {}", b.src.display()))?;
                 }
-                if b.src.exists() {
-                    binds.push(BindSpec {
+                if b.src.exists() && !b.files {
+                    // A socket or device berth provides.
+                    internal.push(BindSpec {
                         src: b.src.clone(),
                         dest: b.dest.clone(),
                         readonly: b.readonly,
                     });
+                } else if b.src.exists() {
+                    match grant_source(&b.src, &host.home, b.broad, b.readonly) {
+                        Ok(src) => binds.push(BindSpec {
+                            src,
+                            dest: b.dest.clone(),
+                            readonly: b.readonly,
+                        }),
+                        Err(why) => ui::warn(&format!("warning: {why}; not granted")),
+                    }
                 } else {
                     ui::warn(&format!(
                         "warning: {} does not exist on this computer; not granted",
@@ -164,7 +195,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 ("/usr/share/icons", "/run/host/share/icons"),
             ] {
                 if std::path::Path::new(host_dir).is_dir() {
-                    binds.push(BindSpec {
+                    internal.push(BindSpec {
                         src: host_dir.into(),
                         dest: inner.into(),
                         readonly: true,
@@ -182,7 +213,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             // Look native: same machine-id and time zone as the desktop.
             for f in ["/etc/machine-id", "/etc/localtime"] {
                 if let Ok(real) = std::fs::canonicalize(f) {
-                    binds.push(BindSpec {
+                    internal.push(BindSpec {
                         src: real,
                         dest: f.into(),
                         readonly: true,
@@ -195,7 +226,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             };
             if let Some(x) = xauth {
                 let inner = grants::inner_runtime_dir(host.uid).join("Xauthority");
-                binds.push(BindSpec {
+                internal.push(BindSpec {
                     src: x,
                     dest: inner.clone(),
                     readonly: true,
@@ -207,7 +238,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 std::fs::create_dir_all(&dir)?;
                 let src = dir.join("pulse-client.conf");
                 std::fs::write(&src, grants::PULSE_CLIENT_CONF)?;
-                binds.push(BindSpec {
+                internal.push(BindSpec {
                     src,
                     dest: conf.clone(),
                     readonly: true,
@@ -216,7 +247,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             if let Some(bp) = &g.bus_proxy {
                 match start_bus_proxy(app_id_of(&d.app_id), &g, bp, &state, &instance_id)? {
                     Some((proxy, socket)) => {
-                        binds.push(BindSpec {
+                        internal.push(BindSpec {
                             src: socket,
                             dest: bp.inner.clone(),
                             readonly: false,
@@ -227,9 +258,14 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             env.extend(env_from_grants);
-            network |= g.network;
+            if g.host_network {
+                network = Network::Host;
+            } else if g.network && network == Network::None {
+                network = Network::Pasta;
+            }
             share_ipc = g.ipc;
             devel = g.devel;
+            multiarch = g.multiarch;
             limits.memory = limits.memory.or(g.memory);
             limits.cpu_weight = limits.cpu_weight.or(g.cpu_weight);
             limits.pids = limits.pids.or(g.pids);
@@ -271,11 +307,14 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         },
         command,
         binds,
+        internal_binds: internal,
+        protected: protected_paths(ctx, &state),
         env,
         workdir: a.workdir,
         network,
         share_ipc,
         devel,
+        multiarch,
         home_source,
         extra_files,
         limits: limits.clone(),
@@ -329,6 +368,8 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             cwd: plan.cwd.clone(),
             cgroup: None,
             paused: false,
+            devel,
+            multiarch,
         },
         cgroup_name: plan.cgroup.name.clone(),
     };
@@ -400,6 +441,10 @@ impl exec::Hooks for RunHooks {
         }
     }
 
+    fn warn(&mut self, msg: &str) {
+        ui::warn(msg);
+    }
+
     fn started(&mut self, pid: Pid) {
         let raw = pid.as_raw_nonzero().get();
         self.state.pid = raw;
@@ -409,6 +454,90 @@ impl exec::Hooks for RunHooks {
             ui::warn(&format!("warning: instance state not recorded: {e}"));
         }
     }
+}
+
+/// A `--bind` source, canonical: masks of berth's own state are placed by
+/// real paths, so a symlink must not hide what a bind exposes.
+fn canonical_bind(mut b: BindSpec) -> anyhow::Result<BindSpec> {
+    b.src = std::fs::canonicalize(&b.src)
+        .with_context(|| format!("--bind source {}", b.src.display()))?;
+    Ok(b)
+}
+
+/// The real path a filesystem grant exposes. Only a grant of the whole
+/// host or home may turn out to be `/` or to hold the home: a symlink
+/// planted at a granted path must not widen the grant.
+fn grant_source(
+    src: &std::path::Path,
+    home: &std::path::Path,
+    broad: bool,
+    readonly: bool,
+) -> Result<std::path::PathBuf, String> {
+    use berth_app::permissions::{Access, Place};
+    let real = std::fs::canonicalize(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let real_home = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_owned());
+    let widened = || {
+        Err(format!(
+            "{} leads to {}, which is more than was granted",
+            src.display(),
+            real.display()
+        ))
+    };
+    if !broad && (real == std::path::Path::new("/") || real_home.starts_with(&real)) {
+        return widened();
+    }
+    // A symlink (planted by an app through another grant, say) must not
+    // turn a reviewed place into a riskier one: judge the real path as the
+    // review judged the written one.
+    let access = if readonly {
+        Access::ReadOnly
+    } else {
+        Access::ReadWrite
+    };
+    let risk = |p: &std::path::Path, h: &std::path::Path| {
+        berth_app::Permission::Filesystem(Place::Absolute(p.display().to_string()), access)
+            .describe(h)
+            .1
+    };
+    if !broad && real != src && risk(&real, &real_home) > risk(src, home) {
+        return widened();
+    }
+    Ok(real)
+}
+
+/// berth's own files: no grant may reach its store, exports, overrides,
+/// configuration or instance state; its executable stays read-only.
+fn protected_paths(ctx: &Ctx, state: &std::path::Path) -> Vec<Protected> {
+    let mut out = Vec::new();
+    let mut hide = |p: std::path::PathBuf, hide: bool| {
+        let p = std::fs::canonicalize(&p).unwrap_or(p);
+        if !out.iter().any(|q: &Protected| q.path == p) {
+            out.push(Protected { path: p, hide });
+        }
+    };
+    hide(ctx.store.root().to_owned(), true);
+    hide(state.to_owned(), true);
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    if let Some(c) = config {
+        // berth reads its signature policy there: it must exist to be
+        // masked, or an app granted the home could create it.
+        let dir = c.join("berth");
+        if !dir.exists() {
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir);
+        }
+        hide(dir, true);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        hide(exe, false);
+    }
+    out.retain(|p| p.path.exists());
+    out
 }
 
 /// The host's display, sound and folder facts, for app grants.

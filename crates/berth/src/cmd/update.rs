@@ -87,12 +87,26 @@ pub fn rollback(ctx: &Ctx, id: &str) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
     let apps = AppStore::new(ctx.store.root());
     let cur = apps.require(id)?;
+    let prev = apps
+        .history(id)?
+        .into_iter()
+        .rev()
+        .find(|d| d.serial < cur.serial && d.image != cur.image);
+    // The older image's menu entry, generated before anything changes.
+    let exports = match &prev {
+        Some(p) => {
+            let entry = ctx.store.entry_by_digest(&Digest::parse(&p.image)?)?;
+            let image = ctx.store.load_image(&entry)?;
+            let mut meta = super::apps::app_of(&image)?;
+            meta.id = id.to_owned();
+            Some(crate::desktop::prepare(&meta, &image, &ctx.store)?)
+        }
+        None => None,
+    };
     let prev = apps.rollback(id)?;
-    // Put the older image's menu entry back.
-    let entry = ctx.store.entry_by_digest(&Digest::parse(&prev.image)?)?;
-    let image = ctx.store.load_image(&entry)?;
-    let meta = super::apps::app_of(&image)?;
-    crate::desktop::export(ctx.store.root(), &meta, &image, &ctx.store)?;
+    if let Some(x) = &exports {
+        crate::desktop::export(ctx.store.root(), x, &ctx.store.tmp_dir())?;
+    }
     println!(
         "Rolled {id} back from deployment {} ({}) to {} ({}). `berth update` moves it forward again{}.",
         cur.serial,

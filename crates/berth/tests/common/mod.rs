@@ -87,6 +87,21 @@ impl Env {
         c
     }
 
+    /// Run a shell line under `script`, so it has a terminal of its own
+    /// (stdin is /dev/null): its output, with `\r` removed, and the status.
+    pub fn in_terminal(&self, line: &str) -> (String, Option<i32>) {
+        let o = self
+            .cmd_raw("script")
+            .args(["-qec", line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).replace('\r', ""),
+            o.status.code(),
+        )
+    }
+
     pub fn runtime_dir(&self) -> PathBuf {
         self.dir.path().join("run")
     }

@@ -23,6 +23,8 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+#include <sys/uio.h>
+#include <termios.h>
 
 static int verdict(int blocked, const char *what) {
     if (blocked) {
@@ -119,6 +121,104 @@ int main(int argc, char **argv) {
         /* exec'd through a setuid binary: report whether euid changed. */
         if (geteuid() != getuid()) { printf("ESCAPED gain privileges through a setuid binary (euid %d)\n", geteuid()); return 1; }
         printf("BLOCKED gain privileges through a setuid binary (euid stays %d)\n", geteuid());
+        return 0;
+    }
+    if (!strcmp(t, "pidfd-getfd")) {
+        /* Take pid 1's fds (berth's init): none may come back. */
+        int pfd = syscall(SYS_pidfd_open, 1, 0);
+        if (pfd < 0) return verdict(1, "pidfd_getfd on pid 1 (no pidfd)");
+        for (int i = 0; i < 256; i++)
+            if (syscall(SYS_pidfd_getfd, pfd, i, 0) >= 0) { printf("ESCAPED took fd %d of pid 1\n", i); return 1; }
+        return verdict(1, "take pid 1's fds with pidfd_getfd");
+    }
+    if (!strcmp(t, "proc1-mem")) return verdict(open("/proc/1/mem", O_RDWR) < 0, "open /proc/1/mem for writing");
+    if (!strcmp(t, "proc1-fds")) {
+        /* pid 1's fds through /proc: none opens (it is not dumpable). */
+        char p[64];
+        for (int i = 0; i < 256; i++) {
+            snprintf(p, sizeof p, "/proc/1/fd/%d", i);
+            if (open(p, O_RDONLY) >= 0) { printf("ESCAPED opened %s\n", p); return 1; }
+        }
+        return verdict(1, "open pid 1's fds through /proc/1/fd");
+    }
+    if (!strcmp(t, "ptrace-pid1")) return verdict(ptrace(PTRACE_ATTACH, 1, 0, 0) < 0, "ptrace pid 1 (berth's init)");
+    if (!strcmp(t, "process-vm-readv")) {
+        char buf[8]; struct iovec l = { buf, 8 }, r = { (void *)0x400000, 8 };
+        return expect(syscall(SYS_process_vm_readv, 1, &l, 1, &r, 1, 0), EPERM, "process_vm_readv");
+    }
+    if (!strcmp(t, "kcmp")) return expect(syscall(SYS_kcmp, 1, getpid(), 0, 0, 0), EPERM, "kcmp");
+    if (!strcmp(t, "inherited-fds")) {
+        /* Any fd above 2 is a way back to what the caller had open. */
+        for (int i = 3; i < 1024; i++) {
+            struct stat st;
+            if (fstat(i, &st) == 0) {
+                int up = openat(i, "..", O_RDONLY | O_DIRECTORY);
+                printf("ESCAPED inherited fd %d%s\n", i, up >= 0 ? " (walks to ..)" : "");
+                return 1;
+            }
+        }
+        return verdict(1, "use an fd inherited from the caller");
+    }
+    if (!strcmp(t, "stdio-dir")) {
+        for (int i = 0; i < 3; i++) {
+            struct stat st;
+            if (fstat(i, &st) == 0 && S_ISDIR(st.st_mode)) {
+                int up = openat(i, "..", O_RDONLY | O_DIRECTORY);
+                printf("ESCAPED a directory as fd %d%s\n", i, up >= 0 ? " (walks to ..)" : "");
+                return 1;
+            }
+        }
+        return verdict(1, "use a directory passed as stdin/stdout/stderr");
+    }
+    if (!strcmp(t, "cgroup")) {
+        int w = open("/sys/fs/cgroup/cgroup.procs", O_WRONLY);
+        int m = mount("none", "/tmp", "cgroup2", 0, 0);
+        return verdict(w < 0 && m < 0, "reach the cgroup filesystem (leave or raise its limits)");
+    }
+    if (!strcmp(t, "proc-masked")) {
+        const char *masked[] = { "/proc/keys", "/proc/timer_list", "/proc/kcore", "/proc/sched_debug", "/proc/kallsyms", 0 };
+        for (int i = 0; masked[i]; i++) {
+            char b[64]; int f = open(masked[i], O_RDONLY);
+            if (f >= 0 && read(f, b, sizeof b) > 0) { printf("ESCAPED read %s\n", masked[i]); return 1; }
+        }
+        return verdict(1, "read /proc/keys, /proc/timer_list, /proc/kcore");
+    }
+    if (!strcmp(t, "int80")) {
+        /* A 32-bit syscall (getpid = 20 on i386) gets ENOSYS, it is not killed. */
+        long r;
+        __asm__ volatile ("int $0x80" : "=a"(r) : "a"(20L) : "memory");
+        if (r == -ENOSYS) { errno = ENOSYS; return verdict(1, "32-bit int 0x80 syscalls (ENOSYS, not SIGSYS)"); }
+        printf("UNEXPECTED int 0x80 returned %ld\n", r);
+        return 2;
+    }
+    if (!strcmp(t, "listmount")) return expect(syscall(458, 0, 0, 0, 0), ENOSYS, "listmount (newer than the allowlist)");
+    if (!strcmp(t, "statmount")) return expect(syscall(457, 0, 0, 0, 0), ENOSYS, "statmount (newer than the allowlist)");
+    if (!strcmp(t, "loopback")) {
+        /* Not an attack: localhost works inside, with or without network. */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t l = sizeof a;
+        int ok = s >= 0 && bind(s, (void *)&a, sizeof a) == 0 && listen(s, 1) == 0 && getsockname(s, (void *)&a, &l) == 0;
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        ok = ok && connect(c, (void *)&a, sizeof a) == 0;
+        if (ok) { printf("BLOCKED nothing: localhost works in the sandbox\n"); return 0; }
+        printf("UNEXPECTED localhost does not work in the sandbox: %s\n", strerror(errno));
+        return 2;
+    }
+    if (!strcmp(t, "tiocsetd")) {
+        /* With only stdout on the user's terminal: the line discipline
+         * of whatever fd 1 is cannot be changed. */
+        int ld = 0;
+        return expect(ioctl(1, TIOCSETD, &ld), EPERM, "TIOCSETD on stdout");
+    }
+    if (!strcmp(t, "stty-stdout")) {
+        /* Set TOSTOP on fd 1; the test checks from outside that the
+         * user's terminal did not change. */
+        struct termios tio;
+        if (tcgetattr(1, &tio) < 0) return verdict(1, "change the user's terminal settings");
+        tio.c_lflag |= TOSTOP;
+        if (tcsetattr(1, TCSANOW, &tio) < 0) return verdict(1, "change the user's terminal settings");
+        printf("SET tostop on fd 1\n");
         return 0;
     }
     if (!strcmp(t, "caps")) {
