@@ -110,6 +110,18 @@ fn install(env: &Env, path: &str, yes: bool) -> std::process::Output {
     env.cmd().args(&args).stdin(Stdio::null()).output().unwrap()
 }
 
+/// Install with `--yes`, the user's home being `home` (the store inside it).
+fn install_with_home(env: &Env, path: &str, home: &std::path::Path) {
+    let o = env
+        .cmd()
+        .args(["install", path, "--yes"])
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+}
+
 fn out(o: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -616,14 +628,7 @@ fn grants_never_reach_berths_own_state() {
     );
     // The store sits in the user's home, as ~/.local/share/berth does.
     let home = env.dir.path();
-    let o = env
-        .cmd()
-        .args(["install", &p, "--yes"])
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
+    install_with_home(&env, &p, home);
     let store = env.home();
     let overrides = store.join(format!("apps/{id}/overrides.toml"));
     let script = format!(
@@ -697,14 +702,7 @@ fn a_symlink_does_not_widen_a_grant() {
             .output()
             .unwrap()
     };
-    let o = env
-        .cmd()
-        .args(["install", &p, "--yes"])
-        .env("HOME", home)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", out(&o));
+    install_with_home(&env, &p, home);
     let o = run(&format!(
         "cat {0}/Downloads/x/id_test {0}/.ssh/id_test 2>/dev/null; cat {0}/Downloads/ok/file",
         home.display()

@@ -179,11 +179,10 @@ pub fn release_setup_pages() {
         return;
     };
     for (start, end) in crate::memory::clean_file_ranges(&maps) {
-        // SAFETY: [start, end) is a whole mapping of this process, read
-        // just now, private, read-only and file-backed, whose pages are
-        // the file's (see `memory`), and nothing here maps or unmaps files
-        // concurrently. MADV_DONTNEED on it only drops page-table entries
-        // of page-cache pages; the next access faults in the same bytes.
+        // [start, end) is a whole mapping of this process, read just now,
+        // private, read-only and file-backed, whose pages are the file's
+        // (see `memory`); nothing here maps or unmaps files concurrently.
+        // SAFETY: MADV_DONTNEED on it only drops page-cache PTEs; the next access reads the same bytes.
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
