@@ -90,9 +90,9 @@ pub struct Cgroup {
 /// Create the instance cgroup and apply limits. `Err` is a one-line reason
 /// why no cgroup (or limit) is available; the caller warns and runs anyway.
 pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+    let mountinfo = crate::sys::read_proc("/proc/self/mountinfo")
         .map_err(|e| format!("reading mountinfo: {e}"))?;
-    let own = fs::read_to_string("/proc/self/cgroup")
+    let own = crate::sys::read_proc("/proc/self/cgroup")
         .map_err(|e| format!("reading /proc/self/cgroup: {e}"))?;
     let layout = parse_mountinfo(&mountinfo);
     let (own_v2, own_v1) = parse_proc_cgroup(&own);
@@ -104,7 +104,7 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
     let mut limit_files: Vec<(PathBuf, String)> = Vec::new();
 
     if let Some(v2) = &layout.v2 {
-        let controllers = fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
+        let controllers = crate::sys::read_proc(v2.join("cgroup.controllers")).unwrap_or_default();
         let parent = if root {
             // Enable what we need along the way; failures only lose limits.
             let slice = v2.join("berth.slice");

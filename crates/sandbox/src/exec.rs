@@ -1009,7 +1009,7 @@ fn ns_inode(pid: i32, ns: &str) -> Option<u64> {
 
 /// The parent pid in /proc/PID/stat (after the parenthesized name).
 fn ppid_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::sys::read_proc(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..]
         .split_whitespace()
         .nth(1)?

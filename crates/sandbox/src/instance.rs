@@ -44,7 +44,7 @@ pub fn parse_start_ticks(stat: &str) -> Option<u64> {
 }
 
 pub fn start_ticks(pid: i32) -> Option<u64> {
-    parse_start_ticks(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    parse_start_ticks(&crate::sys::read_proc(format!("/proc/{pid}/stat")).ok()?)
 }
 
 pub fn instances_dir(state_dir: &Path) -> PathBuf {

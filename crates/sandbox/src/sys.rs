@@ -13,14 +13,39 @@ pub enum Fork {
     Parent(Pid),
 }
 
-/// Threads in this process, from /proc/self/status.
+/// Read a /proc (or /sys) file in as few read(2) calls as possible.
+/// These files report size 0, so std's `read_to_string` starts with
+/// 32-byte reads, and a single-record seq_file is generated anew for
+/// each one: up to 8 generations of /proc/self/status per call.
+pub fn read_proc(path: impl AsRef<std::path::Path>) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Threads in this process: field 20 of /proc/self/stat (cheaper for the
+/// kernel to generate than /proc/self/status).
 fn thread_count() -> usize {
-    std::fs::read_to_string("/proc/self/status")
+    read_proc("/proc/self/stat")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
+            // The command name (field 2) may hold spaces and ')'.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(17)?.parse().ok()
         })
         .unwrap_or(usize::MAX)
 }
@@ -175,7 +200,7 @@ pub fn default_sigpipe() {
 /// Drop this process's resident pages of read-only file mappings (code
 /// and constants) that only setup used; see `memory`. Best effort.
 pub fn release_setup_pages() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+    let Ok(maps) = read_proc("/proc/self/maps") else {
         return;
     };
     for (start, end) in crate::memory::clean_file_ranges(&maps) {

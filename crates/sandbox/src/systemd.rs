@@ -89,7 +89,7 @@ pub fn start_scope(bus: &Bus, name: &str, pid: u32, limits: &Limits) -> Result<C
     // The job runs asynchronously: wait for the move to show.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let own = crate::sys::read_proc(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let (v2, v1) = parse_proc_cgroup(&own);
         let path = v2.filter(|p| p.ends_with(&format!("/{name}"))).or_else(|| {
             v1.get("name=systemd")
@@ -97,9 +97,8 @@ pub fn start_scope(bus: &Bus, name: &str, pid: u32, limits: &Limits) -> Result<C
                 .cloned()
         });
         if let Some(path) = path {
-            let layout = parse_mountinfo(
-                &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-            );
+            let layout =
+                parse_mountinfo(&crate::sys::read_proc("/proc/self/mountinfo").unwrap_or_default());
             let v2dir = layout.v2.map(|m| m.join(path.trim_start_matches('/')));
             return Ok(Cgroup {
                 name: name.to_owned(),

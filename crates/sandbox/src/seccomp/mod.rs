@@ -704,11 +704,18 @@ impl SeccompPolicy {
             .collect();
         names.sort_unstable();
         names.dedup();
+        // Indexed once: a linear `contains` per name made compiling
+        // quadratic (~120k string compares per launch).
+        let allowed: std::collections::BTreeSet<&str> = self.allow.iter().copied().collect();
+        let mut rules_of: BTreeMap<&str, Vec<&Rule>> = BTreeMap::new();
+        for r in &self.deny {
+            rules_of.entry(r.syscall).or_default().push(r);
+        }
         let mut target: BTreeMap<&str, bpf::Label> = BTreeMap::new();
         let mut blocks: Vec<(bpf::Label, Vec<&Rule>, bpf::Label)> = Vec::new();
         for name in &names {
-            let rules: Vec<&Rule> = self.deny.iter().filter(|r| r.syscall == *name).collect();
-            let fallback = if self.allow.contains(name) {
+            let rules: Vec<&Rule> = rules_of.remove(name).unwrap_or_default();
+            let fallback = if allowed.contains(name) {
                 ret_allow
             } else {
                 ret_default
