@@ -240,6 +240,10 @@ impl AppStore {
             return out;
         };
         for e in rd.flatten() {
+            // Not installed (see `orphans`): nothing it names is kept.
+            if !e.path().join("current").exists() {
+                continue;
+            }
             let Ok(deps) = fs::read_dir(e.path().join("deployments")) else {
                 continue;
             };
@@ -342,12 +346,44 @@ impl AppStore {
         self.dir(id).is_ok_and(|d| d.join("masked").exists())
     }
 
-    /// Forget an app (its deployments and overrides).
-    pub fn remove(&self, id: &str) -> Result<(), DeployError> {
+    /// Forget an app (its deployments and overrides): one rename takes the
+    /// whole directory out of `apps/` into `tmp`, then it is deleted there.
+    /// A crash leaves the app either installed or gone, never a directory
+    /// of deployments without `current` that pins images forever.
+    pub fn remove(&self, id: &str, tmp: &Path) -> Result<(), DeployError> {
         let dir = self.dir(id)?;
-        io(fs::remove_dir_all(&dir), || {
+        let gone = tmp.join(format!(
+            "trash-{}-0-{:08x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        ));
+        io(fs::rename(&dir, &gone), || {
             format!("removing {}", dir.display())
+        })?;
+        if let Ok(f) = fs::File::open(&self.root) {
+            let _ = f.sync_all();
+        }
+        io(fs::remove_dir_all(&gone), || {
+            format!("removing {}", gone.display())
         })
+    }
+
+    /// App directories without a `current` deployment: what an install
+    /// killed before its first deployment was made current leaves behind.
+    pub fn orphans(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.join("current").exists())
+            .collect();
+        v.sort();
+        v
     }
 }
 

@@ -102,16 +102,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-verify every blob digest and every image's references
+    /// Verify the store: blobs, references and the content of unpacked layers
     #[command(long_about = "Check the store.\n\n\
-        Re-hashes every blob, checks that every image's manifest, config, layers and \
-        unpacked layers are present, and lists harmless leftovers (temp files from \
-        interrupted work, unreferenced blobs) that `berth gc` removes. Exits 1 if \
-        anything is damaged.")]
+        Re-hashes every blob, checks that every image's manifest, config and layers \
+        are present, and compares every unpacked layer with the content record made \
+        when it was unpacked (paths, types, modes, owners, sizes, xattrs and file \
+        digests). Lists harmless leftovers (temp files from interrupted work, \
+        unreferenced blobs and layers) that `berth gc` removes. Exits 1 if anything \
+        is damaged.\n\n\
+        With --repair: removes corrupt blobs, re-creates damaged or missing layers \
+        from their blobs, refetches missing blobs of installed apps from the \
+        registry they came from, removes app directories an interrupted install \
+        left without a current deployment, then checks again and reports.")]
     Fsck {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+        /// Fix what can be fixed, then check again
+        #[arg(long)]
+        repair: bool,
     },
     /// Run a command from an image in a sandbox
     #[command(

@@ -122,10 +122,16 @@ fn concurrent_imports_lose_no_update() {
     }
     let want: Vec<String> = (0..n).map(|i| format!("c{i}:1")).collect();
     assert_eq!(env.image_names(), want);
-    // The shared layer is unpacked exactly once.
+    // The shared layer is unpacked exactly once, each with its record.
+    let entries: Vec<_> = std::fs::read_dir(env.home().join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.iter().filter(|p| p.is_dir()).count(), n + 1);
     assert_eq!(
-        std::fs::read_dir(env.home().join("layers"))
-            .unwrap()
+        entries
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "content"))
             .count(),
         n + 1
     );
@@ -148,4 +154,282 @@ fn gc_waits_for_a_running_import() {
     // Whatever the interleaving, the import's blobs survived gc.
     assert_eq!(env.image_names(), vec!["big:2"]);
     env.assert_fsck_clean();
+}
+
+// ---- kills at the N-th mutating syscall of each command ----
+
+/// The syscalls that change the store; a kill lands before the N-th one.
+const MUTATIONS: &str = "write,pwrite64,openat,rename,renameat,renameat2,unlink,unlinkat,\
+mkdir,mkdirat,rmdir,fsync,fdatasync,syncfs,symlinkat,linkat,fchmod,fchmodat,fchown,fchownat,\
+fsetxattr,ftruncate,flock";
+
+/// The largest count of one mutating syscall in one thread of `berth ARGS`.
+fn count_mutations(env: &Env, args: &[&str]) -> usize {
+    let log = env.path("count.strace");
+    let st = env
+        .cmd_raw("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args(["-e", &format!("trace={MUTATIONS}"), "--"])
+        .arg(berth_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    // strace counts `when=N` per thread and per syscall.
+    let mut per = std::collections::HashMap::<(&str, &str), usize>::new();
+    for l in text.lines() {
+        let mut w = l.split_whitespace();
+        if let (Some(pid), Some(call)) = (w.next(), w.next()) {
+            let name = call.split('(').next().unwrap_or(call);
+            if !name.starts_with('<') && !name.starts_with("+++") {
+                *per.entry((pid, name)).or_default() += 1;
+            }
+        }
+    }
+    per.into_values().max().unwrap_or(0)
+}
+
+/// Run `berth ARGS`, SIGKILLed at its `n`-th mutating syscall; true if
+/// the kill landed.
+fn kill_at(env: &Env, args: &[&str], n: usize) -> bool {
+    let log = env.path("kill.strace");
+    let _ = env
+        .cmd_raw("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .args([
+            "-e",
+            &format!("trace={MUTATIONS}"),
+            "-e",
+            &format!("inject={MUTATIONS}:signal=KILL:when={n}"),
+            "--",
+        ])
+        .arg(berth_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("killed by SIGKILL")
+}
+
+/// After a kill: fsck is clean, or `--repair` makes it clean; the app
+/// installed before still runs and sees its files.
+fn recovered(env: &Env, what: &str) {
+    if !env.run(&["fsck"]).status.success() {
+        let o = env.run(&["fsck", "--repair"]);
+        assert!(
+            o.status.success(),
+            "{what}: fsck --repair did not make the store clean:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = env
+        .cmd()
+        .args(["run", KEEP, "--", "cat /etc/keep /data/keep"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "kept\nkept data\n",
+        "{what}: the app installed before lost files: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+const KEEP: &str = "org.example.Keep";
+const TOOL: &str = "org.example.Tool";
+
+fn app(id: &str, name: &str, tag: &str, files: Vec<E>) -> Img {
+    busybox_img(
+        name,
+        files,
+        &[
+            ("org.berth.app.id", id),
+            ("org.berth.app.command", "/bin/sh -c"),
+            ("org.berth.app.version", tag),
+        ],
+    )
+}
+
+/// 22 kill points spread over a command's mutating syscalls.
+fn points(total: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..22).map(|i| 1 + i * total.max(22) / 22).collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn every_command_survives_a_kill_at_any_point() {
+    const T: &str = "every_command_survives_a_kill_at_any_point";
+    for t in ["strace", "docker-registry"] {
+        if !have_tool(T, t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let keep = app(
+        KEEP,
+        "example/keep:1",
+        "1",
+        vec![
+            file("etc/keep", b"kept\n"),
+            dir("data"),
+            file("data/keep", b"kept data\n"),
+        ],
+    );
+    let keep_tar = env.write("keep.tar", &keep.oci_archive());
+    env.ok(&["install", "--yes", keep_tar.to_str().unwrap()]);
+    let big = env.write("big.tar", &big_image(3, "big:1").oci_archive());
+    let tool = app(
+        TOOL,
+        "example/tool:1",
+        "1",
+        vec![file("etc/tool", b"tool\n")],
+    );
+    let tool_tar = env.write("tool.tar", &tool.oci_archive());
+    let big_s = big.to_str().unwrap();
+    let tool_s = tool_tar.to_str().unwrap();
+    let mut landed = std::collections::BTreeMap::<&str, usize>::new();
+
+    // import
+    let n = count_mutations(&env, &["import", big_s]);
+    env.ok(&["rmi", "big:1"]);
+    for k in points(n) {
+        if kill_at(&env, &["import", big_s], k) {
+            *landed.entry("import").or_default() += 1;
+        }
+        recovered(&env, &format!("import killed at {k}"));
+        env.ok(&["import", big_s]);
+        env.assert_fsck_clean();
+        env.ok(&["rmi", "big:1"]);
+    }
+
+    // rmi (which also collects what it freed)
+    env.ok(&["import", big_s]);
+    let n = count_mutations(&env, &["rmi", "big:1"]);
+    for k in points(n) {
+        env.ok(&["import", big_s]);
+        if kill_at(&env, &["rmi", "big:1"], k) {
+            *landed.entry("rmi").or_default() += 1;
+        }
+        recovered(&env, &format!("rmi killed at {k}"));
+        if env.image_names().contains(&"big:1".to_owned()) {
+            env.ok(&["rmi", "big:1"]);
+        }
+        env.ok(&["gc"]);
+        env.assert_fsck_clean();
+        assert!(!env.image_names().contains(&"big:1".to_owned()));
+    }
+
+    // gc with garbage to remove: an imported image made unreferenced.
+    let unname = |env: &Env| {
+        let p = env.home().join("index.json");
+        let mut idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        idx["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|d| d["annotations"]["org.opencontainers.image.ref.name"] != "big:1");
+        std::fs::write(&p, serde_json::to_vec(&idx).unwrap()).unwrap();
+    };
+    env.ok(&["import", big_s]);
+    unname(&env);
+    let n = count_mutations(&env, &["gc"]);
+    for k in points(n) {
+        env.ok(&["import", big_s]);
+        unname(&env);
+        if kill_at(&env, &["gc"], k) {
+            *landed.entry("gc").or_default() += 1;
+        }
+        recovered(&env, &format!("gc killed at {k}"));
+        env.ok(&["gc"]);
+        env.assert_fsck_clean();
+    }
+
+    // install, then uninstall
+    let n = count_mutations(&env, &["install", "--yes", tool_s]);
+    for k in points(n) {
+        if kill_at(&env, &["install", "--yes", tool_s], k) {
+            *landed.entry("install").or_default() += 1;
+        }
+        recovered(&env, &format!("install killed at {k}"));
+        env.ok(&["install", "--yes", tool_s]);
+        env.assert_fsck_clean();
+        assert_eq!(
+            env.ok(&["run", TOOL, "--", "cat /etc/tool"]),
+            "tool\n",
+            "retried install works"
+        );
+        // Back to the state the count was taken in.
+        env.ok(&["uninstall", TOOL]);
+        env.ok(&["rmi", "example/tool:1"]);
+        env.ok(&["gc"]);
+    }
+    env.ok(&["install", "--yes", tool_s]);
+    let n = count_mutations(&env, &["uninstall", TOOL, "--delete-data"]);
+    for k in points(n) {
+        env.ok(&["install", "--yes", tool_s]);
+        if kill_at(&env, &["uninstall", TOOL, "--delete-data"], k) {
+            *landed.entry("uninstall").or_default() += 1;
+        }
+        recovered(&env, &format!("uninstall killed at {k}"));
+        if env.ok(&["list"]).contains(TOOL) {
+            env.ok(&["uninstall", TOOL, "--delete-data"]);
+        }
+        env.assert_fsck_clean();
+        assert!(!env.ok(&["list"]).contains(TOOL));
+        assert!(
+            !env.home().join("apps").join(TOOL).exists(),
+            "no invisible half-removed app"
+        );
+    }
+
+    // update from a registry: the tag moves between two versions, and each
+    // round updates the installed app to the other one.
+    let reg = start_registry(env.dir.path(), None);
+    let r = format!("localhost:{}/apps/tool:stable", reg.port);
+    env.ok(&["import", tool_s]);
+    let tool2 = app(
+        TOOL,
+        "example/tool:2",
+        "2",
+        vec![file("etc/tool", b"tool 2\n")],
+    );
+    let t2 = env.write("tool2.tar", &tool2.oci_archive());
+    env.ok(&["import", t2.to_str().unwrap()]);
+    env.ok(&["push", "example/tool:1", &r]);
+    env.ok(&["install", "--yes", &r]);
+    env.ok(&["push", "example/tool:2", &r]);
+    let n = count_mutations(&env, &["update", "--yes"]);
+    for (i, k) in points(n).into_iter().enumerate() {
+        let (next, want) = if i % 2 == 0 {
+            ("example/tool:1", "tool\n")
+        } else {
+            ("example/tool:2", "tool 2\n")
+        };
+        env.ok(&["push", next, &r]);
+        if kill_at(&env, &["update", "--yes"], k) {
+            *landed.entry("update").or_default() += 1;
+        }
+        recovered(&env, &format!("update killed at {k}"));
+        env.ok(&["update", "--yes"]);
+        env.assert_fsck_clean();
+        assert_eq!(env.ok(&["run", TOOL, "--", "cat /etc/tool"]), want);
+    }
+    drop(reg);
+    for cmd in ["import", "rmi", "gc", "install", "uninstall", "update"] {
+        let n = landed.get(cmd).copied().unwrap_or(0);
+        assert!(n >= 20, "only {n} kills of {cmd} landed: {landed:?}");
+    }
 }

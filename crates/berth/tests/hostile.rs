@@ -325,10 +325,9 @@ fn garbage_gzip_layer() {
     let v = Victim::new();
     let mut junk = vec![0x1f, 0x8b, 0x08, 0x00];
     junk.extend((0..2000u32).map(|i| (i * 13) as u8));
-    v.refused(
-        &Img::new(vec![(junk, Comp::None)]).oci_archive(),
-        "corrupt or truncated",
-    );
+    let mut img = Img::new(vec![(junk, Comp::None)]);
+    img.label_as = Some(Comp::Gzip);
+    v.refused(&img.oci_archive(), "corrupt or truncated");
 }
 
 #[test]
@@ -336,7 +335,9 @@ fn garbage_zstd_layer() {
     let v = Victim::new();
     let mut junk = vec![0x28, 0xb5, 0x2f, 0xfd];
     junk.extend((0..2000u32).map(|i| (i * 31) as u8));
-    v.refused(&Img::new(vec![(junk, Comp::None)]).oci_archive(), "layer");
+    let mut img = Img::new(vec![(junk, Comp::None)]);
+    img.label_as = Some(Comp::Zstd);
+    v.refused(&img.oci_archive(), "layer");
 }
 
 #[test]

@@ -86,11 +86,19 @@ fn shared_layers_are_stored_once() {
         .count();
     // b adds one layer, one config and one manifest; the base is shared.
     assert_eq!(blobs_after, blobs_before + 3);
+    // Three unpacked trees, each with its content record.
+    assert_eq!(
+        std::fs::read_dir(env.home().join("layers"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count(),
+        3
+    );
     assert_eq!(
         std::fs::read_dir(env.home().join("layers"))
             .unwrap()
             .count(),
-        3
+        6
     );
     // Importing the same image again stores nothing new.
     let out = import_ok(&env, &env.write("b2.tar", &b.oci_archive()), &[]);

@@ -45,6 +45,13 @@ pub enum Error {
     Unsupported(String),
     #[error("{0}")]
     Conflict(String),
+    /// The store's filesystem filled up.
+    #[error("not enough space in {store}: this needs at least {} for the compressed layers, and more for their unpacked trees; {} are free. Free some space, or run `berth gc` to remove what nothing uses", human(*needed), human(*free))]
+    NoSpace {
+        store: String,
+        needed: u64,
+        free: u64,
+    },
     /// A thin bundle (or partial layout) whose base layers are neither in
     /// the input nor in the store.
     #[error("{missing} layer(s) of this image are neither in the input nor in the store; it needs its base image {}{}", base_name.as_deref().unwrap_or("(not named)"), base_digest.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -55,7 +62,30 @@ pub enum Error {
     },
 }
 
+fn human(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
 impl Error {
+    /// Whether an I/O error somewhere in this error is "no space left".
+    pub fn is_no_space(&self) -> bool {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(cur) = e {
+            if let Some(io) = cur.downcast_ref::<io::Error>()
+                && io.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+            {
+                return true;
+            }
+            e = cur.source();
+        }
+        false
+    }
+
     pub fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {
             what: what.into(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, MediaType};
 
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{fsync_dir, unique_name};
 use crate::progress::Progress;
@@ -86,12 +86,20 @@ pub fn export(
         for (d, size) in &blobs {
             let f = File::open(store.blob_path(d)).ctx(|| format!("opening blob {d}"))?;
             let mut h = header(tar::EntryType::Regular, *size, 0o644);
-            let r = ProgressReader {
-                inner: io::Read::take(f, *size),
+            // Verified as it streams: damage in the store must not leave
+            // as an archive that fails to import elsewhere.
+            let mut r = HashingReader::new(ProgressReader {
+                inner: io::Read::take(f, *size + 1),
                 progress,
-            };
-            tar.append_data(&mut h, format!("blobs/sha256/{}", d.hex()), r)
+            });
+            tar.append_data(&mut h, format!("blobs/sha256/{}", d.hex()), &mut r)
                 .map_err(werr)?;
+            let (got, len) = r.finish();
+            if len != *size || &got != d {
+                return Err(Error::Conflict(format!(
+                    "blob {d} in the store is damaged ({len} bytes hashing to {got}, expected {size} bytes); nothing was written. `berth fsck --repair` may fix it"
+                )));
+            }
         }
         let mut w = tar.into_inner().map_err(werr)?;
         w.flush().map_err(werr)?;

@@ -1,25 +1,42 @@
-//! `berth fsck`: re-verify every blob digest and every reference.
+//! `berth fsck`: re-verify every blob digest, every reference and the
+//! content of every unpacked layer against its record; `repair` re-creates
+//! what can be re-created from blobs.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
+use crate::layer::{Compression, LayerJob, Limits, ingest};
 use crate::progress::Progress;
 use crate::store::{ImageEntry, Store};
+use crate::unpack::UnpackOptions;
 
 #[derive(Debug, Default, serde::Serialize)]
 pub struct FsckReport {
-    /// Damage: a missing or corrupt blob, an unreadable document, a missing layer.
+    /// Damage: a missing or corrupt blob, an unreadable document, a missing
+    /// or changed layer.
     pub problems: Vec<String>,
     /// Harmless leftovers that gc removes.
     pub notes: Vec<String>,
     pub images: usize,
     pub blobs_checked: usize,
     pub layers_checked: usize,
+    /// Blobs whose content does not match their name.
+    pub corrupt_blobs: Vec<Digest>,
+    /// Blobs an image needs that are not in the store.
+    pub missing_blobs: Vec<Digest>,
+    /// Referenced layers that are missing, incomplete or changed.
+    pub damaged_layers: Vec<Digest>,
+    /// Blobs no image, app or running instance references.
+    pub unreferenced_blobs: Vec<Digest>,
+    /// The blob each referenced layer can be re-created from.
+    #[serde(skip)]
+    sources: BTreeMap<Digest, LayerSource>,
 }
 
 impl FsckReport {
@@ -28,7 +45,17 @@ impl FsckReport {
     }
 }
 
-pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
+/// Where a layer can be re-created from: its blob and declared type.
+#[derive(Clone, Debug)]
+struct LayerSource {
+    blob: Digest,
+    size: u64,
+    declared: Compression,
+}
+
+/// Check the store. `extra_roots` are manifests that apps and running
+/// instances use besides index.json.
+pub fn fsck(store: &Store, extra_roots: &[Digest], progress: &dyn Progress) -> Result<FsckReport> {
     let mut r = FsckReport::default();
     match fs::read(store.root().join("oci-layout")) {
         Ok(b) if serde_json::from_slice::<serde_json::Value>(&b).is_ok() => {}
@@ -52,63 +79,108 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
             None => r.notes.push(format!("stray file blobs/sha256/{name}")),
         }
     }
-    let corrupt = Mutex::new(Vec::new());
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(4);
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                while let Some(d) = files.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    let res = File::open(store.blob_path(d)).and_then(|f| {
-                        let mut h = HashingReader::new(f);
-                        let mut sink = ProgressSink(progress);
-                        io::copy(&mut h, &mut sink)?;
-                        Ok(h.finish().0)
-                    });
-                    let bad = match res {
-                        Ok(got) if &got == d => None,
-                        Ok(got) => {
-                            Some(format!("blob {d} is corrupt: its content hashes to {got}"))
-                        }
-                        Err(e) => Some(format!("blob {d} cannot be read: {e}")),
-                    };
-                    if let (Some(b), Ok(mut c)) = (bad, corrupt.lock()) {
-                        c.push(b);
-                    }
-                }
-            });
+    let corrupt = parallel(&files, |d| {
+        let res = File::open(store.blob_path(d)).and_then(|f| {
+            let mut h = HashingReader::new(f);
+            let mut sink = ProgressSink(progress);
+            io::copy(&mut h, &mut sink)?;
+            Ok(h.finish().0)
+        });
+        match res {
+            Ok(got) if &got == d => None,
+            Ok(got) => Some((
+                d.clone(),
+                format!("blob {d} is corrupt: its content hashes to {got}"),
+            )),
+            Err(e) => Some((d.clone(), format!("blob {d} cannot be read: {e}"))),
         }
     });
-    let corrupt = corrupt.into_inner().unwrap_or_default();
     r.blobs_checked = files.len();
-    r.problems.extend(corrupt);
-    let present: HashSet<Digest> = files.into_iter().collect();
+    for (d, msg) in corrupt {
+        r.corrupt_blobs.push(d);
+        r.problems.push(msg);
+    }
+    let present: HashSet<Digest> = files.iter().cloned().collect();
 
     // 2. Every image's documents and layers are there.
-    let images = match store.images() {
-        Ok(i) => i,
-        Err(e) => {
-            r.problems.push(format!("index.json cannot be read: {e}"));
-            Vec::new()
+    let mut roots: Vec<(Digest, String)> = Vec::new();
+    match store.images() {
+        Ok(i) => {
+            r.images = i.len();
+            for e in i {
+                let label = e
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| e.digest.short().to_owned());
+                roots.push((e.digest, label));
+            }
         }
-    };
-    r.images = images.len();
-    let mut live_layers = HashSet::new();
-    for e in &images {
-        check_image(store, e, &present, &mut r, &mut live_layers);
+        Err(e) => r.problems.push(format!("index.json cannot be read: {e}")),
+    }
+    for d in extra_roots {
+        if !roots.iter().any(|(r, _)| r == d) {
+            roots.push((d.clone(), format!("{} (used by an app)", d.short())));
+        }
+    }
+    let mut live_blobs = HashSet::new();
+    let mut live_layers: BTreeMap<Digest, Option<LayerSource>> = BTreeMap::new();
+    for (digest, label) in &roots {
+        check_image(
+            store,
+            digest,
+            label,
+            &present,
+            &mut r,
+            &mut live_blobs,
+            &mut live_layers,
+        );
     }
 
-    // 3. Leftovers.
+    r.sources = live_layers
+        .iter()
+        .filter_map(|(d, s)| Some((d.clone(), s.clone()?)))
+        .collect();
+    // 3. Every referenced layer is complete and unchanged.
+    let to_check: Vec<Digest> = live_layers.keys().cloned().collect();
+    r.layers_checked = to_check.len();
+    let damaged = parallel(&to_check, |d| {
+        verify_layer(store, d, progress).map(|why| (d.clone(), why))
+    });
+    for (d, why) in damaged {
+        r.problems
+            .push(format!("unpacked layer {}: {why}", d.short()));
+        r.damaged_layers.push(d);
+    }
+
+    // 4. Leftovers.
+    for d in &files {
+        if !live_blobs.contains(d) && !r.corrupt_blobs.contains(d) {
+            r.unreferenced_blobs.push(d.clone());
+        }
+    }
+    if !r.unreferenced_blobs.is_empty() {
+        r.notes.push(format!(
+            "{} unreferenced blob(s) (gc removes them): {}",
+            r.unreferenced_blobs.len(),
+            r.unreferenced_blobs
+                .iter()
+                .take(5)
+                .map(|d| d.short().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let layers = store.layers_dir();
     for e in fs::read_dir(&layers)
         .ctx(|| format!("listing {}", layers.display()))?
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        match Digest::from_hex(&name) {
-            Some(d) if live_layers.contains(&d) => {}
+        let hex = name.strip_suffix(".content").unwrap_or(&name);
+        match Digest::from_hex(hex) {
+            Some(d) if live_layers.contains_key(&d) => {}
+            Some(_) if name.ends_with(".content") => {}
             _ => r
                 .notes
                 .push(format!("unreferenced layer layers/{name} (gc removes it)")),
@@ -126,32 +198,96 @@ pub fn fsck(store: &Store, progress: &dyn Progress) -> Result<FsckReport> {
     Ok(r)
 }
 
+/// Run `f` over `items` on a few threads; collect what it returns.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Option<R> + Sync) -> Vec<R> {
+    let out = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(item) = items.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    if let Some(r) = f(item)
+                        && let Ok(mut o) = out.lock()
+                    {
+                        o.push(r);
+                    }
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap_or_default()
+}
+
+/// Why layer `d` is not as it was unpacked, or None if it is.
+fn verify_layer(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<String> {
+    let tree = store.layer_path(d);
+    if !tree.is_dir() {
+        return Some("is missing".into());
+    }
+    let stored = match fs::read_to_string(store.layer_record_path(d)) {
+        Ok(s) => s,
+        Err(_) => {
+            return Some(
+                "is incomplete: it has no content record (an interrupted import or removal)".into(),
+            );
+        }
+    };
+    let bytes: u64 = stored
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(' ').nth(5)?.parse::<u64>().ok())
+        .sum();
+    progress.add_total(bytes);
+    let now = rustix::fs::open(
+        &tree,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .map_err(|e| e.to_string())
+    .and_then(|fd| crate::content::record(fd.as_fd()).map_err(|e| format!("{e}")));
+    progress.advance(bytes);
+    match now {
+        Err(e) => Some(format!("cannot be read: {e}")),
+        Ok(now) => {
+            let diff = crate::content::differences(&stored, &now, 5);
+            (!diff.is_empty()).then(|| format!("differs from its record: {}", diff.join("; ")))
+        }
+    }
+}
+
 fn check_image(
     store: &Store,
-    e: &ImageEntry,
+    digest: &Digest,
+    label: &str,
     present: &HashSet<Digest>,
     r: &mut FsckReport,
-    live_layers: &mut HashSet<Digest>,
+    live_blobs: &mut HashSet<Digest>,
+    live_layers: &mut BTreeMap<Digest, Option<LayerSource>>,
 ) {
-    let label = e
-        .names
-        .first()
-        .cloned()
-        .unwrap_or_else(|| e.digest.short().to_owned());
-    if !present.contains(&e.digest) {
-        r.problems.push(format!(
-            "image {label}: manifest blob {} is missing",
-            e.digest
-        ));
+    live_blobs.insert(digest.clone());
+    if !present.contains(digest) {
+        r.problems
+            .push(format!("image {label}: manifest blob {digest} is missing"));
+        r.missing_blobs.push(digest.clone());
         return;
     }
-    let img = match store.load_image(e) {
+    let entry = ImageEntry {
+        digest: digest.clone(),
+        size: 0,
+        names: vec![],
+    };
+    let img = match store.load_image(&entry) {
         Ok(i) => i,
         Err(err) => {
             r.problems.push(format!("image {label}: {err}"));
             return;
         }
     };
+    live_blobs.insert(img.config_digest.clone());
     let (digests, diff_ids) = match (img.layer_digests(), img.diff_ids()) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(err), _) | (_, Err(err)) => {
@@ -159,21 +295,112 @@ fn check_image(
             return;
         }
     };
-    for d in digests {
-        if !present.contains(&d) {
+    for d in &digests {
+        live_blobs.insert(d.clone());
+        if !present.contains(d) && !r.missing_blobs.contains(d) {
             r.problems
                 .push(format!("image {label}: layer blob {d} is missing"));
+            r.missing_blobs.push(d.clone());
         }
     }
-    for d in diff_ids {
-        r.layers_checked += 1;
-        if !store.has_layer(&d) {
-            r.problems.push(format!(
-                "image {label}: unpacked layer {d} is missing (re-import the image)"
+    for (i, d) in diff_ids.into_iter().enumerate() {
+        let src = img.manifest.layers().get(i).and_then(|l| {
+            Some(LayerSource {
+                blob: digests.get(i)?.clone(),
+                size: l.size(),
+                declared: declared(l.media_type().as_ref()),
+            })
+        });
+        let slot = live_layers.entry(d).or_insert(None);
+        if slot.is_none() {
+            *slot = src;
+        }
+    }
+}
+
+fn declared(mt: &str) -> Compression {
+    if mt.ends_with("gzip") {
+        Compression::Gzip
+    } else if mt.ends_with("zstd") {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RepairReport {
+    /// What was done, in plain sentences.
+    pub done: Vec<String>,
+    /// What could not be done, and why.
+    pub failed: Vec<String>,
+}
+
+/// Re-create damaged layers from their blobs and remove corrupt blobs
+/// (they are refetched or re-imported by the caller). Layers in `in_use`
+/// (by running instances) are left alone: their trees are mounted.
+pub fn repair(
+    store: &Store,
+    report: &FsckReport,
+    in_use: &HashSet<Digest>,
+    progress: &dyn Progress,
+) -> Result<RepairReport> {
+    let mut out = RepairReport::default();
+    for d in &report.corrupt_blobs {
+        store.trash(&store.blob_path(d))?;
+        out.done.push(format!("removed corrupt blob {}", d.short()));
+    }
+    if report.damaged_layers.is_empty() {
+        return Ok(out);
+    }
+    let limits = Limits::from_env().unwrap_or_default();
+    let opts = UnpackOptions::for_current_user();
+    for d in &report.damaged_layers {
+        if in_use.contains(d) {
+            out.failed.push(format!(
+                "layer {} is in use by a running app; stop it and run `berth fsck --repair` again",
+                d.short()
             ));
+            continue;
         }
-        live_layers.insert(d);
+        let src = report.sources.get(d).cloned();
+        let Some(src) =
+            src.filter(|s| store.has_blob(&s.blob) && !report.corrupt_blobs.contains(&s.blob))
+        else {
+            // Unmarked, so that the import or pull that brings the blob
+            // back unpacks the layer again.
+            store.remove_layer(d)?;
+            out.failed.push(format!(
+                "layer {} cannot be re-created here: its blob is missing (refetch or re-import the image)",
+                d.short()
+            ));
+            continue;
+        };
+        store.remove_layer(d)?;
+        let job = LayerJob {
+            name: src.blob.short().to_owned(),
+            expected: Some((src.blob.clone(), src.size)),
+            diff_id: d.clone(),
+            declared: Some(src.declared),
+            write_blob: false,
+            unpack: true,
+        };
+        progress.add_total(src.size);
+        let res = File::open(store.blob_path(&src.blob))
+            .ctx(|| format!("opening blob {}", src.blob))
+            .and_then(|mut f| ingest(store, &mut f, &job, &opts, &limits, progress));
+        match res {
+            Ok(_) => out.done.push(format!(
+                "re-created layer {} from blob {}",
+                d.short(),
+                src.blob.short()
+            )),
+            Err(e) => out
+                .failed
+                .push(format!("layer {}: re-creating it failed: {e}", d.short())),
+        }
     }
+    Ok(out)
 }
 
 struct ProgressSink<'a>(&'a dyn Progress);

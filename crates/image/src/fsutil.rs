@@ -66,6 +66,19 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     }
 }
 
+#[cfg(test)]
+#[test]
+fn writer_pids() {
+    assert_eq!(
+        writer_pid(&unique_name("layer-")),
+        Some(std::process::id() as i32)
+    );
+    assert_eq!(writer_pid("trash-12-0-0000abcd"), Some(12));
+    assert_eq!(writer_pid("bundle-abc123"), None);
+    assert_eq!(writer_pid("12-0-0000abcd"), None);
+    assert_eq!(writer_pid("x-12-0-zz"), None);
+}
+
 fn remove_at(parent: std::os::fd::BorrowedFd<'_>, name: &Path, shown: &Path) -> Result<()> {
     let ctx = || format!("removing {}", shown.display());
     let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).ctx(ctx)?;
@@ -107,6 +120,33 @@ impl OsStrFromBytes for std::ffi::OsStr {
     fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &std::ffi::OsStr {
         std::os::unix::ffi::OsStrExt::from_bytes(b)
     }
+}
+
+/// The pid in a name made by `unique_name` (`prefix-PID-n-t`).
+pub fn writer_pid(name: &str) -> Option<i32> {
+    let mut parts = name.rsplitn(4, '-');
+    let (t, n, pid, prefix) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let prefix_ok = !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'.');
+    let t_ok = t.len() == 8 && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let n_ok = !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    if !(prefix_ok && t_ok && n_ok) {
+        return None;
+    }
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
+/// Whether a process with this pid exists (EPERM: it does, as another user).
+pub fn pid_alive(pid: i32) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(p),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// Total size in bytes of regular files under a tree (for reports).

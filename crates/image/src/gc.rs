@@ -16,6 +16,9 @@ pub struct GcReport {
     pub layers_removed: usize,
     pub temp_removed: usize,
     pub bytes_freed: u64,
+    /// Layers nothing else references, kept because a running app uses
+    /// them; the next gc after it ends removes them.
+    pub kept_for_running: usize,
 }
 
 /// What the store's roots keep alive.
@@ -54,11 +57,12 @@ pub fn live_set(store: &Store, extra: &[Digest]) -> Result<Live> {
     Ok(live)
 }
 
-/// Remove every entry of `dir` not named by a digest in `keep`; returns the
-/// count and bytes freed.
-fn sweep(dir: &std::path::Path, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
+/// Remove every blob not named by a digest in `keep`; returns the count
+/// and bytes freed. A blob is one file, so its unlink is atomic.
+fn sweep_blobs(store: &Store, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
+    let dir = store.blobs_dir();
     let (mut n, mut freed) = (0, 0);
-    for e in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
+    for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
         let e = e.ctx(|| format!("listing {}", dir.display()))?;
         let live = e
             .file_name()
@@ -67,22 +71,61 @@ fn sweep(dir: &std::path::Path, keep: &HashSet<Digest>) -> Result<(usize, u64)> 
             .is_some_and(|d| keep.contains(&d));
         if !live {
             freed += tree_size(&e.path());
-            remove_tree(&e.path())?;
+            store.trash(&e.path())?;
             n += 1;
         }
     }
     Ok((n, freed))
 }
 
-pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
-    let live = live_set(store, extra_roots)?;
-    let mut r = GcReport::default();
-    let (n, freed) = sweep(&store.blobs_dir(), &live.blobs)?;
+/// Remove unpacked layers (tree and record) not in `keep`, each unmarked
+/// before its tree is touched (`Store::remove_layer`).
+fn sweep_layers(store: &Store, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
+    let dir = store.layers_dir();
+    let (mut n, mut freed) = (0, 0);
+    let mut seen = HashSet::new();
+    for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+        let e = e.ctx(|| format!("listing {}", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let hex = name.strip_suffix(".content").unwrap_or(&name);
+        match Digest::from_hex(hex) {
+            Some(d) if keep.contains(&d) => {}
+            Some(d) => {
+                if seen.insert(d.clone()) {
+                    freed += tree_size(&store.layer_path(&d));
+                    store.remove_layer(&d)?;
+                    n += 1;
+                }
+            }
+            None => {
+                freed += tree_size(&e.path());
+                store.trash(&e.path())?;
+                n += 1;
+            }
+        }
+    }
+    Ok((n, freed))
+}
+
+/// `extra_roots`: manifests of installed apps; `running`: manifests of
+/// running instances, which keep their content until they end.
+pub fn gc(store: &Store, extra_roots: &[Digest], running: &[Digest]) -> Result<GcReport> {
+    let mut roots = extra_roots.to_vec();
+    roots.extend_from_slice(running);
+    let live = live_set(store, &roots)?;
+    let without_running = live_set(store, extra_roots)?;
+    let mut r = GcReport {
+        kept_for_running: live.layers.difference(&without_running.layers).count(),
+        ..GcReport::default()
+    };
+    let (n, freed) = sweep_blobs(store, &live.blobs)?;
     r.blobs_removed = n;
     r.bytes_freed += freed;
-    let (n, freed) = sweep(&store.layers_dir(), &live.layers)?;
+    let (n, freed) = sweep_layers(store, &live.layers)?;
     r.layers_removed = n;
     r.bytes_freed += freed;
+    // Under the exclusive lock nothing else is writing: all of tmp/ is
+    // leftovers.
     let tmp = store.tmp_dir();
     for e in fs::read_dir(&tmp).ctx(|| format!("listing {}", tmp.display()))? {
         let e = e.ctx(|| format!("listing {}", tmp.display()))?;

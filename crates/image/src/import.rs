@@ -73,6 +73,8 @@ struct SrcLayer {
     expected: Option<(Digest, u64)>,
     diff_id: Digest,
     size_hint: u64,
+    /// The compression its media type declares (OCI sources).
+    declared: Option<Compression>,
 }
 
 /// One image found in the input, before its layers are stored.
@@ -155,6 +157,7 @@ pub fn import(
                     name,
                     expected: l.expected.clone(),
                     diff_id: l.diff_id.clone(),
+                    declared: l.declared,
                     write_blob,
                     unpack,
                 },
@@ -181,7 +184,14 @@ pub fn import(
             });
         }
     }
-    let done = run_jobs(store, source.as_ref(), &jobs, opts, progress)?;
+    let needed: u64 = planned
+        .iter()
+        .flat_map(|p| &p.layers)
+        .filter(|l| jobs.iter().any(|(path, _)| path == &l.path))
+        .map(|l| l.size_hint)
+        .sum();
+    let done = run_jobs(store, source.as_ref(), &jobs, opts, progress)
+        .map_err(|e| no_space(store, e, needed))?;
     let new_layers: HashSet<&Digest> = jobs
         .iter()
         .filter(|(_, j)| j.unpack)
@@ -195,6 +205,7 @@ pub fn import(
     }
 
     let mut images = Vec::new();
+    let (mut named, mut unnamed) = (Vec::new(), Vec::new());
     for p in planned {
         let config_digest = store.put_blob_bytes(&p.config_bytes)?;
         let (manifest_bytes, desc) = match p.manifest {
@@ -203,15 +214,18 @@ pub fn import(
         };
         let digest = store.put_blob_bytes(&manifest_bytes)?;
         if p.names.is_empty() {
-            store.add_unnamed(&desc)?;
+            unnamed.push(desc.clone());
         }
         for n in &p.names {
-            store.set_name(n, &desc)?;
+            named.push((n.clone(), desc.clone()));
         }
+        let mut names: Vec<String> = p.names.iter().map(ToString::to_string).collect();
+        names.sort();
+        names.dedup();
         images.push(ImportedImage {
             id: digest.short().to_owned(),
             digest,
-            names: p.names.iter().map(ToString::to_string).collect(),
+            names,
             layers: p.layers.len(),
             layers_new: p
                 .layers
@@ -220,11 +234,29 @@ pub fn import(
                 .count(),
         });
     }
+    // One rewrite of index.json for the whole import.
+    store.set_names(&named, &unnamed)?;
     Ok(ImportResult {
         format,
         images,
         report,
     })
+}
+
+/// An ENOSPC anywhere in `e` becomes an error that says how much is needed
+/// and free, and what to do.
+fn no_space(store: &Store, e: Error, needed: u64) -> Error {
+    if !e.is_no_space() {
+        return e;
+    }
+    let free = rustix::fs::statvfs(store.root())
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        .unwrap_or(0);
+    Error::NoSpace {
+        store: store.root().display().to_string(),
+        needed,
+        free,
+    }
 }
 
 /// Run layer jobs on `opts.jobs` threads; the first error stops the rest.
@@ -288,7 +320,7 @@ fn run_jobs(
     }
 }
 
-fn host_arch() -> &'static str {
+pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -390,7 +422,7 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
                 .iter()
                 .find(|m| is_manifest_type(&media_type_str(m.media_type())) && platform_matches(m))
             {
-                Some(m) => manifests.push((m.clone(), names)),
+                Some(m) => add_manifest(&mut manifests, m.clone(), names),
                 None => progress.note(&format!(
                     "skipping {}: no linux/{} image in it",
                     d.digest(),
@@ -399,7 +431,7 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
             }
         } else if is_manifest_type(&mt) {
             if platform_matches(d) {
-                manifests.push((d.clone(), names));
+                add_manifest(&mut manifests, d.clone(), names);
             }
         } else {
             progress.note(&format!("skipping {} of unsupported type {mt}", d.digest()));
@@ -427,6 +459,7 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
                 expected: Some((ld, l.size())),
                 diff_id,
                 size_hint: l.size(),
+                declared: Some(declared_compression(&media_type_str(l.media_type()))),
             });
         }
         let mut desc = Descriptor::new(
@@ -445,6 +478,29 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
         });
     }
     Ok(out)
+}
+
+/// One entry per manifest: an index may name the same one many times.
+fn add_manifest(
+    manifests: &mut Vec<(Descriptor, Vec<ImageName>)>,
+    d: Descriptor,
+    names: Vec<ImageName>,
+) {
+    match manifests.iter_mut().find(|(m, _)| m.digest() == d.digest()) {
+        Some((_, n)) => n.extend(names),
+        None => manifests.push((d, names)),
+    }
+}
+
+/// What a layer media type says about its bytes.
+fn declared_compression(mt: &str) -> Compression {
+    if mt.ends_with("gzip") {
+        Compression::Gzip
+    } else if mt.ends_with("zstd") {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
 }
 
 fn check_layer_type(mt: &str) -> Result<()> {
@@ -527,6 +583,7 @@ fn plan_docker(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Plann
                 expected: None,
                 diff_id,
                 size_hint: size,
+                declared: None,
             });
         }
         let mut names = Vec::new();

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::{Digest, HashingReader, verify};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{fsync_dir, remove_tree, unique_name};
+use crate::fsutil::{remove_tree, unique_name};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::unpack::{UnpackOptions, UnpackReport, unpack};
@@ -113,6 +113,14 @@ impl Compression {
         }
     }
 
+    pub fn describe(self) -> &'static str {
+        match self {
+            Compression::None => "an uncompressed tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
     pub fn oci_media_type(self) -> &'static str {
         match self {
             Compression::None => "application/vnd.oci.image.layer.v1.tar",
@@ -139,6 +147,9 @@ pub struct LayerJob {
     pub expected: Option<(Digest, u64)>,
     /// The uncompressed digest the image config promises.
     pub diff_id: Digest,
+    /// The compression the media type declares; bytes that say otherwise
+    /// are refused (a registry or `push` would mislabel them again).
+    pub declared: Option<Compression>,
     pub write_blob: bool,
     pub unpack: bool,
 }
@@ -197,8 +208,7 @@ pub fn ingest(
         let consumed2 = consumed.clone();
         let done2 = decoder_done.clone();
         let root = root_fd.as_ref().map(|f| f.as_fd());
-        let worker =
-            s.spawn(move || decode_side(rx, consumed2, &done2, root, opts, limits, &job.name));
+        let worker = s.spawn(move || decode_side(rx, consumed2, &done2, root, opts, limits, job));
         let mut sending = true;
         let read_result: Result<()> = (|| loop {
             let mut buf = vec![0u8; CHUNK];
@@ -252,13 +262,11 @@ pub fn ingest(
     }
     if let (Some(t), Some(fd)) = (&tmp_dir, &root_fd) {
         rustix::fs::syncfs(fd).ctx(|| "syncing the unpacked layer".into())?;
-        let dest = store.layer_path(&job.diff_id);
-        match fs::rename(t, &dest) {
-            Ok(()) => fsync_dir(&store.layers_dir())?,
-            // Another process unpacked the same layer first: keep theirs.
-            Err(_) if dest.is_dir() => remove_tree(t)?,
-            Err(e) => return Err(e).ctx(|| format!("moving layer into {}", dest.display())),
-        }
+        // The record describes the tree as it is on disk, after unpacking.
+        let record = crate::content::record(fd.as_fd())?;
+        // Another process may have unpacked the same layer first: then
+        // theirs is kept and ours discarded.
+        store.install_layer(&job.diff_id, t, &record)?;
     }
     guard.disarm();
     Ok(LayerDone {
@@ -277,8 +285,9 @@ fn decode_side(
     root: Option<BorrowedFd<'_>>,
     opts: &UnpackOptions,
     limits: &Limits,
-    name: &str,
+    job: &LayerJob,
 ) -> Result<DecodeOut> {
+    let (name, declared) = (job.name.as_str(), job.declared);
     let chan = ChannelReader {
         rx,
         cur: Vec::new(),
@@ -288,6 +297,16 @@ fn decode_side(
     let mut br = BufReader::with_capacity(CHUNK, chan);
     let head = br.fill_buf().ctx(|| format!("reading layer {name}"))?;
     let compression = Compression::detect(head);
+    if let Some(d) = declared.filter(|d| *d != compression) {
+        return Err(Error::invalid(
+            format!("layer {name}"),
+            format!(
+                "its media type says {} but its bytes are {}",
+                d.describe(),
+                compression.describe()
+            ),
+        ));
+    }
     let dec = compression
         .reader(br)
         .ctx(|| format!("starting to decompress layer {name}"))?;

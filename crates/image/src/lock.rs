@@ -55,12 +55,28 @@ pub fn try_lock(path: &Path, kind: LockKind) -> Result<Option<LockGuard>> {
         .map(|()| LockGuard { _file: file }))
 }
 
+/// flock works on a read-only fd, so a store that is read-only (a
+/// read-only mount, or another user's) can still be read under its lock.
+/// A missing lock file in a read-only store means nobody can be writing.
 fn open(path: &Path) -> Result<File> {
-    OpenOptions::new()
+    let rw = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)
-        .ctx(|| format!("opening lock file {}", path.display()))
+        .open(path);
+    match rw {
+        Ok(f) => Ok(f),
+        Err(e)
+            if e.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error())
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            match File::open(path) {
+                Ok(f) => Ok(f),
+                Err(_) => File::open(path.parent().unwrap_or(Path::new("/")))
+                    .ctx(|| format!("opening lock file {}", path.display())),
+            }
+        }
+        Err(e) => Err(e).ctx(|| format!("opening lock file {}", path.display())),
+    }
 }

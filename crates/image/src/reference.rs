@@ -31,6 +31,12 @@ impl ImageName {
             Some(i) => (&s[..last_slash + i], &s[last_slash + i + 1..]),
             None => (s, "latest"),
         };
+        // The limit holds for the stored form, `:latest` included.
+        if repo.len() + 1 + tag.len() > 255 {
+            return Err(bad(
+                "longer than 255 characters with its tag (`:latest` when none is given)",
+            ));
+        }
         if !valid_tag(tag) {
             return Err(bad(
                 "a tag is 1-128 of [A-Za-z0-9_.-] and does not start with . or -",
@@ -149,6 +155,19 @@ mod tests {
             "café",
         ] {
             assert!(ImageName::parse(s).is_err(), "{s:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn length_limit_counts_the_default_tag() {
+        let name = "a".repeat(248);
+        assert_eq!(ok(&name).len(), 255);
+        assert!(ImageName::parse(&"a".repeat(249)).is_err());
+        assert!(ImageName::parse(&format!("{}:v", "a".repeat(254))).is_err());
+        for s in ["a".repeat(249), "a".repeat(300)] {
+            if let Ok(n) = ImageName::parse(&s) {
+                assert!(n.to_string().len() <= 255);
+            }
         }
     }
 }

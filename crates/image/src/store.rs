@@ -10,7 +10,7 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest,
 
 use crate::digest::{Digest, HashingWriter, verify};
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{fsync_dir, unique_name, write_atomic};
+use crate::fsutil::{fsync_dir, remove_tree, unique_name, write_atomic};
 use crate::lock::{self, LockGuard, LockKind};
 use crate::reference::ImageName;
 
@@ -53,6 +53,15 @@ impl Image {
             .iter()
             .map(|d| Digest::parse(d))
             .collect()
+    }
+
+    /// Why this image cannot run here (another OS or CPU), if it cannot.
+    pub fn platform_mismatch(&self) -> Option<String> {
+        let os = self.config.os().to_string();
+        let arch = self.config.architecture().to_string();
+        let here = crate::import::host_arch();
+        (os != "linux" || arch != here)
+            .then(|| format!("the image is built for {os}/{arch}; this machine runs linux/{here}"))
     }
 
     pub fn layer_digests(&self) -> Result<Vec<Digest>> {
@@ -105,6 +114,8 @@ impl Store {
                 store.write_index(&new_index(Vec::new()))?;
             }
         }
+        // What killed imports and removals left behind.
+        store.clean_stale_tmp();
         Ok(store)
     }
 
@@ -136,8 +147,87 @@ impl Store {
         self.blob_path(d).is_file()
     }
 
+    /// The layer's content record, which is also its completion marker:
+    /// written after the tree is in place, removed before it is touched.
+    pub fn layer_record_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir().join(format!("{}.content", diff_id.hex()))
+    }
+
+    /// An unpacked layer is there only when its tree and its record are.
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
-        self.layer_path(diff_id).is_dir()
+        self.layer_record_path(diff_id).is_file() && self.layer_path(diff_id).is_dir()
+    }
+
+    /// Put a verified, synced tree (in `tmp/`) in place as layer `diff_id`
+    /// with its content record written last. Returns false if a complete
+    /// copy was already there (ours is then discarded). An incomplete copy
+    /// under the final name (an interrupted import or removal) is replaced.
+    pub fn install_layer(&self, diff_id: &Digest, tree: &Path, record: &str) -> Result<bool> {
+        let _g = lock::lock(
+            &self.root.join("locks/layers.lock"),
+            LockKind::Exclusive,
+            &|| {},
+        )?;
+        if self.has_layer(diff_id) {
+            self.trash(tree)?;
+            return Ok(false);
+        }
+        let dest = self.layer_path(diff_id);
+        let rec = self.layer_record_path(diff_id);
+        self.trash(&rec)?;
+        self.trash(&dest)?;
+        fs::rename(tree, &dest).ctx(|| format!("moving layer into {}", dest.display()))?;
+        fsync_dir(&self.layers_dir())?;
+        write_atomic(&self.tmp_dir(), &rec, record.as_bytes())?;
+        Ok(true)
+    }
+
+    /// Remove an unpacked layer: unmark it first, so a crash at any point
+    /// leaves either a complete layer or one that is known to be incomplete.
+    pub fn remove_layer(&self, diff_id: &Digest) -> Result<()> {
+        self.trash(&self.layer_record_path(diff_id))?;
+        fsync_dir(&self.layers_dir())?;
+        self.trash(&self.layer_path(diff_id))
+    }
+
+    /// Move `path` (file or tree) into `tmp/` with one rename, then delete
+    /// it there. Whatever a crash leaves in `tmp/` is removed later
+    /// (`clean_stale_tmp`); nothing half-deleted stays under a real name.
+    pub fn trash(&self, path: &Path) -> Result<()> {
+        if fs::symlink_metadata(path).is_err() {
+            return Ok(());
+        }
+        let t = self.tmp_dir().join(unique_name("trash-"));
+        match fs::rename(path, &t) {
+            Ok(()) => remove_tree(&t),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("moving {} out of the store", path.display())),
+        }
+    }
+
+    /// Remove what dead berth processes left in `tmp/`: every name there
+    /// carries its writer's pid (`unique_name`). Best effort (a read-only
+    /// store, another user's process): returns what was removed.
+    pub fn clean_stale_tmp(&self) -> (usize, u64) {
+        let (mut n, mut bytes) = (0, 0);
+        let Ok(rd) = fs::read_dir(self.tmp_dir()) else {
+            return (0, 0);
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(crate::fsutil::writer_pid) else {
+                continue;
+            };
+            if crate::fsutil::pid_alive(pid) {
+                continue;
+            }
+            let size = crate::fsutil::tree_size(&e.path());
+            if remove_tree(&e.path()).is_ok() {
+                n += 1;
+                bytes += size;
+            }
+        }
+        (n, bytes)
     }
 
     /// Shared store lock: held by every command except gc.
@@ -221,7 +311,10 @@ impl Store {
         let p = self.root.join("index.json");
         let bytes = fs::read(&p).ctx(|| format!("reading {}", p.display()))?;
         serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
-            what: p.display().to_string(),
+            what: format!(
+                "the store's image list {} (damaged or truncated; `berth fsck` checks the store)",
+                p.display()
+            ),
             source,
         })
     }
@@ -343,6 +436,54 @@ impl Store {
             desc.set_annotations(Some(ann));
             desc.set_platform(None);
             list.push(desc);
+            Ok(())
+        })
+    }
+
+    /// Point many names at manifests and record unnamed images, in one
+    /// rewrite of index.json (an index may name one manifest 10,000 times).
+    pub fn set_names(
+        &self,
+        named: &[(ImageName, Descriptor)],
+        unnamed: &[Descriptor],
+    ) -> Result<()> {
+        if named.is_empty() && unnamed.is_empty() {
+            return Ok(());
+        }
+        let names: std::collections::HashSet<String> =
+            named.iter().map(|(n, _)| n.to_string()).collect();
+        let digests: std::collections::HashSet<String> =
+            named.iter().map(|(_, d)| d.digest().to_string()).collect();
+        self.update_index(|list| {
+            list.retain(|d| match ref_name(d) {
+                Some(n) => !names.contains(&n),
+                None => !digests.contains(&d.digest().to_string()),
+            });
+            let mut seen = std::collections::HashSet::new();
+            for (n, manifest) in named.iter().rev() {
+                // The last mention of a name wins, as with one set_name each.
+                if !seen.insert(n.to_string()) {
+                    continue;
+                }
+                let mut desc = manifest.clone();
+                let mut ann = HashMap::new();
+                ann.insert(REF_NAME.to_owned(), n.to_string());
+                desc.set_annotations(Some(ann));
+                desc.set_platform(None);
+                list.push(desc);
+            }
+            let listed: std::collections::HashSet<String> =
+                list.iter().map(|d| d.digest().to_string()).collect();
+            let mut added = std::collections::HashSet::new();
+            for manifest in unnamed {
+                let d = manifest.digest().to_string();
+                if !listed.contains(&d) && added.insert(d) {
+                    let mut desc = manifest.clone();
+                    desc.set_annotations(None);
+                    desc.set_platform(None);
+                    list.push(desc);
+                }
+            }
             Ok(())
         })
     }

@@ -53,6 +53,8 @@ pub struct UnpackReport {
     pub dropped_devices: Vec<String>,
     pub stripped_setid: Vec<String>,
     pub dropped_xattrs: u64,
+    /// GNU sparse files, stored with their holes filled.
+    pub sparse: Vec<String>,
 }
 
 impl UnpackReport {
@@ -62,6 +64,7 @@ impl UnpackReport {
         self.dropped_devices.extend(o.dropped_devices);
         self.stripped_setid.extend(o.stripped_setid);
         self.dropped_xattrs += o.dropped_xattrs;
+        self.sparse.extend(o.sparse);
     }
 }
 
@@ -247,6 +250,11 @@ impl Unpacker<'_> {
         let owner = (uid, gid);
         let name = OsStr::from_bytes(&name).to_os_string();
 
+        if kind == tar::EntryType::GNUSparse {
+            // The tar crate expands old-GNU sparse entries: the holes
+            // become zeros on disk, which the user should know.
+            self.report.sparse.push(shown.clone());
+        }
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let pfd = self.parent(&parent, &shown)?;
@@ -442,6 +450,14 @@ impl Unpacker<'_> {
             let ext =
                 ext.map_err(|e| Error::invalid("layer archive", format!("bad PAX header: {e}")))?;
             let Ok(key) = ext.key() else { continue };
+            // PAX sparse files (GNU.sparse.*) store a map and the data
+            // without holes; read as plain entries they would unpack as
+            // wrong bytes under a wrong name, so refuse them plainly.
+            if key.starts_with("GNU.sparse.") {
+                return Err(Error::Unsupported(format!(
+                    "PAX sparse file entries ({key}) in a layer; write the layer without sparse files (GNU tar: without --sparse)"
+                )));
+            }
             if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                 if xattr_allowed(name, self.opts.privileged) {
                     out.push((name.to_owned(), ext.value_bytes().to_vec()));

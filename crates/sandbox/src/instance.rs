@@ -30,6 +30,12 @@ pub struct InstanceState {
     pub devel: bool,
     #[serde(default)]
     pub multiarch: bool,
+    /// The store and image manifest the instance runs from: gc keeps that
+    /// image's content while the instance lives.
+    #[serde(default)]
+    pub store: String,
+    #[serde(default)]
+    pub image_digest: String,
 }
 
 /// Field 22 of /proc/PID/stat (after the parenthesized command name), or

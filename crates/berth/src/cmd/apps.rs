@@ -174,6 +174,9 @@ pub fn install_image(
     key: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let image = ctx.store.load_image(entry)?;
+    if let Some(why) = image.platform_mismatch() {
+        bail!("cannot install {}: {why}", entry.digest.short());
+    }
     let mut meta = app_of(&image)?;
     // A channel copy (`ID@CHANNEL`) is its own install: own deployments,
     // data and menu entry, named after the key.
@@ -271,9 +274,24 @@ pub fn install_image(
 pub fn uninstall(ctx: &Ctx, id: &str, delete_data: bool) -> anyhow::Result<ExitCode> {
     let apps = AppStore::new(ctx.store.root());
     apps.require(id)?;
-    crate::desktop::unexport(ctx.store.root(), id)?;
-    apps.remove(id)?;
     let data = data_dir(ctx.store.root(), id);
+    // The app's image stays while it runs (running instances are gc
+    // roots); its data would not, so that waits until it ends.
+    let running = super::state_dir()
+        .map(|d| {
+            berth_sandbox::instance::list(&d)
+                .into_iter()
+                .filter(|s| s.name == id || s.image == id)
+                .count()
+        })
+        .unwrap_or(0);
+    if delete_data && running > 0 && data.exists() {
+        bail!(
+            "{id} is running ({running} instance(s)); stop it first (`berth ps`, `berth kill`) to delete its data"
+        );
+    }
+    crate::desktop::unexport(ctx.store.root(), id)?;
+    apps.remove(id, &ctx.store.tmp_dir())?;
     if delete_data && data.exists() {
         berth_image::fsutil::remove_tree(&data)?;
         println!("Uninstalled {id} and deleted its data");

@@ -9,7 +9,11 @@ pub fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx
         .store
         .lock_exclusive(&|| ui::warn("waiting for other berth processes to finish..."))?;
-    let r = gc(&ctx.store, &super::live_app_images(ctx)?)?;
+    let r = gc(
+        &ctx.store,
+        &super::live_app_images(ctx)?,
+        &super::running_images(ctx),
+    )?;
     if json {
         ui::print_json(&r)?;
     } else {
@@ -20,6 +24,12 @@ pub fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
             r.temp_removed,
             ui::human_size(r.bytes_freed)
         );
+        if r.kept_for_running > 0 {
+            println!(
+                "Kept {} unpacked layer(s) that running apps use; they go with the next gc after those apps end",
+                r.kept_for_running
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -42,6 +42,22 @@ pub fn import_path(
             ui::summarize(&r.stripped_setid)
         ));
     }
+    for i in &res.images {
+        let entry = ctx.store.entry_by_digest(&i.digest)?;
+        if let Some(why) = ctx.store.load_image(&entry)?.platform_mismatch() {
+            ui::warn(&format!(
+                "warning: {why}: image {} can be exported or pushed, but not installed or run",
+                i.id
+            ));
+        }
+    }
+    if !r.sparse.is_empty() {
+        ui::warn(&format!(
+            "warning: {} sparse file(s) stored in full, their holes as zeros ({})",
+            r.sparse.len(),
+            ui::summarize(&r.sparse)
+        ));
+    }
     if r.dropped_xattrs > 0 {
         ui::warn(&format!(
             "warning: left out {} extended attribute(s) that could grant privileges or forge overlay metadata",

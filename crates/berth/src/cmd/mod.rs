@@ -81,6 +81,33 @@ pub fn live_app_images(ctx: &Ctx) -> anyhow::Result<Vec<berth_image::Digest>> {
         .collect()
 }
 
+/// The store as instances record it: its real path, however `$BERTH_HOME`
+/// was spelled.
+pub fn store_id(ctx: &Ctx) -> String {
+    std::fs::canonicalize(ctx.store.root())
+        .unwrap_or_else(|_| ctx.store.root().to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Manifests that running instances of this store use: gc and rmi keep
+/// their content until the instance ends.
+pub fn running_images(ctx: &Ctx) -> Vec<berth_image::Digest> {
+    let Ok(dir) = state_dir() else {
+        return Vec::new();
+    };
+    let root = store_id(ctx);
+    let mut v: Vec<berth_image::Digest> = berth_sandbox::instance::list(&dir)
+        .iter()
+        .filter(|s| s.store == root)
+        .filter_map(|s| berth_image::Digest::parse(&s.image_digest).ok())
+        .filter(|d| ctx.store.has_blob(d))
+        .collect();
+    v.sort_by(|a, b| a.hex().cmp(b.hex()));
+    v.dedup();
+    v
+}
+
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::open(cli.home)?;
     match cli.command {
@@ -96,7 +123,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag { image, name } => tag::run(&ctx, &image, &name),
         Command::Rmi { images, force } => rmi::run(&ctx, &images, force),
         Command::Gc { json } => gc::run(&ctx, json),
-        Command::Fsck { json } => fsck::run(&ctx, json),
+        Command::Fsck { json, repair } => fsck::run(&ctx, json, repair),
         Command::Run(args) => run::run(&ctx, args),
         Command::Install { source, yes, as_ } => apps::install(&ctx, &source, yes, as_.as_deref()),
         Command::Promote { app } => update::promote(&ctx, &app),

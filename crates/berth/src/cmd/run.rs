@@ -84,27 +84,41 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let store_lock = ctx.lock_shared()?;
     let (entry, image) = {
-        let _lock = ctx.lock_shared()?;
         let entry = match &app {
-            Some(d) => berth_image::Digest::parse(&d.image)
+            Some(d) => match berth_image::Digest::parse(&d.image)
                 .and_then(|digest| ctx.store.entry_by_digest(&digest))
-                .with_context(|| {
-                    format!(
-                        "the image of {} is gone from the store; reinstall it",
+            {
+                Ok(e) => e,
+                Err(e @ berth_image::Error::NotFound(_)) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "the image of {} is gone from the store; `berth fsck --repair` or a reinstall brings it back",
                         d.app_id
-                    )
-                })?,
+                    )));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot read the image of {}", d.app_id)));
+                }
+            },
             None => ctx.store.resolve(&a.image)?,
         };
         let image = ctx.store.load_image(&entry)?;
+        if let Some(why) = image.platform_mismatch() {
+            anyhow::bail!("cannot run {}: {why}", a.image);
+        }
         (entry, image)
     };
-    let layers = image
-        .diff_ids()?
-        .iter()
-        .map(|d| ctx.store.layer_path(d))
-        .collect();
+    let diff_ids = image.diff_ids()?;
+    if let Some(d) = diff_ids.iter().find(|d| !ctx.store.has_layer(d)) {
+        anyhow::bail!(
+            "layer {} of {} is missing or incomplete (an interrupted import or removal); `berth fsck --repair` re-creates it",
+            d.short(),
+            a.image
+        );
+    }
+    let layers = diff_ids.iter().map(|d| ctx.store.layer_path(d)).collect();
     let c = image.config.config().clone().unwrap_or_default();
     if let Some(w) = a.cpu_weight {
         anyhow::ensure!(
@@ -370,8 +384,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             paused: false,
             devel,
             multiarch,
+            store: super::store_id(ctx),
+            image_digest: entry.digest.to_string(),
         },
         cgroup_name: plan.cgroup.name.clone(),
+        store_lock: Some(store_lock),
     };
     let res = exec::run(&plan, &prepared, &mut hooks);
     // The app is gone: stop its bus proxy.
@@ -402,6 +419,9 @@ struct RunHooks {
     cgroup_name: String,
     state_dir: std::path::PathBuf,
     state: InstanceState,
+    /// The shared store lock, held from looking up the image until the
+    /// instance state names it (then gc sees it as a root).
+    store_lock: Option<berth_image::lock::LockGuard>,
 }
 
 impl exec::Hooks for RunHooks {
@@ -451,8 +471,11 @@ impl exec::Hooks for RunHooks {
         self.state.start_ticks = instance::start_ticks(raw).unwrap_or(0);
         self.state.cgroup = self.cgroup.clone();
         if let Err(e) = self.state.save(&self.state_dir) {
-            ui::warn(&format!("warning: instance state not recorded: {e}"));
+            ui::warn(&format!(
+                "warning: instance state not recorded ({e}); `berth gc` may remove this app's files while it runs"
+            ));
         }
+        self.store_lock = None;
     }
 }
 

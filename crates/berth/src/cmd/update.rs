@@ -266,7 +266,7 @@ pub fn promote(ctx: &Ctx, key: &str) -> anyhow::Result<ExitCode> {
         .current(id)?
         .map_or_else(|| d.origin.clone(), |s| s.origin);
     let code = super::apps::install_image(ctx, &entry, origin, true, Some(id))?;
-    apps.remove(key)?;
+    apps.remove(key, &ctx.store.tmp_dir())?;
     crate::desktop::unexport(ctx.store.root(), key)?;
     Ok(code)
 }

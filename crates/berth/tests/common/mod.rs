@@ -347,6 +347,10 @@ pub struct Img {
     pub raw_index: Option<Vec<u8>>,
     pub raw_config: Option<Vec<u8>>,
     pub raw_manifest: Option<Vec<u8>>,
+    /// Media type compression to declare instead of the real one.
+    pub label_as: Option<Comp>,
+    /// Config architecture instead of amd64.
+    pub arch: Option<String>,
 }
 
 impl Img {
@@ -361,6 +365,8 @@ impl Img {
             raw_index: None,
             raw_config: None,
             raw_manifest: None,
+            label_as: None,
+            arch: None,
         }
     }
 
@@ -383,7 +389,7 @@ impl Img {
         }
         serde_json::to_vec(&serde_json::json!({
             "created": "2026-01-01T00:00:00Z",
-            "architecture": "amd64",
+            "architecture": self.arch.as_deref().unwrap_or("amd64"),
             "os": "linux",
             "config": {"Cmd": ["/bin/sh"], "Labels": self.labels},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -408,7 +414,7 @@ impl Img {
             };
             files.insert(format!("blobs/sha256/{}", &d[7..]), stored);
             layer_descs.push(
-                serde_json::json!({"mediaType": layer_media_type(*c), "digest": d, "size": size}),
+                serde_json::json!({"mediaType": layer_media_type(self.label_as.unwrap_or(*c)), "digest": d, "size": size}),
             );
         }
         let config = self.config();
