@@ -209,6 +209,9 @@ pub enum Command {
         /// Print as JSON
         #[arg(long)]
         json: bool,
+        /// Print only instance IDs, one per line (for scripts: `berth ps -q | xargs -n1 berth kill`)
+        #[arg(long, short = 'q', conflicts_with = "json")]
+        quiet: bool,
     },
     /// Stop an instance (SIGKILL to the whole sandbox by default)
     Kill {
@@ -366,6 +369,28 @@ pub enum Command {
         `berth install` does this too."
     )]
     Integrate,
+    /// Print a shell completion script
+    #[command(
+        long_about = "Print a completion script for SHELL on standard output.\n\n\
+        bash: berth completions bash > ~/.local/share/bash-completion/completions/berth\n\
+        zsh:  berth completions zsh > ~/.zfunc/_berth   (with fpath+=~/.zfunc)\n\
+        fish: berth completions fish > ~/.config/fish/completions/berth.fish"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (berth.1 and one per command) into DIR
+    #[command(
+        long_about = "Write berth's man pages, generated from the same definitions as \
+        --help, into DIR: berth.1 and berth-COMMAND.1 for every command.\n\n\
+        For example: berth man ~/.local/share/man/man1 && man berth-install"
+    )]
+    Man {
+        /// Where to write the pages (created if missing)
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Run a command inside a running instance (default: /bin/sh)
     Enter {
         /// Instance ID (or unique prefix) or name
@@ -435,9 +460,15 @@ pub enum RuntimeCommand {
 pub struct RunArgs {
     /// Image name or ID
     pub image: String,
-    /// Command and arguments (default: the image's entrypoint and cmd)
+    /// Command and arguments (default: the image's entrypoint and cmd). For
+    /// an installed app these are arguments to the app's own command.
     #[arg(last = true)]
     pub command: Vec<String>,
+    /// Run PROGRAM instead of the app's command, with the app's
+    /// permissions; arguments after `--` go to PROGRAM
+    /// (e.g. `berth run org.example.App --command /bin/sh`)
+    #[arg(long = "command", value_name = "PROGRAM")]
+    pub command_override: Option<String>,
     /// Bind a host path: SRC:DST[:ro|:rw] (absolute paths)
     #[arg(long, value_name = "SRC:DST[:ro]")]
     pub bind: Vec<String>,

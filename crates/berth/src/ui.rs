@@ -177,3 +177,15 @@ impl Drop for Spinner {
         self.bar.finish_and_clear();
     }
 }
+
+/// The candidate closest to `typed`, if it is close enough to be a typo:
+/// at most a third of its characters (and at least one) differ.
+pub fn closest<'a>(typed: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let limit = (typed.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(typed, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}

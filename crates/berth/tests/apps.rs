@@ -713,3 +713,22 @@ fn a_symlink_does_not_widen_a_grant() {
     // A symlink to a place of the same risk still works.
     assert!(text.contains("plain file"), "{text}");
 }
+
+/// `--command` runs another program with the app's permissions, instead
+/// of appending to the app's own command.
+#[test]
+fn command_replaces_the_apps_command() {
+    let env = Env::new();
+    let v1 = app_archive(&env, "v1", "", "1");
+    assert!(install(&env, &v1, true).status.success());
+    // The app's command is `/bin/sh -c`: arguments are its script.
+    assert_eq!(env.ok(&["run", ID, "--", "echo via-app"]), "via-app\n");
+    assert_eq!(
+        env.ok(&["run", ID, "--command", "/bin/echo", "--", "hello", "there"]),
+        "hello there\n"
+    );
+    assert_eq!(
+        env.ok(&["run", ID, "--command", "/bin/cat", "--", "/etc/version"]),
+        "1"
+    );
+}

@@ -295,3 +295,68 @@ fn a_closed_stdout_is_not_a_panic() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_definition() {
+    let env = Env::new();
+    for (shell, marker) in [
+        ("bash", "_berth()"),
+        ("zsh", "#compdef berth"),
+        ("fish", "complete -c berth"),
+    ] {
+        let out = env.ok(&["completions", shell]);
+        assert!(
+            out.contains(marker),
+            "{shell}: {}",
+            &out[..out.len().min(200)]
+        );
+        assert!(
+            out.contains("install") && out.contains("fsck"),
+            "{shell} lists the commands"
+        );
+    }
+    let dir = env.path("man");
+    let out = env.ok(&["man", dir.to_str().unwrap()]);
+    assert!(out.contains("man pages"), "{out}");
+    let page = std::fs::read_to_string(dir.join("berth-fsck.1")).unwrap();
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("repair"), "the long help is in the page");
+    assert!(dir.join("berth.1").exists() && dir.join("berth-runtime-create.1").exists());
+}
+
+#[test]
+fn mistyped_names_get_a_suggestion() {
+    let env = Env::new();
+    busybox_image(&env, "example/tool:1", vec![]);
+    let o = env.run(&["run", "example/tol:1", "--", "true"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("berth: error: no image named"), "{err}");
+    assert!(err.contains("did you mean example/tool:1?"), "{err}");
+    // Nothing close: no guess.
+    let o = env.run(&["run", "something/else", "--", "true"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("did you mean"));
+}
+
+#[test]
+fn ps_quiet_and_update_with_nothing_to_do() {
+    let env = Env::new();
+    assert_eq!(env.ok(&["ps", "-q"]), "");
+    assert!(env.ok(&["update"]).contains("Nothing to do"));
+    busybox_image(&env, "example/sleep:1", vec![]);
+    let mut child = env
+        .cmd()
+        .args(["run", "example/sleep:1", "--", "sleep", "30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let inst = wait_for_instance(&env);
+    assert_eq!(
+        env.ok(&["ps", "-q"]).trim(),
+        inst["id"].as_str().unwrap(),
+        "just the ID"
+    );
+    env.ok(&["kill", inst["id"].as_str().unwrap()]);
+    let _ = child.wait();
+}

@@ -376,6 +376,9 @@ fn every_command_survives_a_kill_at_any_point() {
         env.ok(&["rmi", "example/tool:1"]);
         env.ok(&["gc"]);
     }
+    // The runs above left the app's data dir; every round starts without.
+    env.ok(&["install", "--yes", tool_s]);
+    env.ok(&["uninstall", TOOL, "--delete-data"]);
     env.ok(&["install", "--yes", tool_s]);
     let n = count_mutations(&env, &["uninstall", TOOL, "--delete-data"]);
     for k in points(n) {

@@ -39,8 +39,14 @@ fn human_duration(s: u64) -> String {
     }
 }
 
-pub fn ps(json: bool) -> anyhow::Result<ExitCode> {
+pub fn ps(json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
     let all = instance::list(&state_dir()?);
+    if quiet {
+        for s in &all {
+            println!("{}", s.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let rows: Vec<Row> = all
         .iter()
         .map(|s| Row {

@@ -2,6 +2,7 @@
 
 mod apps;
 mod build;
+mod docs;
 mod export;
 mod fsck;
 mod gc;
@@ -109,8 +110,68 @@ pub fn running_images(ctx: &Ctx) -> Vec<berth_image::Digest> {
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // These describe berth itself: no store needed.
+    match &cli.command {
+        Command::Completions { shell } => return docs::completions(*shell),
+        Command::Man { dir } => return docs::man_pages(dir),
+        _ => {}
+    }
     let ctx = Ctx::open(cli.home)?;
-    match cli.command {
+    let res = run_command(&ctx, cli.command);
+    // A mistyped image or app name: say what was probably meant.
+    match res {
+        Err(e) => match suggestion(&ctx, &e) {
+            Some(hint) => {
+                crate::ui::error(&format!("{e:#}"));
+                crate::ui::warn(&hint);
+                Ok(ExitCode::from(1))
+            }
+            None => Err(e),
+        },
+        ok => ok,
+    }
+}
+
+/// "did you mean" for an unknown image name or app ID in `e`'s chain.
+fn suggestion(ctx: &Ctx, e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(berth_image::Error::NotFound(typed)) = cause.downcast_ref() {
+            let names: Vec<String> = ctx
+                .store
+                .images()
+                .ok()?
+                .into_iter()
+                .flat_map(|i| i.names)
+                .collect();
+            let typed_full = berth_image::ImageName::parse(typed)
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| typed.clone());
+            return crate::ui::closest(&typed_full, &names).map(|n| {
+                format!(
+                    "did you mean {}? (`berth images` lists them)",
+                    crate::ui::safe(n)
+                )
+            });
+        }
+        if let Some(berth_app::deploy::DeployError::NotInstalled(typed)) = cause.downcast_ref() {
+            let ids: Vec<String> = berth_app::deploy::AppStore::new(ctx.store.root())
+                .list()
+                .into_iter()
+                .map(|d| d.app_id)
+                .collect();
+            return crate::ui::closest(typed, &ids).map(|n| {
+                format!(
+                    "did you mean {}? (`berth list` lists them)",
+                    crate::ui::safe(n)
+                )
+            });
+        }
+    }
+    None
+}
+
+fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Import {
             source,
             tag,
@@ -137,7 +198,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             revoke,
             reset,
         } => apps::override_(&ctx, &app, grant, revoke, reset),
-        Command::Ps { json } => instances::ps(json),
+        Command::Ps { json, quiet } => instances::ps(json, quiet),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),
         Command::Resume { instance } => instances::pause(&instance, false),
@@ -184,6 +245,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback { app } => update::rollback(&ctx, &app),
         Command::Mask { app, remove } => update::mask(&ctx, &app, !remove),
         Command::Rebase { app, onto } => update::rebase(&ctx, &app, &onto),
+        // Answered before the store was opened; kept for exhaustiveness.
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man_pages(&dir),
         Command::Integrate => {
             crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir())?;
             crate::desktop::hint_once(ctx.store.root());

@@ -150,7 +150,10 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|b| b.map_err(anyhow::Error::from).and_then(canonical_bind))
         .collect::<Result<_, _>>()?;
     let mut env: Vec<(String, String)> = Vec::new();
-    let mut command = a.command;
+    // `--command PROGRAM`: PROGRAM and the arguments after `--`, instead of
+    // the app's (or image's) own command.
+    let replaced = a.command_override.is_some();
+    let mut command: Vec<String> = a.command_override.into_iter().chain(a.command).collect();
     let mut network = if a.host_network {
         Network::Host
     } else if a.network {
@@ -284,9 +287,9 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             limits.cpu_weight = limits.cpu_weight.or(g.cpu_weight);
             limits.pids = limits.pids.or(g.pids);
             // App arguments follow the app's own command.
-            if !d.command.is_empty() {
+            if !replaced && !d.command.is_empty() {
                 command = d.command.iter().cloned().chain(command).collect();
-            } else if !command.is_empty() {
+            } else if !replaced && !command.is_empty() {
                 let mut base = c.entrypoint().clone().unwrap_or_default();
                 base.extend(c.cmd().clone().unwrap_or_default());
                 command = base.into_iter().chain(command).collect();

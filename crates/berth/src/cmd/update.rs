@@ -23,8 +23,13 @@ pub fn update(ctx: &Ctx, ids: &[String], dry_run: bool, yes: bool) -> anyhow::Re
             .map(|id| apps.require(id))
             .collect::<Result<_, _>>()?
     };
+    if targets.is_empty() {
+        println!("Nothing to do: no apps are installed.");
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut status = ExitCode::SUCCESS;
     let mut total = 0u64;
+    let mut changed = 0usize;
     for d in targets {
         if apps.is_masked(&d.app_id) {
             println!(
@@ -52,6 +57,7 @@ pub fn update(ctx: &Ctx, ids: &[String], dry_run: bool, yes: bool) -> anyhow::Re
         }
         let bytes: u64 = plan.missing.iter().map(|(_, s)| s).sum();
         total += bytes;
+        changed += 1;
         if dry_run {
             println!(
                 "{}: would update to {} from {}: {bytes} bytes to download ({}) in {} blob(s)",
@@ -77,7 +83,9 @@ pub fn update(ctx: &Ctx, ids: &[String], dry_run: bool, yes: bool) -> anyhow::Re
             status = ExitCode::from(1);
         }
     }
-    if dry_run {
+    if changed == 0 {
+        println!("Nothing to do.");
+    } else if dry_run {
         println!("Total: {total} bytes to download");
     }
     Ok(status)
