@@ -360,3 +360,26 @@ fn ps_quiet_and_update_with_nothing_to_do() {
     env.ok(&["kill", inst["id"].as_str().unwrap()]);
     let _ = child.wait();
 }
+
+/// The progress bar counts in the units the summaries use (kB, MB: powers
+/// of 1000), never KiB/MiB.
+#[test]
+fn progress_uses_the_summaries_units() {
+    let env = Env::new();
+    let mut x: u32 = 0x1234_5678;
+    let data: Vec<u8> = (0..(6 << 20))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let img = Img::new(vec![(layer(&[file("big", &data)]), Comp::Gzip)]).named("big:1");
+    let p = env.write("big.tar", &img.oci_archive());
+    let (out, code) = env.in_terminal(&format!("{} import {}", berth_bin().display(), p.display()));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("importing"), "a bar was drawn: {out}");
+    assert!(out.contains(" MB"), "{out}");
+    assert!(!out.contains("MiB") && !out.contains("KiB"), "{out}");
+}
