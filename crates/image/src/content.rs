@@ -7,13 +7,15 @@
 //!
 //! ```text
 //! berth-content 1
-//! / d 755 0 0 - - -
-//! /etc/debian_version f 644 0 0 5 9a3f...c1 -
-//! /bin/sh l 777 0 0 4 dash -
-//! /usr/bin/ping f 755 0 0 90568 77ab...e0 security.capability=0100000200200000...
+//! / d 755 @ @ - - -
+//! /etc/debian_version f 644 @ @ 5 9a3f...c1 -
+//! /bin/sh l 777 @ @ 4 dash -
+//! /home/user f 644 1000 1000 0 e3b0...55 -
 //! ```
 //! Fields: path, type (`f d l c b p s`), mode (octal, with setuid/setgid/
-//! sticky), uid, gid, size, digest (`f`), target (`l`) or rdev (`c b`) or
+//! sticky), uid, gid (`@`: the reader's own, so a user namespace that
+//! renumbers the store's owner reads the same record), size, digest (`f`),
+//! target (`l`) or rdev (`c b`) or
 //! `-`, and xattrs as `name=hexvalue` joined by `,` or `-`. Paths and
 //! targets are percent-escaped outside printable ASCII, so every field is
 //! one word.
@@ -38,14 +40,13 @@ pub fn record(root: BorrowedFd<'_>) -> Result<String> {
     out.push('\n');
     let st = rustix::fs::fstat(root).map_err(|e| io_err("/", e))?;
     line(&mut out, b"/", &st, "-".into(), xattrs_of(root, None)?);
-    walk(root, b"", &mut out)?;
+    lending(root, None, &st, 0o500, || walk(root, b"", &mut out))?;
     Ok(out)
 }
 
 fn walk(dir: BorrowedFd<'_>, prefix: &[u8], out: &mut String) -> Result<()> {
     let shown = || display_path(if prefix.is_empty() { b"/" } else { prefix });
-    let names =
-        with_access(dir, None, true, || read_names(dir)).map_err(|e| io_err(&shown(), e))?;
+    let names = read_names(dir).map_err(|e| io_err(&shown(), e))?;
     for name in names {
         let mut path = prefix.to_vec();
         path.push(b'/');
@@ -55,53 +56,46 @@ fn walk(dir: BorrowedFd<'_>, prefix: &[u8], out: &mut String) -> Result<()> {
         let st = rustix::fs::statat(dir, name_os, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| io_err(&p, e))?;
         let ft = FileType::from_raw_mode(st.st_mode);
+        let x = xattrs_of(dir, Some(&name))?;
         match ft {
             FileType::Symlink => {
                 let t =
                     rustix::fs::readlinkat(dir, name_os, Vec::new()).map_err(|e| io_err(&p, e))?;
-                let extra = escape(t.as_bytes());
-                let x = xattrs_of(dir, Some(&name))?;
-                line(out, &path, &st, extra, x);
+                line(out, &path, &st, escape(t.as_bytes()), x);
             }
             FileType::Directory => {
-                let x = xattrs_of(dir, Some(&name))?;
                 line(out, &path, &st, "-".into(), x);
-                let sub = with_access(dir, Some(name_os), true, || {
-                    rustix::fs::openat(
+                lending(dir, Some(name_os), &st, 0o500, || {
+                    let sub = rustix::fs::openat(
                         dir,
                         name_os,
                         OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
                         Mode::empty(),
                     )
-                })
-                .map_err(|e| io_err(&p, e))?;
-                walk(sub.as_fd(), &path, out)?;
+                    .map_err(|e| io_err(&p, e))?;
+                    walk(sub.as_fd(), &path, out)
+                })?;
             }
             FileType::RegularFile => {
-                let fd = with_access(dir, Some(name_os), false, || {
+                let fd = lending(dir, Some(name_os), &st, 0o400, || {
                     rustix::fs::openat(
                         dir,
                         name_os,
                         OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
                         Mode::empty(),
                     )
-                })
-                .map_err(|e| io_err(&p, e))?;
+                    .map_err(|e| io_err(&p, e))
+                })?;
                 let digest = hash_file(fd).map_err(|e| Error::Io {
                     context: format!("reading {p}"),
                     source: e,
                 })?;
-                let x = xattrs_of(dir, Some(&name))?;
                 line(out, &path, &st, digest, x);
             }
             FileType::CharacterDevice | FileType::BlockDevice => {
-                let x = xattrs_of(dir, Some(&name))?;
                 line(out, &path, &st, format!("{:x}", st.st_rdev), x);
             }
-            _ => {
-                let x = xattrs_of(dir, Some(&name))?;
-                line(out, &path, &st, "-".into(), x);
-            }
+            _ => line(out, &path, &st, "-".into(), x),
         }
     }
     Ok(())
@@ -121,35 +115,35 @@ fn read_names(dir: BorrowedFd<'_>) -> std::result::Result<Vec<Vec<u8>>, Errno> {
     Ok(names)
 }
 
-/// Run `f`; if it fails with EACCES on something we own (rootless layers
-/// keep the image's modes, e.g. a 0500 directory or a 0000 file), lend
-/// ourselves read access for the call and put the mode back.
-fn with_access<T>(
+/// Run `f` with the owner bits `need` on an entry (`name` in `dir`, or
+/// `dir` itself). Rootless layers keep the image's modes (a 0500 or 0000
+/// directory, a 0000 file) and a user has no DAC override: if we own the
+/// entry, lend ourselves the bits for the call and put the mode back,
+/// also when `f` fails. Root reads everything as it is.
+fn lending<T>(
     dir: BorrowedFd<'_>,
     name: Option<&std::ffi::OsStr>,
-    is_dir: bool,
-    mut f: impl FnMut() -> std::result::Result<T, Errno>,
-) -> std::result::Result<T, Errno> {
-    match f() {
-        Err(Errno::ACCESS) => {}
-        r => return r,
+    st: &rustix::fs::Stat,
+    need: u32,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let euid = rustix::process::geteuid();
+    if st.st_mode & need == need || euid.is_root() || st.st_uid != euid.as_raw() {
+        return f();
     }
-    let target = name.unwrap_or(std::ffi::OsStr::new("."));
-    let st = rustix::fs::statat(dir, target, AtFlags::SYMLINK_NOFOLLOW)?;
-    if st.st_uid != rustix::process::geteuid().as_raw() {
-        return Err(Errno::ACCESS);
-    }
-    let old = st.st_mode & 0o7777;
-    let lend = if is_dir { 0o500 } else { 0o400 };
-    rustix::fs::chmodat(
-        dir,
-        target,
-        Mode::from_raw_mode(old | lend),
-        AtFlags::empty(),
-    )?;
+    let old = Mode::from_raw_mode(st.st_mode & 0o7777);
+    let lent = Mode::from_raw_mode((st.st_mode & 0o7777) | need);
+    let set = |m: Mode| match name {
+        Some(n) => rustix::fs::chmodat(dir, n, m, AtFlags::empty()),
+        None => rustix::fs::fchmod(dir, m),
+    };
+    let shown = name.map_or_else(|| "/".to_owned(), |n| escape(n.as_bytes()));
+    set(lent).map_err(|e| io_err(&shown, e))?;
     let r = f();
-    let _ = rustix::fs::chmodat(dir, target, Mode::from_raw_mode(old), AtFlags::empty());
-    r
+    let back = set(old);
+    let v = r?;
+    back.map_err(|e| io_err(&shown, e))?;
+    Ok(v)
 }
 
 fn hash_file(fd: OwnedFd) -> std::io::Result<String> {
@@ -168,8 +162,23 @@ fn hash_file(fd: OwnedFd) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// `name=hexvalue` pairs, sorted, through /proc/self/fd so the directory
-/// fd anchors the lookup and the last component is never followed.
+/// xattrs the kernel or an LSM sets on its own (labels, integrity
+/// measurements): not part of what was unpacked.
+fn managed_xattr(name: &[u8]) -> bool {
+    [
+        &b"security.selinux"[..],
+        b"security.ima",
+        b"security.evm",
+        b"security.SMACK64",
+        b"security.apparmor",
+    ]
+    .contains(&name)
+}
+
+/// `name=hexvalue` pairs, sorted. A child is read through
+/// /proc/self/fd/DIR/NAME with the l* calls, so the directory fd anchors
+/// the lookup and the last component is never followed; the tree's own
+/// root through its fd.
 fn xattrs_of(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> Result<String> {
     let mut path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
     if let Some(n) = name {
@@ -178,9 +187,17 @@ fn xattrs_of(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> Result<String> {
     }
     let path = std::ffi::OsStr::from_bytes(&path);
     let shown = || display_path(name.unwrap_or(b"/"));
+    let list_into = |buf: &mut [u8]| match name {
+        Some(_) => rustix::fs::llistxattr(path, buf),
+        None => rustix::fs::flistxattr(dir, buf),
+    };
+    let get_into = |x: &std::ffi::OsStr, buf: &mut [u8]| match name {
+        Some(_) => rustix::fs::lgetxattr(path, x, buf),
+        None => rustix::fs::fgetxattr(dir, x, buf),
+    };
     let mut list = vec![0u8; 4096];
     let n = loop {
-        match rustix::fs::llistxattr(path, &mut list[..]) {
+        match list_into(&mut list[..]) {
             Ok(n) => break n,
             Err(Errno::RANGE) => list.resize(list.len() * 4, 0),
             Err(Errno::OPNOTSUPP) => return Ok("-".into()),
@@ -189,7 +206,7 @@ fn xattrs_of(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> Result<String> {
     };
     let mut names: Vec<&[u8]> = list[..n]
         .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty() && !managed_xattr(s))
         .collect();
     names.sort();
     let mut out = String::new();
@@ -197,20 +214,24 @@ fn xattrs_of(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> Result<String> {
         let xname = std::ffi::OsStr::from_bytes(xn);
         let mut val = vec![0u8; 1024];
         let len = loop {
-            match rustix::fs::lgetxattr(path, xname, &mut val[..]) {
-                Ok(n) => break n,
+            match get_into(xname, &mut val[..]) {
+                Ok(n) => break Some(n),
                 Err(Errno::RANGE) => val.resize(val.len() * 4, 0),
-                Err(Errno::NODATA) => break usize::MAX,
+                Err(Errno::NODATA) => break None,
                 Err(e) => return Err(io_err(&shown(), e)),
             }
         };
-        if len == usize::MAX {
-            continue;
-        }
+        let Some(len) = len else { continue };
         if !out.is_empty() {
             out.push(',');
         }
-        let _ = write!(out, "{}={}", escape(xn), hex::encode(&val[..len]));
+        // `=` and `,` separate the pairs, so a name may not hold them raw.
+        let _ = write!(
+            out,
+            "{}={}",
+            escape_with(xn, b"=,"),
+            hex::encode(&val[..len])
+        );
     }
     Ok(if out.is_empty() { "-".into() } else { out })
 }
@@ -232,21 +253,37 @@ fn line(out: &mut String, path: &[u8], st: &rustix::fs::Stat, extra: String, xat
     } else {
         st.st_size.to_string()
     };
+    // Owned by whoever reads the tree (the store's owner, however a user
+    // namespace numbers it): `@`. Other owners (a root store keeps the
+    // image's) by number.
+    let uid = if st.st_uid == rustix::process::geteuid().as_raw() {
+        "@".to_owned()
+    } else {
+        st.st_uid.to_string()
+    };
+    let gid = if st.st_gid == rustix::process::getegid().as_raw() {
+        "@".to_owned()
+    } else {
+        st.st_gid.to_string()
+    };
     let _ = writeln!(
         out,
-        "{} {t} {:o} {} {} {size} {extra} {xattrs}",
+        "{} {t} {:o} {uid} {gid} {size} {extra} {xattrs}",
         escape(path),
-        st.st_mode & 0o7777,
-        st.st_uid,
-        st.st_gid
+        st.st_mode & 0o7777
     );
 }
 
 /// Percent-escape bytes outside printable ASCII, and `%` and space.
 pub fn escape(b: &[u8]) -> String {
+    escape_with(b, b"")
+}
+
+/// `escape`, also escaping the bytes in `more`.
+fn escape_with(b: &[u8], more: &[u8]) -> String {
     let mut s = String::with_capacity(b.len());
     for &c in b {
-        if c.is_ascii_graphic() && c != b'%' {
+        if c.is_ascii_graphic() && c != b'%' && !more.contains(&c) {
             s.push(c as char);
         } else {
             let _ = write!(s, "%{c:02x}");
@@ -382,5 +419,63 @@ mod tests {
         .unwrap();
         let d = differences(&a, &rec(t.path()), 5);
         assert_eq!(d, vec!["/f changed (mode)".to_owned()]);
+    }
+
+    #[test]
+    fn closed_directories_are_read_and_left_as_they_were() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("d");
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/f"), "x").unwrap();
+        std::fs::write(d.join("g"), "y").unwrap();
+        let perm = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+        };
+        perm(&d.join("g"), 0o000);
+        perm(&d.join("sub"), 0o000);
+        perm(&d, 0o100);
+        let r = rec(t.path());
+        perm(&d, 0o755);
+        perm(&d.join("sub"), 0o755);
+        assert!(r.contains("/d/sub/f f "), "{r}");
+        assert!(r.contains("/d/g f 0 "), "{r}");
+        assert!(r.contains("/d d 100 "), "{r}");
+        assert!(r.contains("/d/sub d 0 "), "{r}");
+        let mode = |p: &std::path::Path| {
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+                & 0o7777
+        };
+        assert_eq!(mode(&d.join("g")), 0);
+    }
+
+    #[test]
+    fn xattrs_of_the_root_and_odd_names_are_recorded_apart() {
+        let t = tempfile::tempdir().unwrap();
+        let set = |p: &std::path::Path, k: &str, v: &[u8]| {
+            rustix::fs::setxattr(p, k, v, rustix::fs::XattrFlags::empty())
+        };
+        if set(t.path(), "user.opaque", b"y").is_err() {
+            return; // no user xattrs on this filesystem
+        }
+        let r = rec(t.path());
+        assert!(r.lines().nth(1).unwrap().contains("user.opaque=79"), "{r}");
+        let a = t.path().join("a");
+        let b = t.path().join("b");
+        std::fs::write(&a, "").unwrap();
+        std::fs::write(&b, "").unwrap();
+        set(&a, "user.a", b"\x01").unwrap();
+        set(&a, "user.b", b"\x02").unwrap();
+        set(&b, "user.a=01,user.b", b"\x02").unwrap();
+        let r = rec(t.path());
+        let line_of = |n: &str| {
+            r.lines()
+                .find(|l| l.starts_with(n))
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        assert_ne!(line_of("/a "), line_of("/b "), "{r}");
     }
 }

@@ -34,9 +34,10 @@ pub struct FsckReport {
     pub damaged_layers: Vec<Digest>,
     /// Blobs no image, app or running instance references.
     pub unreferenced_blobs: Vec<Digest>,
-    /// The blob each referenced layer can be re-created from.
+    /// The blobs each referenced layer can be re-created from (every
+    /// image that lists it may have its own, differently compressed).
     #[serde(skip)]
-    sources: BTreeMap<Digest, LayerSource>,
+    sources: BTreeMap<Digest, Vec<LayerSource>>,
 }
 
 impl FsckReport {
@@ -124,7 +125,7 @@ pub fn fsck(store: &Store, extra_roots: &[Digest], progress: &dyn Progress) -> R
         }
     }
     let mut live_blobs = HashSet::new();
-    let mut live_layers: BTreeMap<Digest, Option<LayerSource>> = BTreeMap::new();
+    let mut live_layers: BTreeMap<Digest, Vec<LayerSource>> = BTreeMap::new();
     for (digest, label) in &roots {
         check_image(
             store,
@@ -137,10 +138,7 @@ pub fn fsck(store: &Store, extra_roots: &[Digest], progress: &dyn Progress) -> R
         );
     }
 
-    r.sources = live_layers
-        .iter()
-        .filter_map(|(d, s)| Some((d.clone(), s.clone()?)))
-        .collect();
+    r.sources = live_layers.clone();
     // 3. Every referenced layer is complete and unchanged.
     let to_check: Vec<Digest> = live_layers.keys().cloned().collect();
     r.layers_checked = to_check.len();
@@ -239,7 +237,7 @@ fn verify_layer(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<St
         .lines()
         .skip(1)
         .filter_map(|l| l.split(' ').nth(5)?.parse::<u64>().ok())
-        .sum();
+        .fold(0u64, u64::saturating_add);
     progress.add_total(bytes);
     let now = rustix::fs::open(
         &tree,
@@ -266,7 +264,7 @@ fn check_image(
     present: &HashSet<Digest>,
     r: &mut FsckReport,
     live_blobs: &mut HashSet<Digest>,
-    live_layers: &mut BTreeMap<Digest, Option<LayerSource>>,
+    live_layers: &mut BTreeMap<Digest, Vec<LayerSource>>,
 ) {
     live_blobs.insert(digest.clone());
     if !present.contains(digest) {
@@ -311,9 +309,9 @@ fn check_image(
                 declared: declared(l.media_type().as_ref()),
             })
         });
-        let slot = live_layers.entry(d).or_insert(None);
-        if slot.is_none() {
-            *slot = src;
+        let slot = live_layers.entry(d).or_default();
+        if let Some(src) = src.filter(|s| !slot.iter().any(|o| o.blob == s.blob)) {
+            slot.push(src);
         }
     }
 }
@@ -363,41 +361,57 @@ pub fn repair(
             ));
             continue;
         }
-        let src = report.sources.get(d).cloned();
-        let Some(src) =
-            src.filter(|s| store.has_blob(&s.blob) && !report.corrupt_blobs.contains(&s.blob))
-        else {
-            // Unmarked, so that the import or pull that brings the blob
-            // back unpacks the layer again.
-            store.remove_layer(d)?;
+        let usable: Vec<LayerSource> = report
+            .sources
+            .get(d)
+            .into_iter()
+            .flatten()
+            .filter(|s| store.has_blob(&s.blob) && !report.corrupt_blobs.contains(&s.blob))
+            .cloned()
+            .collect();
+        if usable.is_empty() {
+            // Left as it is: an import or pull that brings a blob back, or
+            // the next repair after a refetch, re-creates it.
             out.failed.push(format!(
-                "layer {} cannot be re-created here: its blob is missing (refetch or re-import the image)",
+                "layer {} cannot be re-created here: no intact blob of it is in the store; re-import or pull the image, then run `berth fsck --repair` again",
                 d.short()
             ));
             continue;
-        };
+        }
         store.remove_layer(d)?;
-        let job = LayerJob {
-            name: src.blob.short().to_owned(),
-            expected: Some((src.blob.clone(), src.size)),
-            diff_id: d.clone(),
-            declared: Some(src.declared),
-            write_blob: false,
-            unpack: true,
-        };
-        progress.add_total(src.size);
-        let res = File::open(store.blob_path(&src.blob))
-            .ctx(|| format!("opening blob {}", src.blob))
-            .and_then(|mut f| ingest(store, &mut f, &job, &opts, &limits, progress));
-        match res {
-            Ok(_) => out.done.push(format!(
-                "re-created layer {} from blob {}",
+        let mut errors = Vec::new();
+        for src in &usable {
+            let job = LayerJob {
+                name: src.blob.short().to_owned(),
+                expected: Some((src.blob.clone(), src.size)),
+                diff_id: d.clone(),
+                declared: Some(src.declared),
+                write_blob: false,
+                unpack: true,
+            };
+            progress.add_total(src.size);
+            let res = File::open(store.blob_path(&src.blob))
+                .ctx(|| format!("opening blob {}", src.blob))
+                .and_then(|mut f| ingest(store, &mut f, &job, &opts, &limits, progress));
+            match res {
+                Ok(_) => {
+                    out.done.push(format!(
+                        "re-created layer {} from blob {}",
+                        d.short(),
+                        src.blob.short()
+                    ));
+                    errors.clear();
+                    break;
+                }
+                Err(e) => errors.push(format!("from blob {}: {e}", src.blob.short())),
+            }
+        }
+        if !errors.is_empty() {
+            out.failed.push(format!(
+                "layer {}: re-creating it failed ({})",
                 d.short(),
-                src.blob.short()
-            )),
-            Err(e) => out
-                .failed
-                .push(format!("layer {}: re-creating it failed: {e}", d.short())),
+                errors.join("; ")
+            ));
         }
     }
     Ok(out)

@@ -107,13 +107,15 @@ fn sweep_layers(store: &Store, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
     Ok((n, freed))
 }
 
-/// `extra_roots`: manifests of installed apps; `running`: manifests of
-/// running instances, which keep their content until they end.
-pub fn gc(store: &Store, extra_roots: &[Digest], running: &[Digest]) -> Result<GcReport> {
+/// `extra_roots`: manifests of installed apps. Running instances' pins
+/// (`Store::pin`) keep their content too, until the instance ends.
+pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
+    let (running, pinned_layers) = store.pinned()?;
     let mut roots = extra_roots.to_vec();
-    roots.extend_from_slice(running);
-    let live = live_set(store, &roots)?;
+    roots.extend(running.iter().filter(|d| store.has_blob(d)).cloned());
+    let mut live = live_set(store, &roots)?;
     let without_running = live_set(store, extra_roots)?;
+    live.layers.extend(pinned_layers);
     let mut r = GcReport {
         kept_for_running: live.layers.difference(&without_running.layers).count(),
         ..GcReport::default()
@@ -124,14 +126,28 @@ pub fn gc(store: &Store, extra_roots: &[Digest], running: &[Digest]) -> Result<G
     let (n, freed) = sweep_layers(store, &live.layers)?;
     r.layers_removed = n;
     r.bytes_freed += freed;
-    // Under the exclusive lock nothing else is writing: all of tmp/ is
-    // leftovers.
+    // Under the exclusive lock no import or pull is writing; what else
+    // works in tmp/ without the lock (a build's scratch tree, a menu
+    // export) carries a live writer's pid in its name and stays.
     let tmp = store.tmp_dir();
     for e in fs::read_dir(&tmp).ctx(|| format!("listing {}", tmp.display()))? {
         let e = e.ctx(|| format!("listing {}", tmp.display()))?;
-        r.bytes_freed += tree_size(&e.path());
-        remove_tree(&e.path())?;
-        r.temp_removed += 1;
+        let name = e.file_name();
+        if let Some(pid) = name.to_str().and_then(crate::fsutil::writer_pid)
+            && crate::fsutil::pid_alive(pid)
+        {
+            continue;
+        }
+        let size = tree_size(&e.path());
+        match remove_tree(&e.path()) {
+            Ok(()) => {
+                r.bytes_freed += size;
+                r.temp_removed += 1;
+            }
+            // Its writer finished with it meanwhile.
+            Err(_) if fs::symlink_metadata(e.path()).is_err() => {}
+            Err(err) => return Err(err),
+        }
     }
     Ok(r)
 }

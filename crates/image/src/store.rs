@@ -25,6 +25,10 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
+/// The store's format: `2` since layers have content records.
+const FORMAT_FILE: &str = "berth-store";
+const FORMAT: &str = "2";
+
 pub struct Store {
     root: PathBuf,
 }
@@ -112,11 +116,69 @@ impl Store {
             let _g = store.index_lock()?;
             if !index.exists() {
                 store.write_index(&new_index(Vec::new()))?;
+                write_atomic(&store.tmp_dir(), &root.join(FORMAT_FILE), FORMAT.as_bytes())?;
             }
         }
-        // What killed imports and removals left behind.
-        store.clean_stale_tmp();
+        if !fs::read_to_string(root.join(FORMAT_FILE)).is_ok_and(|v| v.trim() == FORMAT) {
+            store.upgrade()?;
+        }
+        // What killed imports and removals left behind; only when no
+        // other berth process holds the store lock (a writer in another
+        // pid namespace would look dead).
+        if let Ok(Some(_g)) = store.try_lock_exclusive() {
+            store.clean_stale_tmp();
+        }
         Ok(store)
+    }
+
+    /// A store made before layers had content records: give each layer its
+    /// record once, as it is now (there is no earlier truth to compare it
+    /// with), under the exclusive lock. Busy or read-only: later.
+    fn upgrade(&self) -> Result<()> {
+        let Ok(Some(_g)) = self.try_lock_exclusive() else {
+            return Ok(());
+        };
+        let Ok(rd) = fs::read_dir(self.layers_dir()) else {
+            return Ok(());
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(d) = Digest::from_hex(&name) else {
+                continue;
+            };
+            if !e.path().is_dir() || self.layer_record_path(&d).exists() {
+                continue;
+            }
+            // One that cannot be read stays unrecorded: fsck reports it
+            // and --repair re-creates it.
+            let Ok(fd) = rustix::fs::open(
+                e.path(),
+                rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            ) else {
+                continue;
+            };
+            let Ok(record) = crate::content::record(std::os::fd::AsFd::as_fd(&fd)) else {
+                continue;
+            };
+            if write_atomic(
+                &self.tmp_dir(),
+                &self.layer_record_path(&d),
+                record.as_bytes(),
+            )
+            .is_err()
+            {
+                return Ok(());
+            }
+        }
+        // Once only: after this, a tree without a record is one an
+        // interrupted import or removal left, never to be trusted.
+        let _ = write_atomic(
+            &self.tmp_dir(),
+            &self.root.join(FORMAT_FILE),
+            FORMAT.as_bytes(),
+        );
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -203,6 +265,75 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).ctx(|| format!("moving {} out of the store", path.display())),
         }
+    }
+
+    /// Pin an image's content for a running instance: `roots/<id>.json`
+    /// names the manifest and layers, and stays locked (flock) while the
+    /// returned `Pin` lives. gc, rmi and repair keep what live pins name,
+    /// whatever environment they run in; a pin whose holder died is stale
+    /// (its lock is free) and removed by the next gc.
+    pub fn pin(&self, id: &str, manifest: &Digest, layers: &[Digest]) -> Result<Pin> {
+        let dir = self.root.join("roots");
+        fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let body = serde_json::json!({
+            "manifest": manifest.to_string(),
+            "layers": layers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        let name: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let tmp = dir.join(format!("{name}.pinning"));
+        let path = dir.join(format!("{name}.json"));
+        let mut f = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        f.write_all(body.to_string().as_bytes())
+            .ctx(|| format!("writing {}", tmp.display()))?;
+        // Locked before it gets the name gc looks for, so it is never
+        // seen unlocked (stale) while its instance starts.
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .ctx(|| format!("locking {}", tmp.display()))?;
+        fs::rename(&tmp, &path).ctx(|| format!("creating {}", path.display()))?;
+        Ok(Pin { _file: f, path })
+    }
+
+    /// What live pins keep: manifests, and layers (named directly, so a
+    /// damaged manifest cannot unprotect them). Stale pins are removed.
+    pub fn pinned(&self) -> Result<(Vec<Digest>, std::collections::HashSet<Digest>)> {
+        let dir = self.root.join("roots");
+        let (mut manifests, mut layers) = (Vec::new(), std::collections::HashSet::new());
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok((manifests, layers));
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let Ok(f) = File::open(&p) else { continue };
+            if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                // Nobody holds it: its instance is gone.
+                let _ = fs::remove_file(&p);
+                continue;
+            }
+            let v: serde_json::Value = fs::read(&p)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "the pin {} of a running app cannot be read; stop the app or remove the file",
+                        p.display()
+                    ))
+                })?;
+            if let Some(m) = v["manifest"].as_str().and_then(|m| Digest::parse(m).ok()) {
+                manifests.push(m);
+            }
+            for l in v["layers"].as_array().into_iter().flatten() {
+                if let Some(d) = l.as_str().and_then(|d| Digest::parse(d).ok()) {
+                    layers.insert(d);
+                }
+            }
+        }
+        Ok((manifests, layers))
     }
 
     /// Remove what dead berth processes left in `tmp/`: every name there
@@ -522,6 +653,19 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> R
         what: what.to_owned(),
         source,
     })
+}
+
+/// A running instance's hold on its image (see `Store::pin`).
+#[derive(Debug)]
+pub struct Pin {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 /// A blob being written: hashed as it goes, renamed into place on commit.

@@ -30,8 +30,8 @@ pub struct InstanceState {
     pub devel: bool,
     #[serde(default)]
     pub multiarch: bool,
-    /// The store and image manifest the instance runs from: gc keeps that
-    /// image's content while the instance lives.
+    /// The store and image manifest the instance runs from (for `ps` and
+    /// `info`; what keeps them from gc is the instance's pin in the store).
     #[serde(default)]
     pub store: String,
     #[serde(default)]

@@ -16,9 +16,11 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
     } else {
         ctx.lock_shared()?
     };
-    let running = super::running_images(ctx);
+    // Running instances' pins: their images are roots, their layers are
+    // mounted (repair leaves those alone).
+    let (running, in_use) = ctx.store.pinned()?;
     let mut roots = super::live_app_images(ctx)?;
-    roots.extend(running.iter().cloned());
+    roots.extend(running.iter().filter(|d| ctx.store.has_blob(d)).cloned());
     let bar = Bar::new("checking");
     let r = fsck(&ctx.store, &roots, &bar)?;
     bar.finish();
@@ -27,16 +29,6 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
         return Ok(exit(&r));
     }
     let mut done = RepairReport::default();
-    // Layers that running instances have mounted are left alone.
-    let mut in_use: HashSet<Digest> = HashSet::new();
-    for d in &running {
-        let entry = ctx.store.entry_by_digest(d);
-        if let Ok(img) = entry.and_then(|e| ctx.store.load_image(&e))
-            && let Ok(ids) = img.diff_ids()
-        {
-            in_use.extend(ids);
-        }
-    }
     let bar = Bar::new("repairing");
     let rep = repair(&ctx.store, &r, &in_use, &bar)?;
     bar.finish();
@@ -49,8 +41,21 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
         .chain(&r.corrupt_blobs)
         .cloned()
         .collect();
-    if !missing.is_empty() {
-        refetch(ctx, &missing, &mut done);
+    if !missing.is_empty() && refetch(ctx, &missing, &mut done) > 0 {
+        // The blobs are back: re-create what needed them.
+        let bar = Bar::new("checking");
+        let again = fsck(&ctx.store, &roots, &bar)?;
+        bar.finish();
+        let bar = Bar::new("repairing");
+        let rep = repair(&ctx.store, &again, &in_use, &bar)?;
+        bar.finish();
+        // Earlier "cannot be re-created" lines are now answered.
+        if !rep.done.is_empty() {
+            done.failed
+                .retain(|f| !f.contains("cannot be re-created here"));
+        }
+        done.done.extend(rep.done);
+        done.failed.extend(rep.failed);
     }
     let apps = AppStore::new(ctx.store.root());
     for dir in apps.orphans() {
@@ -81,7 +86,9 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
 
 /// Pull each installed app whose image lacks a blob, by digest, from its
 /// origin registry.
-fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) {
+/// Returns how many images were fetched.
+fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) -> usize {
+    let mut fetched = 0;
     for d in AppStore::new(ctx.store.root()).list() {
         let Ok(manifest) = Digest::parse(&d.image) else {
             continue;
@@ -120,12 +127,15 @@ fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) {
         };
         let by_digest = format!("{repo}@{manifest}");
         match super::registry::pull_into_store(ctx, &by_digest) {
-            Ok(p) => done.done.push(format!(
-                "refetched {} blob(s) of {} from {}",
-                p.blobs,
-                ui::safe(&d.app_id),
-                ui::safe(&by_digest)
-            )),
+            Ok(p) => {
+                fetched += 1;
+                done.done.push(format!(
+                    "refetched {} blob(s) of {} from {}",
+                    p.blobs,
+                    ui::safe(&d.app_id),
+                    ui::safe(&by_digest)
+                ));
+            }
             Err(e) => done.failed.push(format!(
                 "refetching {} from {}: {e:#}",
                 ui::safe(&d.app_id),
@@ -133,6 +143,7 @@ fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) {
             )),
         }
     }
+    fetched
 }
 
 fn exit(r: &FsckReport) -> ExitCode {

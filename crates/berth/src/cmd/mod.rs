@@ -91,24 +91,6 @@ pub fn store_id(ctx: &Ctx) -> String {
         .into_owned()
 }
 
-/// Manifests that running instances of this store use: gc and rmi keep
-/// their content until the instance ends.
-pub fn running_images(ctx: &Ctx) -> Vec<berth_image::Digest> {
-    let Ok(dir) = state_dir() else {
-        return Vec::new();
-    };
-    let root = store_id(ctx);
-    let mut v: Vec<berth_image::Digest> = berth_sandbox::instance::list(&dir)
-        .iter()
-        .filter(|s| s.store == root)
-        .filter_map(|s| berth_image::Digest::parse(&s.image_digest).ok())
-        .filter(|d| ctx.store.has_blob(d))
-        .collect();
-    v.sort_by(|a, b| a.hex().cmp(b.hex()));
-    v.dedup();
-    v
-}
-
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // These describe berth itself: no store needed.
     match &cli.command {
@@ -177,27 +159,27 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             tag,
             json,
             quiet,
-        } => import::run(&ctx, &source, tag.as_deref(), json, quiet),
-        Command::Export { image, file } => export::run(&ctx, &image, &file),
-        Command::Images { json, quiet } => images::run(&ctx, json, quiet),
-        Command::Inspect { image, json } => inspect::run(&ctx, &image, json),
-        Command::Tag { image, name } => tag::run(&ctx, &image, &name),
-        Command::Rmi { images, force } => rmi::run(&ctx, &images, force),
-        Command::Gc { json } => gc::run(&ctx, json),
-        Command::Fsck { json, repair } => fsck::run(&ctx, json, repair),
-        Command::Run(args) => run::run(&ctx, args),
-        Command::Install { source, yes, as_ } => apps::install(&ctx, &source, yes, as_.as_deref()),
-        Command::Promote { app } => update::promote(&ctx, &app),
-        Command::Uninstall { app, delete_data } => apps::uninstall(&ctx, &app, delete_data),
-        Command::List { json } => apps::list(&ctx, json),
-        Command::Info { app, json } => apps::info(&ctx, &app, json),
-        Command::Permissions { app, json } => apps::permissions(&ctx, &app, json),
+        } => import::run(ctx, &source, tag.as_deref(), json, quiet),
+        Command::Export { image, file } => export::run(ctx, &image, &file),
+        Command::Images { json, quiet } => images::run(ctx, json, quiet),
+        Command::Inspect { image, json } => inspect::run(ctx, &image, json),
+        Command::Tag { image, name } => tag::run(ctx, &image, &name),
+        Command::Rmi { images, force } => rmi::run(ctx, &images, force),
+        Command::Gc { json } => gc::run(ctx, json),
+        Command::Fsck { json, repair } => fsck::run(ctx, json, repair),
+        Command::Run(args) => run::run(ctx, args),
+        Command::Install { source, yes, as_ } => apps::install(ctx, &source, yes, as_.as_deref()),
+        Command::Promote { app } => update::promote(ctx, &app),
+        Command::Uninstall { app, delete_data } => apps::uninstall(ctx, &app, delete_data),
+        Command::List { json } => apps::list(ctx, json),
+        Command::Info { app, json } => apps::info(ctx, &app, json),
+        Command::Permissions { app, json } => apps::permissions(ctx, &app, json),
         Command::Override {
             app,
             grant,
             revoke,
             reset,
-        } => apps::override_(&ctx, &app, grant, revoke, reset),
+        } => apps::override_(ctx, &app, grant, revoke, reset),
         Command::Ps { json, quiet } => instances::ps(json, quiet),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),
@@ -212,7 +194,7 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             sdk_name,
             mirror,
         }) => runtime::create(
-            &ctx,
+            ctx,
             &runtime::CreateArgs {
                 name,
                 from,
@@ -224,27 +206,27 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             },
         ),
         Command::Runtime(RuntimeCommand::Packages { image, json }) => {
-            runtime::packages(&ctx, &image, json)
+            runtime::packages(ctx, &image, json)
         }
         Command::Build {
             manifest,
             tag,
             json,
-        } => build::build(&ctx, &manifest, tag.as_deref(), json),
-        Command::Bundle { source, file, thin } => export::bundle(&ctx, &source, &file, thin),
-        Command::Pull { reference, json } => registry::pull(&ctx, &reference, json),
+        } => build::build(ctx, &manifest, tag.as_deref(), json),
+        Command::Bundle { source, file, thin } => export::bundle(ctx, &source, &file, thin),
+        Command::Pull { reference, json } => registry::pull(ctx, &reference, json),
         Command::Push {
             image,
             reference,
             sign,
-        } => registry::push(&ctx, &image, &reference, sign.as_deref()),
+        } => registry::push(ctx, &image, &reference, sign.as_deref()),
         Command::Key {
             command: KeyCommand::Generate { prefix },
         } => registry::key_generate(&prefix),
-        Command::Update { apps, dry_run, yes } => update::update(&ctx, &apps, dry_run, yes),
-        Command::Rollback { app } => update::rollback(&ctx, &app),
-        Command::Mask { app, remove } => update::mask(&ctx, &app, !remove),
-        Command::Rebase { app, onto } => update::rebase(&ctx, &app, &onto),
+        Command::Update { apps, dry_run, yes } => update::update(ctx, &apps, dry_run, yes),
+        Command::Rollback { app } => update::rollback(ctx, &app),
+        Command::Mask { app, remove } => update::mask(ctx, &app, !remove),
+        Command::Rebase { app, onto } => update::rebase(ctx, &app, &onto),
         // Answered before the store was opened; kept for exhaustiveness.
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man_pages(&dir),

@@ -44,11 +44,7 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode
     // Reclaim space now if no other berth process is working on the store.
     match ctx.store.try_lock_exclusive()? {
         Some(_g) => {
-            let r = gc(
-                &ctx.store,
-                &super::live_app_images(ctx)?,
-                &super::running_images(ctx),
-            )?;
+            let r = gc(&ctx.store, &super::live_app_images(ctx)?)?;
             if r.bytes_freed > 0 {
                 println!("Freed {}", ui::human_size(r.bytes_freed));
             }

@@ -119,6 +119,19 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let layers = diff_ids.iter().map(|d| ctx.store.layer_path(d)).collect();
+    let instance_id = new_instance_id();
+    // From here the instance is a gc root, for as long as this process
+    // lives; then the store lock can go.
+    let pin = match ctx.store.pin(&instance_id, &entry.digest, &diff_ids) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            ui::warn(&format!(
+                "warning: this app's files are not protected from `berth gc` while it runs: {e}"
+            ));
+            None
+        }
+    };
+    drop(store_lock);
     let c = image.config.config().clone().unwrap_or_default();
     if let Some(w) = a.cpu_weight {
         anyhow::ensure!(
@@ -136,7 +149,6 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
         cpu_weight: a.cpu_weight,
         pids: a.pids,
     };
-    let instance_id = new_instance_id();
     let state = state_dir()?;
     // Grants: berth's own state is masked wherever one covers it.
     let mut binds: Vec<BindSpec> = Vec::new();
@@ -391,11 +403,11 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
             image_digest: entry.digest.to_string(),
         },
         cgroup_name: plan.cgroup.name.clone(),
-        store_lock: Some(store_lock),
     };
     let res = exec::run(&plan, &prepared, &mut hooks);
-    // The app is gone: stop its bus proxy.
+    // The app is gone: stop its bus proxy, release its files.
     drop(bus_proxy);
+    drop(pin);
     let placed = hooks.cgroup.take().or(match hooks.placement {
         Placement::Fs(cg) => Some(cg),
         _ => None,
@@ -422,9 +434,6 @@ struct RunHooks {
     cgroup_name: String,
     state_dir: std::path::PathBuf,
     state: InstanceState,
-    /// The shared store lock, held from looking up the image until the
-    /// instance state names it (then gc sees it as a root).
-    store_lock: Option<berth_image::lock::LockGuard>,
 }
 
 impl exec::Hooks for RunHooks {
@@ -474,11 +483,8 @@ impl exec::Hooks for RunHooks {
         self.state.start_ticks = instance::start_ticks(raw).unwrap_or(0);
         self.state.cgroup = self.cgroup.clone();
         if let Err(e) = self.state.save(&self.state_dir) {
-            ui::warn(&format!(
-                "warning: instance state not recorded ({e}); `berth gc` may remove this app's files while it runs"
-            ));
+            ui::warn(&format!("warning: instance state not recorded: {e}"));
         }
-        self.store_lock = None;
     }
 }
 
