@@ -366,15 +366,7 @@ fn ps_quiet_and_update_with_nothing_to_do() {
 #[test]
 fn progress_uses_the_summaries_units() {
     let env = Env::new();
-    let mut x: u32 = 0x1234_5678;
-    let data: Vec<u8> = (0..(6 << 20))
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect();
+    let data = noise(6 << 20, 0x1234_5678);
     let img = Img::new(vec![(layer(&[file("big", &data)]), Comp::Gzip)]).named("big:1");
     let p = env.write("big.tar", &img.oci_archive());
     let (out, code) = env.in_terminal(&format!("{} import {}", berth_bin().display(), p.display()));

@@ -11,17 +11,10 @@ use common::*;
 /// data in several files over a few layers.
 fn big_image(seed: u32, name: &str) -> Img {
     let mut layers = vec![];
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    for l in 0..3 {
+    for l in 0..3u64 {
         let mut entries = vec![dir("data")];
-        for f in 0..40 {
-            let mut data = vec![0u8; 256 << 10];
-            for b in data.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                *b = x as u8;
-            }
+        for f in 0..40u64 {
+            let data = noise(256 << 10, u64::from(seed) * 1_000_003 + l * 101 + f + 1);
             entries.push(file(&format!("data/l{l}-f{f}"), &data));
         }
         layers.push((layer(&entries), Comp::Gzip));
@@ -315,13 +308,16 @@ fn every_command_survives_a_kill_at_any_point() {
     let keep_tar = env.write("keep.tar", &keep.oci_archive());
     env.ok(&["install", "--yes", keep_tar.to_str().unwrap()]);
     let big = env.write("big.tar", &big_image(3, "big:1").oci_archive());
-    let tool = app(
-        TOOL,
-        "example/tool:1",
-        "1",
-        vec![file("etc/tool", b"tool\n")],
-    );
-    let tool_tar = env.write("tool.tar", &tool.oci_archive());
+    let tool_version = |tag: &str, text: &[u8]| {
+        let img = app(
+            TOOL,
+            &format!("example/tool:{tag}"),
+            tag,
+            vec![file("etc/tool", text)],
+        );
+        env.write(&format!("tool{tag}.tar"), &img.oci_archive())
+    };
+    let tool_tar = tool_version("1", b"tool\n");
     let big_s = big.to_str().unwrap();
     let tool_s = tool_tar.to_str().unwrap();
     let mut landed = std::collections::BTreeMap::<&str, usize>::new();
@@ -427,13 +423,7 @@ fn every_command_survives_a_kill_at_any_point() {
     let reg = start_registry(env.dir.path(), None);
     let r = format!("localhost:{}/apps/tool:stable", reg.port);
     env.ok(&["import", tool_s]);
-    let tool2 = app(
-        TOOL,
-        "example/tool:2",
-        "2",
-        vec![file("etc/tool", b"tool 2\n")],
-    );
-    let t2 = env.write("tool2.tar", &tool2.oci_archive());
+    let t2 = tool_version("2", b"tool 2\n");
     env.ok(&["import", t2.to_str().unwrap()]);
     env.ok(&["push", "example/tool:1", &r]);
     env.ok(&["install", "--yes", &r]);

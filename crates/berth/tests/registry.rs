@@ -21,18 +21,6 @@ fn author_with_registry(test: &str) -> Option<(Env, Registry)> {
     Some((author, reg))
 }
 
-/// Incompressible bytes (xorshift), so layers have a real size.
-fn noise(len: usize, mut x: u64) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    for b in v.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    v
-}
-
 fn tools(test: &str) -> bool {
     have_tool(test, "docker-registry") && have_tool(test, "htpasswd")
 }

@@ -18,6 +18,24 @@ fn import(env: &Env, img: &Img, file: &str) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// A store holding one small image, `a:1` (imported from `a.tar`).
+fn store_with_a() -> (Env, Img) {
+    let env = Env::new();
+    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
+    import(&env, &img, "a.tar");
+    (env, img)
+}
+
+/// The store path (`blobs/sha256/HEX`) of an image's first gzip layer.
+fn gzip_layer_blob(img: &Img) -> String {
+    let files = img.oci_files();
+    files
+        .iter()
+        .find(|(k, v)| k.starts_with("blobs/") && v.starts_with(&[0x1f, 0x8b]))
+        .map(|(k, _)| k.clone())
+        .unwrap()
+}
+
 fn record(env: &Env, diff_id: &str) -> std::path::PathBuf {
     env.home()
         .join("layers")
@@ -39,9 +57,7 @@ fn fsck(env: &Env, args: &[&str]) -> (bool, String) {
 
 #[test]
 fn every_layer_has_a_content_record_written_last() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, img) = store_with_a();
     let rec = std::fs::read_to_string(record(&env, &img.diff_ids()[0])).unwrap();
     assert!(rec.starts_with("berth-content 1\n"), "{rec}");
     assert!(rec.contains("/etc/hello f "), "{rec}");
@@ -56,9 +72,8 @@ fn every_layer_has_a_content_record_written_last() {
 /// never reused.
 #[test]
 fn a_half_deleted_layer_is_replaced_not_reused() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    let path = import(&env, &img, "a.tar");
+    let (env, img) = store_with_a();
+    let path = env.path("a.tar").to_str().unwrap().to_owned();
     let d = &img.diff_ids()[0];
     env.ok(&["rmi", "a:1"]);
     // Simulate the kill: the record went first (as removal does), then
@@ -136,16 +151,11 @@ fn fsck_sees_inside_layers_and_repair_re_creates_them() {
 
 #[test]
 fn repair_without_the_blob_says_what_is_missing() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    let path = import(&env, &img, "a.tar");
+    let (env, img) = store_with_a();
+    let path = env.path("a.tar").to_str().unwrap().to_owned();
     let d = &img.diff_ids()[0];
     std::fs::remove_file(env.layer_dir(d).join("etc/hello")).unwrap();
-    let files = img.oci_files();
-    let blob = files
-        .keys()
-        .find(|k| k.starts_with("blobs/") && files[*k].starts_with(&[0x1f, 0x8b]))
-        .unwrap();
+    let blob = gzip_layer_blob(&img);
     std::fs::remove_file(env.home().join(blob)).unwrap();
     let (clean, text) = fsck(&env, &["--repair"]);
     assert!(!clean, "{text}");
@@ -161,9 +171,7 @@ fn repair_without_the_blob_says_what_is_missing() {
 
 #[test]
 fn fsck_reports_unreferenced_blobs() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, _) = store_with_a();
     let stray = sha(b"nobody uses me");
     std::fs::write(
         env.home().join("blobs/sha256").join(&stray[7..]),
@@ -181,9 +189,7 @@ fn fsck_reports_unreferenced_blobs() {
 
 #[test]
 fn leftovers_of_dead_processes_are_removed_on_the_next_command() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, _) = store_with_a();
     // What a killed import leaves: its half-unpacked layer and half-written
     // blob, named after a pid that no longer exists.
     let tmp = env.home().join("tmp");
@@ -212,14 +218,8 @@ fn leftovers_of_dead_processes_are_removed_on_the_next_command() {
 
 #[test]
 fn export_verifies_what_it_streams() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
-    let files = img.oci_files();
-    let blob = files
-        .keys()
-        .find(|k| k.starts_with("blobs/") && files[*k].starts_with(&[0x1f, 0x8b]))
-        .unwrap();
+    let (env, img) = store_with_a();
+    let blob = gzip_layer_blob(&img);
     let p = env.home().join(blob);
     let mut bytes = std::fs::read(&p).unwrap();
     let mid = bytes.len() / 2;
@@ -282,9 +282,7 @@ fn ten_thousand_names_import_in_one_index_write() {
 
 #[test]
 fn a_read_only_store_can_still_be_read() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, img) = store_with_a();
     let home = env.home();
     let berth = berth_bin();
     let reads = format!(
@@ -347,9 +345,7 @@ fn a_read_only_store_can_still_be_read() {
 
 #[test]
 fn a_truncated_index_is_named_as_damage() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, _) = store_with_a();
     let p = env.home().join("index.json");
     let bytes = std::fs::read(&p).unwrap();
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
@@ -445,7 +441,7 @@ fn a_full_disk_says_how_much_is_needed_and_suggests_gc() {
     let big = env.write(
         "big.tar",
         &Img::new(vec![(
-            layer(&[file("blob", &incompressible(4 << 20))]),
+            layer(&[file("blob", &noise(4 << 20, 0x9e37_79b9))]),
             Comp::Gzip,
         )])
         .named("big:1")
@@ -477,23 +473,9 @@ fn a_full_disk_says_how_much_is_needed_and_suggests_gc() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-fn incompressible(n: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 #[test]
 fn an_app_dir_without_current_pins_nothing_and_repair_removes_it() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, img) = store_with_a();
     // What an install killed before `current` was written leaves behind.
     let dir = env.home().join("apps/org.example.Half/deployments");
     std::fs::create_dir_all(&dir).unwrap();
@@ -520,6 +502,16 @@ fn an_app_dir_without_current_pins_nothing_and_repair_removes_it() {
     assert!(!env.home().join("apps/org.example.Half").exists());
 }
 
+fn install(env: &Env, archive: &str) {
+    let o = env
+        .cmd()
+        .args(["install", archive, "--yes"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn app_img(tag: &str) -> Img {
     busybox_img(
         &format!("example/keep:{tag}"),
@@ -541,13 +533,7 @@ fn app_img(tag: &str) -> Img {
 fn a_running_app_keeps_its_files_through_gc_rmi_and_uninstall() {
     let env = Env::new();
     let p = import(&env, &app_img("1"), "keep.tar");
-    let o = env
-        .cmd()
-        .args(["install", &p, "--yes"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    install(&env, &p);
     let child = env
         .cmd()
         .args([
@@ -599,13 +585,7 @@ fn a_running_app_keeps_its_files_through_gc_rmi_and_uninstall() {
 fn uninstall_with_delete_data_waits_for_the_app_to_end() {
     let env = Env::new();
     let p = import(&env, &app_img("1"), "keep.tar");
-    let o = env
-        .cmd()
-        .args(["install", &p, "--yes"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    install(&env, &p);
     let mut child = env
         .cmd()
         .args(["run", ID, "--", "sleep 30"])
@@ -672,11 +652,7 @@ fn repair_refetches_lost_blobs_from_the_origin_registry() {
     let d = &img.diff_ids()[0];
     // The layer blob is gone and its tree damaged: nothing local can
     // re-create it.
-    let files = img.oci_files();
-    let blob = files
-        .keys()
-        .find(|k| k.starts_with("blobs/") && files[*k].starts_with(&[0x1f, 0x8b]))
-        .unwrap();
+    let blob = gzip_layer_blob(&img);
     std::fs::remove_file(env.home().join(blob)).unwrap();
     std::fs::remove_file(env.layer_dir(d).join("etc/keep")).unwrap();
     let (clean, text) = fsck(&env, &[]);
@@ -692,9 +668,7 @@ fn repair_refetches_lost_blobs_from_the_origin_registry() {
 /// they are, and keep working.
 #[test]
 fn a_store_without_content_records_is_upgraded_once() {
-    let env = Env::new();
-    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
-    import(&env, &img, "a.tar");
+    let (env, img) = store_with_a();
     let d = &img.diff_ids()[0];
     std::fs::remove_file(record(&env, d)).unwrap();
     std::fs::remove_file(env.home().join("berth-store")).unwrap();

@@ -306,23 +306,13 @@ fn check_image(
             Some(LayerSource {
                 blob: digests.get(i)?.clone(),
                 size: l.size(),
-                declared: declared(l.media_type().as_ref()),
+                declared: Compression::declared_by(l.media_type().as_ref()),
             })
         });
         let slot = live_layers.entry(d).or_default();
         if let Some(src) = src.filter(|s| !slot.iter().any(|o| o.blob == s.blob)) {
             slot.push(src);
         }
-    }
-}
-
-fn declared(mt: &str) -> Compression {
-    if mt.ends_with("gzip") {
-        Compression::Gzip
-    } else if mt.ends_with("zstd") {
-        Compression::Zstd
-    } else {
-        Compression::None
     }
 }
 

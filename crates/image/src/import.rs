@@ -459,7 +459,7 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
                 expected: Some((ld, l.size())),
                 diff_id,
                 size_hint: l.size(),
-                declared: Some(declared_compression(&media_type_str(l.media_type()))),
+                declared: Some(Compression::declared_by(&media_type_str(l.media_type()))),
             });
         }
         let mut desc = Descriptor::new(
@@ -489,17 +489,6 @@ fn add_manifest(
     match manifests.iter_mut().find(|(m, _)| m.digest() == d.digest()) {
         Some((_, n)) => n.extend(names),
         None => manifests.push((d, names)),
-    }
-}
-
-/// What a layer media type says about its bytes.
-fn declared_compression(mt: &str) -> Compression {
-    if mt.ends_with("gzip") {
-        Compression::Gzip
-    } else if mt.ends_with("zstd") {
-        Compression::Zstd
-    } else {
-        Compression::None
     }
 }
 

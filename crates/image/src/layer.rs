@@ -113,6 +113,18 @@ impl Compression {
         }
     }
 
+    /// What a layer media type (`...tar+gzip`, `...tar.gzip`, `...tar`)
+    /// says about its bytes.
+    pub fn declared_by(media_type: &str) -> Compression {
+        if media_type.ends_with("gzip") {
+            Compression::Gzip
+        } else if media_type.ends_with("zstd") {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Compression::None => "an uncompressed tar",

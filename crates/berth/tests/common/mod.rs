@@ -500,6 +500,18 @@ pub fn tar_of(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
 }
 
 /// A small ordinary layer.
+/// Incompressible bytes (xorshift64), so layers have a real size.
+pub fn noise(len: usize, mut x: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    for b in v.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    v
+}
+
 pub fn simple_layer(tag: &str) -> Vec<u8> {
     layer(&[
         dir("etc"),
