@@ -366,10 +366,15 @@ fn ps_quiet_and_update_with_nothing_to_do() {
 #[test]
 fn progress_uses_the_summaries_units() {
     let env = Env::new();
-    let data = noise(6 << 20, 0x1234_5678);
+    let data = noise(16 << 20, 0x1234_5678);
     let img = Img::new(vec![(layer(&[file("big", &data)]), Comp::Gzip)]).named("big:1");
     let p = env.write("big.tar", &img.oci_archive());
-    let (out, code) = env.in_terminal(&format!("{} import {}", berth_bin().display(), p.display()));
+    // TERM as a desktop terminal sets it (the rootless pass has none).
+    let (out, code) = env.in_terminal(&format!(
+        "TERM=xterm {} import {}",
+        berth_bin().display(),
+        p.display()
+    ));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("importing"), "a bar was drawn: {out}");
     assert!(out.contains(" MB"), "{out}");
