@@ -350,23 +350,17 @@ impl AppStore {
     /// whole directory out of `apps/` into `tmp`, then it is deleted there.
     /// A crash leaves the app either installed or gone, never a directory
     /// of deployments without `current` that pins images forever.
-    pub fn remove(&self, id: &str, tmp: &Path) -> Result<(), DeployError> {
+    /// `gone` is a fresh name in the store's `tmp/` (its writer's pid in
+    /// it, so an interrupted delete is cleaned up later).
+    pub fn remove(&self, id: &str, gone: &Path) -> Result<(), DeployError> {
         let dir = self.dir(id)?;
-        let gone = tmp.join(format!(
-            "trash-{}-0-{:08x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0)
-        ));
-        io(fs::rename(&dir, &gone), || {
+        io(fs::rename(&dir, gone), || {
             format!("removing {}", dir.display())
         })?;
         if let Ok(f) = fs::File::open(&self.root) {
             let _ = f.sync_all();
         }
-        io(fs::remove_dir_all(&gone), || {
+        io(fs::remove_dir_all(gone), || {
             format!("removing {}", gone.display())
         })
     }

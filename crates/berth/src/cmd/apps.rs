@@ -291,7 +291,12 @@ pub fn uninstall(ctx: &Ctx, id: &str, delete_data: bool) -> anyhow::Result<ExitC
         );
     }
     crate::desktop::unexport(ctx.store.root(), id)?;
-    apps.remove(id, &ctx.store.tmp_dir())?;
+    apps.remove(
+        id,
+        &ctx.store
+            .tmp_dir()
+            .join(berth_image::fsutil::unique_name("trash-")),
+    )?;
     if delete_data && data.exists() {
         berth_image::fsutil::remove_tree(&data)?;
         println!("Uninstalled {id} and deleted its data");

@@ -274,7 +274,12 @@ pub fn promote(ctx: &Ctx, key: &str) -> anyhow::Result<ExitCode> {
         .current(id)?
         .map_or_else(|| d.origin.clone(), |s| s.origin);
     let code = super::apps::install_image(ctx, &entry, origin, true, Some(id))?;
-    apps.remove(key, &ctx.store.tmp_dir())?;
+    apps.remove(
+        key,
+        &ctx.store
+            .tmp_dir()
+            .join(berth_image::fsutil::unique_name("trash-")),
+    )?;
     crate::desktop::unexport(ctx.store.root(), key)?;
     Ok(code)
 }
