@@ -154,11 +154,17 @@ pub enum Command {
         /// Install as a second copy ID@NAME (e.g. a testing build) next to the stable one
         #[arg(long = "as", value_name = "NAME")]
         as_: Option<String>,
+        /// Print the result as JSON (reviews and questions stay off stdout)
+        #[arg(long)]
+        json: bool,
     },
     /// Make a channel copy (ID@NAME, from `install --as NAME`) the stable install
     Promote {
         /// ID@NAME
         app: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Remove an installed app (its data stays unless --delete-data)
     Uninstall {
@@ -167,6 +173,9 @@ pub enum Command {
         /// Also delete the app's private data
         #[arg(long)]
         delete_data: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// List installed apps
     List {
@@ -203,6 +212,9 @@ pub enum Command {
         /// Drop all overrides for the app
         #[arg(long, conflicts_with_all = ["grant", "revoke"])]
         reset: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// List running instances
     Ps {
@@ -330,11 +342,17 @@ pub enum Command {
         /// Consent to new permissions without asking
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Print the result as JSON (reviews and questions stay off stdout)
+        #[arg(long)]
+        json: bool,
     },
     /// Go back to the app's previous deployment
     Rollback {
         /// App ID
         app: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Stop `berth update` from updating an app (--remove to allow it again)
     Mask {
@@ -359,6 +377,9 @@ pub enum Command {
         /// The new runtime
         #[arg(long, value_name = "RUNTIME")]
         onto: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Register the .berth file type and its installer with the desktop
     #[command(

@@ -19,7 +19,6 @@ macro_rules! eprintln {
 
 mod cli;
 mod cmd;
-mod desktop;
 mod ui;
 
 use std::process::ExitCode;

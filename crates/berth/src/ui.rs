@@ -17,12 +17,70 @@ pub fn safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
     berth_app::text::escape_lines(s)
 }
 
-/// The user's home, for ranking permissions by what they expose.
-pub fn user_home() -> std::path::PathBuf {
-    std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .filter(|h| h.is_absolute())
-        .unwrap_or_else(|| "/".into())
+pub use berth_engine::{summarize, user_home};
+
+/// The terminal as the engine's front end: bars on stderr, notes, and
+/// consent asked on the terminal (or given by --yes).
+pub struct Term {
+    yes: bool,
+    /// stdout is for the JSON result: reviews are not printed there.
+    json: bool,
+}
+
+impl Term {
+    pub fn new(yes: bool, json: bool) -> Term {
+        Term { yes, json }
+    }
+
+    /// A yes/no question; without a terminal, consent must come from --yes.
+    pub fn ask(&self, question: &str) -> anyhow::Result<bool> {
+        use std::io::{BufRead, IsTerminal, Write};
+        if self.yes {
+            return Ok(true);
+        }
+        if self.json || !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "installing needs your consent to the permissions above: rerun with --yes to accept them"
+            );
+        }
+        print!("{question} [y/N] ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        Ok(matches!(
+            line.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    }
+}
+
+impl berth_engine::Frontend for Term {
+    fn progress(&self, step: &str) -> Box<dyn Progress + '_> {
+        Box::new(Bar::new(step))
+    }
+
+    fn warn(&self, msg: &str) {
+        warn(msg);
+    }
+
+    fn info(&self, msg: &str) {
+        if self.json {
+            warn(msg);
+        } else {
+            println!("{msg}");
+        }
+    }
+
+    fn consent(&self, review: &berth_engine::Review) -> Result<bool, berth_engine::Error> {
+        if !self.json {
+            crate::cmd::print_review(review);
+        }
+        if !review.needs_consent() {
+            return Ok(true);
+        }
+        self.ask("Allow this and install?")
+            .map_err(|e| berth_engine::Error::Invalid(format!("{e:#}")))
+    }
 }
 
 pub fn error(msg: &str) {
@@ -127,15 +185,6 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
-}
-
-/// Print a list of paths briefly: the first few and a count.
-pub fn summarize(items: &[String]) -> String {
-    let mut s = items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-    if items.len() > 3 {
-        s.push_str(&format!(", and {} more", items.len() - 3));
-    }
-    s
 }
 
 pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {

@@ -732,3 +732,39 @@ fn command_replaces_the_apps_command() {
         "1"
     );
 }
+
+/// Scripts get the engine's typed results: install, override and
+/// uninstall print one JSON document on stdout and nothing else there.
+#[test]
+fn lifecycle_commands_print_json() {
+    let env = Env::new();
+    let v1 = app_archive(&env, "v1", "share=network", "1");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = env.cmd().args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(o.status.success(), "{}", out(&o));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", out(&o)))
+    };
+    // Consent is still needed: --json does not ask, it refuses.
+    let o = env
+        .cmd()
+        .args(["install", "--json", &v1])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && out(&o).contains("--yes"),
+        "{}",
+        out(&o)
+    );
+    let i = json(&["install", "--json", "--yes", &v1]);
+    assert_eq!(i["id"], ID, "{i}");
+    assert_eq!(i["deployment"], 1, "{i}");
+    let p = json(&["override", "--json", ID, "--revoke", "share=network"]);
+    assert_eq!(p.as_array().map(Vec::len), Some(0), "{p}");
+    let p = json(&["override", "--json", ID, "--grant", "socket=x11"]);
+    assert_eq!(p[0]["permission"], "socket=x11", "{p}");
+    assert_eq!(p[0]["source"], "override", "{p}");
+    let u = json(&["uninstall", "--json", ID, "--delete-data"]);
+    assert_eq!(u["id"], ID, "{u}");
+    assert_eq!(json(&["list", "--json"]).as_array().map(Vec::len), Some(0));
+}

@@ -18,6 +18,12 @@ use crate::layer::{LayerBlob, MEDIA_TYPE_GZIP};
 
 pub use berth_image::import::{BASE_DIGEST, BASE_NAME};
 
+/// What a runtime image says of itself: "runtime" or "sdk", the base it
+/// was made from, and its package list (`berth runtime packages`).
+pub const LABEL_KIND: &str = "org.berth.runtime.kind";
+pub const LABEL_FROM: &str = "org.berth.runtime.from";
+pub const LABEL_PACKAGES: &str = "org.berth.runtime.packages";
+
 /// A layer of a new image: one just written, or one reused from the base.
 #[derive(Clone, Debug)]
 pub struct LayerRef {

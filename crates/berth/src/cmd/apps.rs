@@ -1,101 +1,47 @@
-//! install, uninstall, list, info, permissions, override.
+//! install, uninstall, list, info, permissions, override: the terminal
+//! front end of the engine's lifecycle.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
-use berth_app::deploy::{AppStore, Deployment, Overrides, effective};
-use berth_app::{AppMeta, Permission, PermissionSet, Risk};
-use berth_image::{Image, ImageEntry};
+use berth_app::Risk;
+use berth_app::permissions::ReviewLine;
+use berth_engine::{Action, Review};
 
 use super::Ctx;
-use crate::ui;
+use crate::ui::{self, Term};
 
-/// The app an image declares, or a clear error.
-pub fn app_of(image: &Image) -> anyhow::Result<AppMeta> {
-    let labels: BTreeMap<String, String> = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.labels().clone())
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    AppMeta::from_labels(&labels)
-        .context("the image's app labels are invalid")?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the image declares no app (no org.berth.app.id label; see docs/app-labels.md); \
-                 run it with `berth run IMAGE` instead"
-            )
-        })
+/// The review as the terminal shows it: what is installed, then what
+/// needs consent, highest risk first, and a summary line last.
+pub fn print_review(r: &Review) {
+    println!(
+        "{} {} ({}), {}{}",
+        r.action.verb(),
+        ui::safe(&r.name),
+        ui::safe(&r.id),
+        ui::human_size(r.size),
+        if r.shared > 0 {
+            format!(" ({} shared with installed apps)", ui::human_size(r.shared))
+        } else {
+            String::new()
+        }
+    );
+    if r.action == Action::Install {
+        if r.permissions.is_empty() {
+            println!("It asks for no permissions: fully sandboxed.");
+            return;
+        }
+        println!("It asks to:");
+    } else if r.new_permissions.is_empty() {
+        println!("No new permissions.");
+        return;
+    } else {
+        println!("It asks for new permissions:");
+    }
+    print_lines(&r.new_permissions);
 }
 
-fn image_size(img: &Image) -> u64 {
-    img.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + img.manifest.config().size()
-}
-
-/// Import a file or directory, or find an image in the store.
-fn source_image(ctx: &Ctx, source: &str) -> anyhow::Result<(ImageEntry, String)> {
-    if !Path::new(source).exists() && berth_registry::remote::is_registry_ref(source) {
-        let p = super::registry::pull_into_store(ctx, source)?;
-        return Ok((p.entry, source.to_owned()));
-    }
-    if Path::new(source).exists() {
-        let res = match super::import::import_path(ctx, Path::new(source), None) {
-            Ok(r) => r,
-            Err(e) => match e.downcast_ref::<berth_image::Error>() {
-                // A thin bundle: fetch its runtime from the registry it
-                // names, then import again.
-                Some(berth_image::Error::MissingBase {
-                    base_name: Some(name),
-                    base_digest: Some(digest),
-                    ..
-                }) if berth_registry::remote::is_registry_ref(name) => {
-                    let repo = name.rsplit_once(':').filter(|(_, t)| !t.contains('/'));
-                    let r = format!("{}@{digest}", repo.map_or(name.as_str(), |(r, _)| r));
-                    println!("This is a thin bundle; fetching its runtime {name}");
-                    super::registry::pull_into_store(ctx, &r).with_context(|| {
-                        format!("fetching the runtime {name} this thin bundle needs")
-                    })?;
-                    super::import::import_path(ctx, Path::new(source), None)?
-                }
-                Some(berth_image::Error::MissingBase { .. }) => {
-                    return Err(e.context(
-                        "this is a thin bundle: import or pull its runtime first, or ask the author for a full bundle",
-                    ));
-                }
-                _ => return Err(e),
-            },
-        };
-        let [first] = res.images.as_slice() else {
-            bail!(
-                "{source} holds {} images; import it and install one by name",
-                res.images.len()
-            );
-        };
-        let entry = ctx.store.resolve(&first.digest.to_string())?;
-        let origin = std::fs::canonicalize(source)
-            .map_or_else(|_| source.to_owned(), |p| p.display().to_string());
-        return Ok((entry, origin));
-    }
-    // Clearly a path, not an image name: say the file is missing.
-    if source.starts_with(['/', '.', '~'])
-        || [".berth", ".tar", ".tar.gz", ".tar.zst"]
-            .iter()
-            .any(|e| source.ends_with(e))
-    {
-        bail!("{source}: no such file or directory");
-    }
-    Ok((ctx.store.resolve(source)?, source.to_owned()))
-}
-
-fn print_review(set: &PermissionSet) {
-    let review = set.review(&ui::user_home());
-    for l in &review {
+fn print_lines(review: &[ReviewLine]) {
+    for l in review {
         println!(
             "  {:<12} {}   ({})",
             l.risk.to_string(),
@@ -124,159 +70,49 @@ fn print_review(set: &PermissionSet) {
     );
 }
 
-/// Ask on the terminal; without one, consent must come from --yes.
-fn consent(question: &str) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        bail!(
-            "installing needs your consent to the permissions above: rerun with --yes to accept them"
-        );
-    }
-    print!("{question} [y/N] ");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(
-        line.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
-}
-
 pub fn install(
     ctx: &Ctx,
     source: &str,
     yes: bool,
     channel: Option<&str>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let _lock = ctx.lock_shared()?;
-    let (entry, origin) = source_image(ctx, source)?;
-    let key = match channel {
-        Some(ch) => {
-            let image = ctx.store.load_image(&entry)?;
-            let key = format!("{}@{ch}", app_of(&image)?.id);
-            anyhow::ensure!(
-                berth_app::metadata::valid_install_key(&key),
-                "--as {ch:?}: a channel name is 1-32 of a-z, 0-9 and -"
-            );
-            Some(key)
-        }
-        None => None,
-    };
-    install_image(ctx, &entry, origin, yes, key.as_deref())
+    let term = Term::new(yes, json);
+    let review = ctx.engine.review(source, channel, &term)?;
+    finish_install(ctx, review, &term, json)
 }
 
-/// Review, consent and deploy an image already in the store. Also the
-/// second half of `update`. The caller holds the shared store lock.
-pub fn install_image(
+/// Show the review, ask when it needs consent, install, report.
+pub fn finish_install(
     ctx: &Ctx,
-    entry: &ImageEntry,
-    origin: String,
-    yes: bool,
-    key: Option<&str>,
+    review: Review,
+    term: &Term,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let image = ctx.store.load_image(entry)?;
-    if let Some(why) = image.platform_mismatch() {
-        bail!("cannot install {}: {why}", entry.digest.short());
+    if !json {
+        print_review(&review);
     }
-    let mut meta = app_of(&image)?;
-    // A channel copy (`ID@CHANNEL`) is its own install: own deployments,
-    // data and menu entry, named after the key.
-    if let Some(k) = key.filter(|k| k.contains('@')) {
-        anyhow::ensure!(
-            berth_app::metadata::app_id_of(k) == meta.id,
-            "the image is the app {}, not {}",
-            meta.id,
-            berth_app::metadata::app_id_of(k)
-        );
-        meta.name = format!("{} ({})", meta.name, &k[meta.id.len() + 1..]);
-        meta.id = k.to_owned();
-    }
-    let apps = AppStore::new(ctx.store.root());
-    let previous = apps.current(&meta.id)?;
-    let granted_before = previous
-        .as_ref()
-        .map(Deployment::granted)
-        .transpose()?
-        .unwrap_or_default();
-    // Another program's name on this computer would let the app stand in
-    // for it in the menu, in file associations and on the bus.
-    if let Some(what) = crate::desktop::host_conflict(ctx.store.root(), &meta.id) {
-        bail!(
-            "the app ID {} is already used on this computer by {what}; berth will not install an app under another program's name",
-            ui::safe(&meta.id)
-        );
-    }
-    // Everything the menu gets is generated and checked before anything
-    // is installed.
-    let exports = crate::desktop::prepare(&meta, &image, &ctx.store)?;
-    let new = meta.permissions.added_since(&granted_before);
-    let verb = match &previous {
-        None => "Installing",
-        Some(p) if p.image == entry.digest.to_string() => "Reinstalling",
-        Some(_) => "Updating",
-    };
-    println!(
-        "{verb} {} ({}), {}",
-        ui::safe(&meta.name),
-        ui::safe(&meta.id),
-        ui::human_size(image_size(&image))
-    );
-    let ask = if previous.is_none() {
-        if meta.permissions.0.is_empty() {
-            println!("It asks for no permissions: fully sandboxed.");
-            false
-        } else {
-            println!("It asks to:");
-            print_review(&meta.permissions);
-            true
-        }
-    } else if new.0.is_empty() {
-        println!("No new permissions.");
-        false
-    } else {
-        println!("It asks for new permissions:");
-        print_review(&new);
-        true
-    };
-    if ask && !yes && !consent("Allow this and install?")? {
+    if review.needs_consent() && !term.ask("Allow this and install?")? {
         println!("Not installed.");
         return Ok(ExitCode::from(1));
     }
-    let d = apps.deploy(Deployment {
-        serial: 0,
-        app_id: meta.id.clone(),
-        name: meta.name.clone(),
-        image: entry.digest.to_string(),
-        origin,
-        command: meta.command.clone(),
-        granted: meta.permissions.to_string(),
-        installed_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    })?;
-    let exported = crate::desktop::export(ctx.store.root(), &exports, &ctx.store.tmp_dir())?;
-    // So that the next .berth file opens in the installer; not fatal.
-    if let Err(e) = crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir()) {
-        ui::warn(&format!(
-            "warning: could not register the .berth file type: {e:#}"
-        ));
+    let installed = ctx.engine.install(review, true, term)?;
+    if json {
+        ui::print_json(&installed)?;
+        return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "Installed {} (deployment {}). Run it with: berth run {}",
-        meta.id, d.serial, meta.id
+        "Installed {} (deployment {}). Run it with: berth run {0}",
+        ui::safe(&installed.id),
+        installed.deployment
     );
-    if exported {
-        crate::desktop::hint_once(ctx.store.root());
+    if let Some(h) = &installed.menu_hint {
+        println!("{h}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn uninstall(ctx: &Ctx, id: &str, delete_data: bool) -> anyhow::Result<ExitCode> {
-    let apps = AppStore::new(ctx.store.root());
-    apps.require(id)?;
-    let data = data_dir(ctx.store.root(), id);
-    // The app's image stays while it runs (running instances are gc
-    // roots); its data would not, so that waits until it ends.
+pub fn uninstall(ctx: &Ctx, id: &str, delete_data: bool, json: bool) -> anyhow::Result<ExitCode> {
     let running = super::state_dir()
         .map(|d| {
             berth_sandbox::instance::list(&d)
@@ -285,67 +121,25 @@ pub fn uninstall(ctx: &Ctx, id: &str, delete_data: bool) -> anyhow::Result<ExitC
                 .count()
         })
         .unwrap_or(0);
-    if delete_data && running > 0 && data.exists() {
-        bail!(
-            "{id} is running ({running} instance(s)); stop it first (`berth ps`, `berth kill`) to delete its data"
-        );
-    }
-    crate::desktop::unexport(ctx.store.root(), id)?;
-    apps.remove(
-        id,
-        &ctx.store
-            .tmp_dir()
-            .join(berth_image::fsutil::unique_name("trash-")),
-    )?;
-    if delete_data && data.exists() {
-        berth_image::fsutil::remove_tree(&data)?;
-        println!("Uninstalled {id} and deleted its data");
+    let u = ctx.engine.uninstall(id, delete_data, running)?;
+    if json {
+        ui::print_json(&u)?;
+    } else if u.data_deleted {
+        println!("Uninstalled {} and deleted its data", ui::safe(id));
     } else {
         println!(
-            "Uninstalled {id}{}",
-            if data.exists() {
-                format!(" (its data stays in {})", data.display())
-            } else {
-                String::new()
-            }
+            "Uninstalled {}{}",
+            ui::safe(id),
+            u.data_kept
+                .map(|d| format!(" (its data stays in {})", ui::safe(&d)))
+                .unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn data_dir(home: &Path, id: &str) -> PathBuf {
-    home.join("data").join(id)
-}
-
-#[derive(serde::Serialize)]
-struct Row {
-    id: String,
-    name: String,
-    deployment: u64,
-    image: String,
-    origin: String,
-    permissions: Vec<String>,
-}
-
-fn row(apps: &AppStore, d: &Deployment) -> anyhow::Result<Row> {
-    let eff = effective(&d.granted()?, &apps.overrides(&d.app_id)?)?;
-    Ok(Row {
-        id: d.app_id.clone(),
-        name: d.name.clone(),
-        deployment: d.serial,
-        image: d.image.clone(),
-        origin: d.origin.clone(),
-        permissions: eff.iter().map(|(p, _)| p.to_string()).collect(),
-    })
-}
-
 pub fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
-    let apps = AppStore::new(ctx.store.root());
-    let rows: Vec<Row> = apps
-        .list()
-        .iter()
-        .map(|d| row(&apps, d))
-        .collect::<anyhow::Result<_>>()?;
+    let rows = ctx.engine.list()?;
     if json {
         ui::print_json(&rows)?;
     } else {
@@ -370,9 +164,7 @@ pub fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub fn info(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let apps = AppStore::new(ctx.store.root());
-    let d = apps.require(id)?;
-    let r = row(&apps, &d)?;
+    let r = ctx.engine.info(id)?;
     if json {
         ui::print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
@@ -382,7 +174,7 @@ pub fn info(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     println!("Deployment:   {}", r.deployment);
     println!("Image:        {}", r.image);
     println!("Origin:       {}", ui::safe(&r.origin));
-    println!("Data:         {}", data_dir(ctx.store.root(), id).display());
+    println!("Data:         {}", ctx.engine.data_dir(id).display());
     println!(
         "Permissions:  {}",
         if r.permissions.is_empty() {
@@ -394,39 +186,35 @@ pub fn info(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn permissions(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let apps = AppStore::new(ctx.store.root());
-    let d = apps.require(id)?;
-    let eff = effective(&d.granted()?, &apps.overrides(id)?)?;
+fn print_permissions(
+    id: &str,
+    eff: &[berth_engine::EffectivePermission],
+    json: bool,
+) -> anyhow::Result<()> {
     if json {
-        let v: Vec<serde_json::Value> = eff
-            .iter()
-            .map(|(p, s)| {
-                let (desc, risk) = p.describe(&ui::user_home());
-                serde_json::json!({"permission": p.to_string(), "source": s, "description": desc, "risk": risk})
-            })
-            .collect();
-        ui::print_json(&v)?;
-        return Ok(ExitCode::SUCCESS);
+        return ui::print_json(&eff);
     }
     if eff.is_empty() {
-        println!("{id} has no permissions: fully sandboxed.");
+        println!("{} has no permissions: fully sandboxed.", ui::safe(id));
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = eff
         .iter()
-        .map(|(p, s)| {
-            let (desc, risk) = p.describe(&ui::user_home());
+        .map(|p| {
             vec![
-                p.to_string(),
-                format!("{s:?}").to_lowercase(),
-                risk.to_string(),
-                desc,
+                p.permission.clone(),
+                format!("{:?}", p.source).to_lowercase(),
+                p.risk.to_string(),
+                p.description.clone(),
             ]
         })
         .collect();
-    if !rows.is_empty() {
-        ui::table(&["PERMISSION", "FROM", "RISK", "MEANING"], &rows);
-    }
+    ui::table(&["PERMISSION", "FROM", "RISK", "MEANING"], &rows);
+    Ok(())
+}
+
+pub fn permissions(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    print_permissions(id, &ctx.engine.permissions(id)?, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -436,32 +224,13 @@ pub fn override_(
     grant: Vec<String>,
     revoke: Vec<String>,
     reset: bool,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let apps = AppStore::new(ctx.store.root());
-    apps.require(id)?;
-    if reset {
-        apps.set_overrides(id, &Overrides::default())?;
-        println!("Overrides of {id} removed");
+    let eff = ctx.engine.set_override(id, &grant, &revoke, reset)?;
+    if reset && !json {
+        println!("Overrides of {} removed", ui::safe(id));
         return Ok(ExitCode::SUCCESS);
     }
-    if grant.is_empty() && revoke.is_empty() {
-        bail!("nothing to change: give --grant PERMISSION, --revoke PERMISSION or --reset");
-    }
-    let mut o = apps.overrides(id)?;
-    for g in grant {
-        let p = Permission::parse(&g)?.to_string();
-        o.revoke.retain(|r| r != &p);
-        if !o.grant.contains(&p) {
-            o.grant.push(p);
-        }
-    }
-    for r in revoke {
-        let p = Permission::parse(&r)?.to_string();
-        o.grant.retain(|g| g != &p);
-        if !o.revoke.contains(&p) {
-            o.revoke.push(p);
-        }
-    }
-    apps.set_overrides(id, &o)?;
-    permissions(ctx, id, false)
+    print_permissions(id, &eff, json)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -144,29 +144,29 @@ pub fn build(
             )
         };
         let rt = ctx
-            .store
+            .store()
             .resolve(&m.runtime)
             .with_context(|| hint("runtime", &m.runtime))?;
         let sdk = ctx
-            .store
+            .store()
             .resolve(m.sdk())
             .with_context(|| hint("SDK", m.sdk()))?;
-        let img = ctx.store.load_image(&rt)?;
+        let img = ctx.store().load_image(&rt)?;
         (rt, img, sdk)
     };
 
     let store_root = ctx
-        .store
+        .store()
         .root()
         .canonicalize()
-        .unwrap_or_else(|_| ctx.store.root().to_owned());
+        .unwrap_or_else(|_| ctx.store().root().to_owned());
     // File dates in the layer are SOURCE_DATE_EPOCH or 0, so the layer
     // digest depends on content only (a fresh checkout or a `touch` does not
     // change it); the image's `created` is the newest source file.
     let sde = source_date_epoch()?;
     let epoch = sde.unwrap_or(0);
     let created = sde.unwrap_or_else(|| newest_mtime(&source, &store_root));
-    let work = WorkDir::new(ctx, "build-")?;
+    let work = WorkDir::new(&ctx.engine, "build-")?;
     let src_copy = work.0.join("src");
     let install = work.0.join("install");
     copy_tree(&source, &src_copy, &store_root)?;
@@ -177,7 +177,7 @@ pub fn build(
     for (i, step) in m.build.steps.iter().enumerate() {
         eprintln!("==> step {}/{total}: {step}", i + 1);
         let mut cmd = std::process::Command::new(&exe);
-        cmd.arg("--home").arg(ctx.store.root()).arg("run");
+        cmd.arg("--home").arg(ctx.store().root()).arg("run");
         cmd.arg("--bind")
             .arg(format!("{}:/build", src_copy.display()));
         cmd.arg("--bind")

@@ -11,7 +11,7 @@ use crate::ui::{self, Bar};
 
 pub fn run(ctx: &Ctx, image: &str, file: &Path) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
-    let entry = ctx.store.resolve(image)?;
+    let entry = ctx.store().resolve(image)?;
     // Name the archive's image as the user named it, else its first name.
     let name = ImageName::parse(image)
         .ok()
@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx, image: &str, file: &Path) -> anyhow::Result<ExitCode> {
         .filter(|n| entry.names.contains(n))
         .or_else(|| entry.names.first().cloned());
     let bar = Bar::new("exporting");
-    let size = export(&ctx.store, &entry, name.as_deref(), file, &[], &bar)
+    let size = export(ctx.store(), &entry, name.as_deref(), file, &[], &bar)
         .with_context(|| format!("exporting {image} to {}", file.display()))?;
     bar.finish();
     println!(
@@ -34,20 +34,20 @@ pub fn run(ctx: &Ctx, image: &str, file: &Path) -> anyhow::Result<ExitCode> {
 /// `berth bundle`: an app as one OCI archive, whole or `--thin`.
 pub fn bundle(ctx: &Ctx, source: &str, file: &Path, thin: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
-    let apps = berth_app::deploy::AppStore::new(ctx.store.root());
+    let apps = berth_app::deploy::AppStore::new(ctx.store().root());
     let entry = match berth_app::metadata::valid_app_id(source)
         .then(|| apps.current(source))
         .transpose()?
         .flatten()
     {
         Some(d) => ctx
-            .store
+            .store()
             .entry_by_digest(&Digest::parse(&d.image)?)
             .with_context(|| format!("the image of {source} is gone from the store"))?,
-        None => ctx.store.resolve(source)?,
+        None => ctx.store().resolve(source)?,
     };
-    let image = ctx.store.load_image(&entry)?;
-    let meta = super::apps::app_of(&image)
+    let image = ctx.store().load_image(&entry)?;
+    let meta = berth_engine::app_of(&image)
         .with_context(|| format!("{source} is not an app, so it cannot be bundled"))?;
     let mut omit = Vec::new();
     if thin {
@@ -58,7 +58,7 @@ pub fn bundle(ctx: &Ctx, source: &str, file: &Path, thin: bool) -> anyhow::Resul
             )
         })?;
         let base = Digest::parse(base)?;
-        let base_manifest = ctx.store.load_manifest(&base).with_context(|| {
+        let base_manifest = ctx.store().load_manifest(&base).with_context(|| {
             format!("--thin needs the runtime {base} in the store, to know which layers are its")
         })?;
         let ours = image.manifest.layers();
@@ -81,7 +81,7 @@ pub fn bundle(ctx: &Ctx, source: &str, file: &Path, thin: bool) -> anyhow::Resul
         .cloned()
         .unwrap_or_else(|| format!("{}:latest", meta.id.to_lowercase()));
     let bar = Bar::new("bundling");
-    let size = export(&ctx.store, &entry, Some(&name), file, &omit, &bar)
+    let size = export(ctx.store(), &entry, Some(&name), file, &omit, &bar)
         .with_context(|| format!("writing {}", file.display()))?;
     bar.finish();
     println!(

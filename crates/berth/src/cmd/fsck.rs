@@ -11,18 +11,18 @@ use crate::ui::{self, Bar};
 pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
     // Repair moves and re-creates content: nothing else may work meanwhile.
     let _lock = if fix {
-        ctx.store
+        ctx.store()
             .lock_exclusive(&|| ui::warn("waiting for other berth processes to finish..."))?
     } else {
         ctx.lock_shared()?
     };
     // Running instances' pins: their images are roots, their layers are
     // mounted (repair leaves those alone).
-    let (running, in_use) = ctx.store.pinned()?;
+    let (running, in_use) = ctx.store().pinned()?;
     let mut roots = super::live_app_images(ctx)?;
-    roots.extend(running.iter().filter(|d| ctx.store.has_blob(d)).cloned());
+    roots.extend(running.iter().filter(|d| ctx.store().has_blob(d)).cloned());
     let bar = Bar::new("checking");
-    let r = fsck(&ctx.store, &roots, &bar)?;
+    let r = fsck(ctx.store(), &roots, &bar)?;
     bar.finish();
     if !fix {
         print_report(ctx, &r, json, None)?;
@@ -30,7 +30,7 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
     }
     let mut done = RepairReport::default();
     let bar = Bar::new("repairing");
-    let rep = repair(&ctx.store, &r, &in_use, &bar)?;
+    let rep = repair(ctx.store(), &r, &in_use, &bar)?;
     bar.finish();
     done.done.extend(rep.done);
     done.failed.extend(rep.failed);
@@ -44,10 +44,10 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
     if !missing.is_empty() && refetch(ctx, &missing, &mut done) > 0 {
         // The blobs are back: re-create what needed them.
         let bar = Bar::new("checking");
-        let again = fsck(&ctx.store, &roots, &bar)?;
+        let again = fsck(ctx.store(), &roots, &bar)?;
         bar.finish();
         let bar = Bar::new("repairing");
-        let rep = repair(&ctx.store, &again, &in_use, &bar)?;
+        let rep = repair(ctx.store(), &again, &in_use, &bar)?;
         bar.finish();
         // Earlier "cannot be re-created" lines are now answered.
         if !rep.done.is_empty() {
@@ -57,10 +57,10 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
         done.done.extend(rep.done);
         done.failed.extend(rep.failed);
     }
-    let apps = AppStore::new(ctx.store.root());
+    let apps = AppStore::new(ctx.store().root());
     for dir in apps.orphans() {
         let shown = dir.display().to_string();
-        match ctx.store.trash(&dir) {
+        match ctx.store().trash(&dir) {
             Ok(()) => done.done.push(format!(
                 "removed {} (an interrupted install left it without a current deployment)",
                 ui::safe(&shown)
@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
                 .push(format!("removing {}: {e}", ui::safe(&shown))),
         }
     }
-    let (n, bytes) = ctx.store.clean_stale_tmp();
+    let (n, bytes) = ctx.store().clean_stale_tmp();
     if n > 0 {
         done.done.push(format!(
             "removed {n} temporary file(s) of interrupted work ({})",
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
         ));
     }
     let bar = Bar::new("checking again");
-    let after = fsck(&ctx.store, &roots, &bar)?;
+    let after = fsck(ctx.store(), &roots, &bar)?;
     bar.finish();
     print_report(ctx, &after, json, Some(&done))?;
     Ok(exit(&after))
@@ -89,15 +89,15 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
 /// Returns how many images were fetched.
 fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) -> usize {
     let mut fetched = 0;
-    for d in AppStore::new(ctx.store.root()).list() {
+    for d in AppStore::new(ctx.store().root()).list() {
         let Ok(manifest) = Digest::parse(&d.image) else {
             continue;
         };
         let needs = missing.contains(&manifest)
             || ctx
-                .store
+                .store()
                 .entry_by_digest(&manifest)
-                .and_then(|e| ctx.store.load_image(&e))
+                .and_then(|e| ctx.store().load_image(&e))
                 .map(|img| {
                     img.layer_digests()
                         .unwrap_or_default()
@@ -126,7 +126,10 @@ fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) -> usi
             _ => repo,
         };
         let by_digest = format!("{repo}@{manifest}");
-        match super::registry::pull_into_store(ctx, &by_digest) {
+        match ctx
+            .engine
+            .pull(&by_digest, &crate::ui::Term::new(false, false))
+        {
             Ok(p) => {
                 fetched += 1;
                 done.done.push(format!(
@@ -194,7 +197,7 @@ fn print_report(
     };
     println!(
         "Store {}: {verdict} ({} image(s), {} blob(s) verified, {} layer(s) checked){}",
-        ui::safe(&ctx.store.root().display().to_string()),
+        ui::safe(&ctx.store().root().display().to_string()),
         r.images,
         r.blobs_checked,
         r.layers_checked,

@@ -7,9 +7,9 @@ use crate::ui;
 
 pub fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx
-        .store
+        .store()
         .lock_exclusive(&|| ui::warn("waiting for other berth processes to finish..."))?;
-    let r = gc(&ctx.store, &super::live_app_images(ctx)?)?;
+    let r = gc(ctx.store(), &super::live_app_images(ctx)?)?;
     if json {
         ui::print_json(&r)?;
     } else {

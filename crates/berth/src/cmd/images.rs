@@ -18,7 +18,7 @@ struct Row {
 pub fn run(ctx: &Ctx, json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
     let mut rows = Vec::new();
-    for e in ctx.store.images()? {
+    for e in ctx.store().images()? {
         rows.push(row(ctx, e)?);
     }
     rows.sort_by(|a, b| a.names.cmp(&b.names).then(a.id.cmp(&b.id)));
@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
 }
 
 fn row(ctx: &Ctx, e: ImageEntry) -> anyhow::Result<Row> {
-    let img = ctx.store.load_image(&e)?;
+    let img = ctx.store().load_image(&e)?;
     let size =
         img.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + img.manifest.config().size();
     Ok(Row {

@@ -42,8 +42,8 @@ struct Inspect {
 
 pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
-    let entry = ctx.store.resolve(image)?;
-    let img = ctx.store.load_image(&entry)?;
+    let entry = ctx.store().resolve(image)?;
+    let img = ctx.store().load_image(&entry)?;
     let c = img.config.config().clone().unwrap_or_default();
     let diff_ids = img.diff_ids()?;
     let layers: Vec<Layer> = img

@@ -21,14 +21,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_engine::Engine;
 use berth_image::Store;
 use berth_image::lock::LockGuard;
 
+pub use apps::print_review;
+
 use crate::cli::{Cli, Command, KeyCommand, RuntimeCommand};
 
-/// Shared by every command: the opened store.
+/// Shared by every command: the engine on the opened store.
 pub struct Ctx {
-    pub store: Store,
+    pub engine: Engine,
 }
 
 impl Ctx {
@@ -36,13 +39,19 @@ impl Ctx {
         let root = home.unwrap_or_else(Store::default_root);
         let store = Store::open(&root)
             .with_context(|| format!("opening the store at {}", root.display()))?;
-        Ok(Ctx { store })
+        Ok(Ctx {
+            engine: Engine::new(store),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        self.engine.store()
     }
 
     /// The shared store lock every command but gc holds.
     pub fn lock_shared(&self) -> anyhow::Result<LockGuard> {
         Ok(self
-            .store
+            .store()
             .lock_shared(&|| crate::ui::warn("waiting for a running `berth gc` to finish..."))?)
     }
 }
@@ -75,7 +84,7 @@ pub fn state_dir() -> anyhow::Result<PathBuf> {
 /// Images that installed apps (and their rollback deployments) use: gc
 /// roots besides index.json.
 pub fn live_app_images(ctx: &Ctx) -> anyhow::Result<Vec<berth_image::Digest>> {
-    berth_app::deploy::AppStore::new(ctx.store.root())
+    berth_app::deploy::AppStore::new(ctx.store().root())
         .live_images()
         .iter()
         .map(|d| Ok(berth_image::Digest::parse(d)?))
@@ -85,8 +94,8 @@ pub fn live_app_images(ctx: &Ctx) -> anyhow::Result<Vec<berth_image::Digest>> {
 /// The store as instances record it: its real path, however `$BERTH_HOME`
 /// was spelled.
 pub fn store_id(ctx: &Ctx) -> String {
-    std::fs::canonicalize(ctx.store.root())
-        .unwrap_or_else(|_| ctx.store.root().to_path_buf())
+    std::fs::canonicalize(ctx.store().root())
+        .unwrap_or_else(|_| ctx.store().root().to_path_buf())
         .to_string_lossy()
         .into_owned()
 }
@@ -117,9 +126,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// "did you mean" for an unknown image name or app ID in `e`'s chain.
 fn suggestion(ctx: &Ctx, e: &anyhow::Error) -> Option<String> {
     for cause in e.chain() {
-        if let Some(berth_image::Error::NotFound(typed)) = cause.downcast_ref() {
+        let engine = cause.downcast_ref::<berth_engine::Error>();
+        let image = engine
+            .and_then(berth_engine::Error::image)
+            .or_else(|| cause.downcast_ref());
+        let deploy = engine
+            .and_then(berth_engine::Error::deploy)
+            .or_else(|| cause.downcast_ref());
+        if let Some(berth_image::Error::NotFound(typed)) = image {
             let names: Vec<String> = ctx
-                .store
+                .store()
                 .images()
                 .ok()?
                 .into_iter()
@@ -135,8 +151,8 @@ fn suggestion(ctx: &Ctx, e: &anyhow::Error) -> Option<String> {
                 )
             });
         }
-        if let Some(berth_app::deploy::DeployError::NotInstalled(typed)) = cause.downcast_ref() {
-            let ids: Vec<String> = berth_app::deploy::AppStore::new(ctx.store.root())
+        if let Some(berth_app::deploy::DeployError::NotInstalled(typed)) = deploy {
+            let ids: Vec<String> = berth_app::deploy::AppStore::new(ctx.store().root())
                 .list()
                 .into_iter()
                 .map(|d| d.app_id)
@@ -168,9 +184,18 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Gc { json } => gc::run(ctx, json),
         Command::Fsck { json, repair } => fsck::run(ctx, json, repair),
         Command::Run(args) => run::run(ctx, args),
-        Command::Install { source, yes, as_ } => apps::install(ctx, &source, yes, as_.as_deref()),
-        Command::Promote { app } => update::promote(ctx, &app),
-        Command::Uninstall { app, delete_data } => apps::uninstall(ctx, &app, delete_data),
+        Command::Install {
+            source,
+            yes,
+            as_,
+            json,
+        } => apps::install(ctx, &source, yes, as_.as_deref(), json),
+        Command::Promote { app, json } => update::promote(ctx, &app, json),
+        Command::Uninstall {
+            app,
+            delete_data,
+            json,
+        } => apps::uninstall(ctx, &app, delete_data, json),
         Command::List { json } => apps::list(ctx, json),
         Command::Info { app, json } => apps::info(ctx, &app, json),
         Command::Permissions { app, json } => apps::permissions(ctx, &app, json),
@@ -179,7 +204,8 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             grant,
             revoke,
             reset,
-        } => apps::override_(ctx, &app, grant, revoke, reset),
+            json,
+        } => apps::override_(ctx, &app, grant, revoke, reset, json),
         Command::Ps { json, quiet } => instances::ps(json, quiet),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),
@@ -223,20 +249,28 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         Command::Key {
             command: KeyCommand::Generate { prefix },
         } => registry::key_generate(&prefix),
-        Command::Update { apps, dry_run, yes } => update::update(ctx, &apps, dry_run, yes),
-        Command::Rollback { app } => update::rollback(ctx, &app),
+        Command::Update {
+            apps,
+            dry_run,
+            yes,
+            json,
+        } => update::update(ctx, &apps, dry_run, yes, json),
+        Command::Rollback { app, json } => update::rollback(ctx, &app, json),
         Command::Mask { app, remove } => update::mask(ctx, &app, !remove),
-        Command::Rebase { app, onto } => update::rebase(ctx, &app, &onto),
+        Command::Rebase { app, onto, json } => update::rebase(ctx, &app, &onto, json),
         // Answered before the store was opened; kept for exhaustiveness.
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man_pages(&dir),
         Command::Integrate => {
-            crate::desktop::register_bundle_type(ctx.store.root(), &ctx.store.tmp_dir())?;
-            crate::desktop::hint_once(ctx.store.root());
+            use berth_engine::desktop;
+            desktop::register_bundle_type(ctx.store().root(), &ctx.store().tmp_dir())?;
+            if let Some(h) = desktop::hint_once(ctx.store().root()) {
+                println!("{h}");
+            }
             println!(
                 "Registered *.berth files ({}) with the installer entry {}",
-                crate::desktop::BUNDLE_MIME,
-                crate::desktop::INSTALLER_DESKTOP
+                desktop::BUNDLE_MIME,
+                desktop::INSTALLER_DESKTOP
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode
     {
         let _lock = ctx.lock_shared()?;
         for image in images {
-            let entry = ctx.store.resolve(image)?;
+            let entry = ctx.store().resolve(image)?;
             let by_name = ImageName::parse(image)
                 .ok()
                 .map(|n| n.to_string())
@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode
                     entry.names.join(", ")
                 );
             }
-            ctx.store.update_index(|list| {
+            ctx.store().update_index(|list| {
                 list.retain(|d| {
                     let same = d.digest().as_ref() == entry.digest.to_string();
                     match &by_name {
@@ -42,9 +42,9 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode
         }
     }
     // Reclaim space now if no other berth process is working on the store.
-    match ctx.store.try_lock_exclusive()? {
+    match ctx.store().try_lock_exclusive()? {
         Some(_g) => {
-            let r = gc(&ctx.store, &super::live_app_images(ctx)?)?;
+            let r = gc(ctx.store(), &super::live_app_images(ctx)?)?;
             if r.bytes_freed > 0 {
                 println!("Freed {}", ui::human_size(r.bytes_freed));
             }

@@ -78,7 +78,7 @@ fn host_info(state_dir: std::path::PathBuf) -> HostInfo {
 
 pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     // An installed app ID runs that app; anything else names an image.
-    let apps = AppStore::new(ctx.store.root());
+    let apps = AppStore::new(ctx.store().root());
     let app = if valid_install_key(&a.image) {
         apps.current(&a.image)?
     } else {
@@ -88,7 +88,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
     let (entry, image) = {
         let entry = match &app {
             Some(d) => match berth_image::Digest::parse(&d.image)
-                .and_then(|digest| ctx.store.entry_by_digest(&digest))
+                .and_then(|digest| ctx.store().entry_by_digest(&digest))
             {
                 Ok(e) => e,
                 Err(e @ berth_image::Error::NotFound(_)) => {
@@ -102,27 +102,27 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                         .context(format!("cannot read the image of {}", d.app_id)));
                 }
             },
-            None => ctx.store.resolve(&a.image)?,
+            None => ctx.store().resolve(&a.image)?,
         };
-        let image = ctx.store.load_image(&entry)?;
+        let image = ctx.store().load_image(&entry)?;
         if let Some(why) = image.platform_mismatch() {
             anyhow::bail!("cannot run {}: {why}", a.image);
         }
         (entry, image)
     };
     let diff_ids = image.diff_ids()?;
-    if let Some(d) = diff_ids.iter().find(|d| !ctx.store.has_layer(d)) {
+    if let Some(d) = diff_ids.iter().find(|d| !ctx.store().has_layer(d)) {
         anyhow::bail!(
             "layer {} of {} is missing or incomplete (an interrupted import or removal); `berth fsck --repair` re-creates it",
             d.short(),
             a.image
         );
     }
-    let layers = diff_ids.iter().map(|d| ctx.store.layer_path(d)).collect();
+    let layers = diff_ids.iter().map(|d| ctx.store().layer_path(d)).collect();
     let instance_id = new_instance_id();
     // From here the instance is a gc root, for as long as this process
     // lives; then the store lock can go.
-    let pin = match ctx.store.pin(&instance_id, &entry.digest, &diff_ids) {
+    let pin = match ctx.store().pin(&instance_id, &entry.digest, &diff_ids) {
         Ok(p) => Some(p),
         Err(e) => {
             ui::warn(&format!(
@@ -306,7 +306,7 @@ pub fn run(ctx: &Ctx, a: RunArgs) -> anyhow::Result<ExitCode> {
                 base.extend(c.cmd().clone().unwrap_or_default());
                 command = base.into_iter().chain(command).collect();
             }
-            let data = super::apps::data_dir(ctx.store.root(), &d.app_id);
+            let data = ctx.engine.data_dir(&d.app_id);
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("creating {}", data.display()))?;
             home_source = Some(data);
@@ -547,7 +547,7 @@ fn protected_paths(ctx: &Ctx, state: &std::path::Path) -> Vec<Protected> {
             out.push(Protected { path: p, hide });
         }
     };
-    hide(ctx.store.root().to_owned(), true);
+    hide(ctx.store().root().to_owned(), true);
     hide(state.to_owned(), true);
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     let config = std::env::var_os("XDG_CONFIG_HOME")

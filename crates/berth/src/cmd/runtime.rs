@@ -17,9 +17,7 @@ use oci_spec::image::Config;
 use super::Ctx;
 use crate::ui;
 
-pub const LABEL_KIND: &str = "org.berth.runtime.kind";
-pub const LABEL_FROM: &str = "org.berth.runtime.from";
-pub const LABEL_PACKAGES: &str = "org.berth.runtime.packages";
+pub use berth_build::oci::{LABEL_FROM, LABEL_KIND, LABEL_PACKAGES};
 const DEFAULT_SDK: &[&str] = &["gcc", "g++", "make", "pkg-config", "libc6-dev"];
 
 pub struct CreateArgs {
@@ -32,25 +30,7 @@ pub struct CreateArgs {
     pub mirrors: Vec<String>,
 }
 
-/// A directory under the store's tmp/, removed however we leave.
-pub struct WorkDir(pub PathBuf);
-
-impl WorkDir {
-    pub fn new(ctx: &Ctx, prefix: &str) -> anyhow::Result<WorkDir> {
-        let p = ctx
-            .store
-            .tmp_dir()
-            .join(berth_image::fsutil::unique_name(prefix));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(WorkDir(p))
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = berth_image::fsutil::remove_tree(&self.0);
-    }
-}
+pub use berth_engine::WorkDir;
 
 /// SOURCE_DATE_EPOCH if set (reproducible builds), else now.
 pub fn source_date_epoch() -> anyhow::Result<Option<u64>> {
@@ -136,7 +116,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
     if sdk_packages.is_empty() {
         sdk_packages = DEFAULT_SDK.iter().map(|s| (*s).to_owned()).collect();
     }
-    let work = WorkDir::new(ctx, "runtime-")?;
+    let work = WorkDir::new(&ctx.engine, "runtime-")?;
     let rt_tar = work.0.join("runtime.tar");
     let sdk_tar = work.0.join("sdk.tar");
     let rt = Bootstrap {
@@ -231,8 +211,8 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
 
 pub fn packages(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
-    let entry = ctx.store.resolve(image)?;
-    let img = ctx.store.load_image(&entry)?;
+    let entry = ctx.store().resolve(image)?;
+    let img = ctx.store().load_image(&entry)?;
     let label = img
         .config
         .config()

@@ -8,13 +8,13 @@ use super::Ctx;
 pub fn run(ctx: &Ctx, image: &str, name: &str) -> anyhow::Result<ExitCode> {
     let name = ImageName::parse(name)?;
     let _lock = ctx.lock_shared()?;
-    let entry = ctx.store.resolve(image)?;
-    let manifest = ctx.store.load_manifest(&entry.digest)?;
+    let entry = ctx.store().resolve(image)?;
+    let manifest = ctx.store().load_manifest(&entry.digest)?;
     let mut desc = Descriptor::new(MediaType::ImageManifest, entry.size, entry.digest.to_oci());
     if let Some(mt) = manifest.media_type() {
         desc.set_media_type(mt.clone());
     }
-    ctx.store.set_name(&name, &desc)?;
+    ctx.store().set_name(&name, &desc)?;
     println!("Tagged {} as {name}", entry.digest.short());
     Ok(ExitCode::SUCCESS)
 }

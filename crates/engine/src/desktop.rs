@@ -4,10 +4,12 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use berth_app::{AppMeta, desktop};
 use berth_image::{Image, Store};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::error::{Context, Error, Result, io};
+use crate::frontend::Frontend;
 
 pub fn exports(home: &Path) -> PathBuf {
     home.join("exports/share")
@@ -19,6 +21,7 @@ fn berth_exe() -> String {
 
 /// Everything to write to the menu for one app, generated and checked
 /// before anything is installed.
+#[derive(Debug)]
 pub struct Exports {
     key: String,
     entry: String,
@@ -26,9 +29,16 @@ pub struct Exports {
     mime: Option<String>,
 }
 
+impl Exports {
+    /// The icon's file extension and bytes.
+    pub fn icon(&self) -> Option<(&str, &[u8])> {
+        self.icon.as_ref().map(|(_, ext, b)| (*ext, b.as_slice()))
+    }
+}
+
 /// Generate the app's menu files (see berth_app::desktop): a fresh
 /// desktop entry, its MIME types re-emitted, its icon checked by content.
-pub fn prepare(meta: &AppMeta, image: &Image, store: &Store) -> anyhow::Result<Exports> {
+pub fn prepare(meta: &AppMeta, image: &Image, store: &Store, fe: &dyn Frontend) -> Result<Exports> {
     let app_id = berth_app::metadata::app_id_of(&meta.id);
     let exe = berth_exe();
     let launch = desktop::Launch {
@@ -43,9 +53,9 @@ pub fn prepare(meta: &AppMeta, image: &Image, store: &Store) -> anyhow::Result<E
         let mut d = generated.dropped.clone();
         d.sort();
         d.dedup();
-        crate::ui::warn(&format!(
+        fe.warn(&format!(
             "note: the menu entry leaves out keys berth does not export: {}",
-            crate::ui::summarize(&d)
+            crate::summarize(&d)
         ));
     }
     let mut icon = None;
@@ -56,9 +66,9 @@ pub fn prepare(meta: &AppMeta, image: &Image, store: &Store) -> anyhow::Result<E
                     let (size, ext) = kind.place();
                     icon = Some((size, ext, bytes));
                 }
-                Err(e) => crate::ui::warn(&format!("warning: {e}; no icon exported")),
+                Err(e) => fe.warn(&format!("warning: {e}; no icon exported")),
             },
-            None => crate::ui::warn(&format!(
+            None => fe.warn(&format!(
                 "warning: icon {path} is not a file in the image; no icon exported"
             )),
         }
@@ -68,13 +78,14 @@ pub fn prepare(meta: &AppMeta, image: &Image, store: &Store) -> anyhow::Result<E
     let mut mime = None;
     let path = format!("/usr/share/mime/packages/{app_id}.xml");
     if let Some(xml) = read_from_image(store, image, &path)? {
-        let text = String::from_utf8(xml).map_err(|_| anyhow::anyhow!("{path} is not UTF-8"))?;
+        let text = String::from_utf8(xml)
+            .map_err(|_| Error::Refused(format!("{path} in the image is not UTF-8")))?;
         let types = desktop::parse_mime(&text).with_context(|| format!("{path} in the image"))?;
         let (out, skipped) = desktop::emit_mime(&types, &host_defines_mime);
         if !skipped.is_empty() {
-            crate::ui::warn(&format!(
+            fe.warn(&format!(
                 "note: MIME types this computer defines already are left to it: {}",
-                crate::ui::summarize(&skipped)
+                crate::summarize(&skipped)
             ));
         }
         mime = out;
@@ -106,7 +117,7 @@ pub fn host_conflict(home: &Path, id: &str) -> Option<String> {
 
 /// Read a file from the image's layers, topmost first, without following
 /// symlinks out of a layer.
-fn read_from_image(store: &Store, image: &Image, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+fn read_from_image(store: &Store, image: &Image, path: &str) -> Result<Option<Vec<u8>>> {
     let rel = path.trim_start_matches('/');
     for d in image.diff_ids()?.iter().rev() {
         let layer = store.layer_path(d);
@@ -123,11 +134,13 @@ fn read_from_image(store: &Store, image: &Image, path: &str) -> anyhow::Result<O
         ) {
             Ok(fd) => {
                 let mut f = std::fs::File::from(fd);
-                if !f.metadata()?.is_file() {
+                if !io(f.metadata(), || format!("reading {path} in the image"))?.is_file() {
                     return Ok(None);
                 }
                 let mut buf = Vec::new();
-                f.by_ref().take(4 << 20).read_to_end(&mut buf)?;
+                io(f.by_ref().take(4 << 20).read_to_end(&mut buf), || {
+                    format!("reading {path} in the image")
+                })?;
                 return Ok(Some(buf));
             }
             Err(_) => continue,
@@ -137,10 +150,12 @@ fn read_from_image(store: &Store, image: &Image, path: &str) -> anyhow::Result<O
 }
 
 /// Write the prepared files; returns whether anything went to the menu.
-pub fn export(home: &Path, x: &Exports, tmp: &Path) -> anyhow::Result<bool> {
+pub fn export(home: &Path, x: &Exports, tmp: &Path) -> Result<bool> {
     let share = exports(home);
     let apps = share.join("applications");
-    std::fs::create_dir_all(&apps).with_context(|| format!("creating {}", apps.display()))?;
+    io(std::fs::create_dir_all(&apps), || {
+        format!("creating {}", apps.display())
+    })?;
     berth_image::fsutil::write_atomic(
         tmp,
         &apps.join(format!("{}.desktop", x.key)),
@@ -148,7 +163,9 @@ pub fn export(home: &Path, x: &Exports, tmp: &Path) -> anyhow::Result<bool> {
     )?;
     if let Some((size, ext, bytes)) = &x.icon {
         let dir = share.join("icons/hicolor").join(size).join("apps");
-        std::fs::create_dir_all(&dir)?;
+        io(std::fs::create_dir_all(&dir), || {
+            format!("creating {}", dir.display())
+        })?;
         // One icon per app: a smaller one left from an older version would
         // be chosen at some sizes.
         remove_icons(&share, &x.key);
@@ -156,7 +173,9 @@ pub fn export(home: &Path, x: &Exports, tmp: &Path) -> anyhow::Result<bool> {
     }
     if let Some(xml) = &x.mime {
         let dir = share.join("mime/packages");
-        std::fs::create_dir_all(&dir)?;
+        io(std::fs::create_dir_all(&dir), || {
+            format!("creating {}", dir.display())
+        })?;
         berth_image::fsutil::write_atomic(
             tmp,
             &dir.join(format!("{}.xml", x.key)),
@@ -177,7 +196,7 @@ fn remove_icons(share: &Path, id: &str) {
 }
 
 /// Remove everything exported for `id` (only files named after it).
-pub fn unexport(home: &Path, id: &str) -> anyhow::Result<()> {
+pub fn unexport(home: &Path, id: &str) -> Result<()> {
     let share = exports(home);
     let _ = std::fs::remove_file(share.join("applications").join(format!("{id}.desktop")));
     let _ = std::fs::remove_file(share.join("mime/packages").join(format!("{id}.xml")));
@@ -185,22 +204,23 @@ pub fn unexport(home: &Path, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Tell the user once how the exports reach their menu.
-pub fn hint_once(home: &Path) {
+/// How the exports reach the user's menu: said once per store.
+pub fn hint_once(home: &Path) -> Option<String> {
     let marker = home.join("exports/.menu-hint-shown");
     if marker.exists() {
-        return;
+        return None;
     }
     let share = exports(home);
     // After the system's directories: a host entry always wins over an
     // app's entry of the same name.
-    println!(
+    let hint = format!(
         "Note: to show berth apps in your desktop menu, add {0} to XDG_DATA_DIRS, for example\n  \
          echo 'XDG_DATA_DIRS=${{XDG_DATA_DIRS:-/usr/local/share:/usr/share}}:{0}' >> ~/.config/environment.d/berth.conf\n  \
          and log in again. (Shown once.)",
         share.display()
     );
     let _ = std::fs::write(marker, b"");
+    Some(hint)
 }
 
 pub const BUNDLE_MIME: &str = "application/vnd.berth.bundle";
@@ -233,12 +253,16 @@ pub fn bundle_mime_xml() -> String {
 
 /// Register the .berth type and its installer in the exports, and refresh
 /// the MIME and desktop caches when the tools are there.
-pub fn register_bundle_type(home: &Path, tmp: &Path) -> anyhow::Result<()> {
+pub fn register_bundle_type(home: &Path, tmp: &Path) -> Result<()> {
     let share = exports(home);
     let apps = share.join("applications");
     let mime = share.join("mime/packages");
-    std::fs::create_dir_all(&apps).with_context(|| format!("creating {}", apps.display()))?;
-    std::fs::create_dir_all(&mime).with_context(|| format!("creating {}", mime.display()))?;
+    io(std::fs::create_dir_all(&apps), || {
+        format!("creating {}", apps.display())
+    })?;
+    io(std::fs::create_dir_all(&mime), || {
+        format!("creating {}", mime.display())
+    })?;
     berth_image::fsutil::write_atomic(
         tmp,
         &apps.join(INSTALLER_DESKTOP),

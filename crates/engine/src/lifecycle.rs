@@ -1,0 +1,219 @@
+//! Install a reviewed app, uninstall it, and read and change what it may
+//! do (the permission manager's two sides).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_app::deploy::{Deployment, Overrides, Source, effective};
+use berth_app::{Permission, Risk};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::{Engine, Frontend, Review, desktop, user_home};
+
+/// A finished install.
+#[derive(Debug, Serialize)]
+pub struct Installed {
+    pub id: String,
+    pub name: String,
+    pub deployment: u64,
+    pub image: String,
+    /// A menu entry was written to the exports.
+    pub exported: bool,
+    /// Said once per store: how the exports reach the desktop menu.
+    #[serde(skip)]
+    pub menu_hint: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Uninstalled {
+    pub id: String,
+    pub data_deleted: bool,
+    /// Where the app's data stays, when it was kept.
+    pub data_kept: Option<String>,
+}
+
+/// One permission in force, where it comes from and what it means.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectivePermission {
+    pub permission: String,
+    pub source: Source,
+    pub description: String,
+    pub risk: Risk,
+}
+
+/// An installed app, as `list` and `info` show it.
+#[derive(Debug, Serialize)]
+pub struct AppInfo {
+    pub id: String,
+    pub name: String,
+    pub deployment: u64,
+    pub image: String,
+    pub origin: String,
+    pub permissions: Vec<String>,
+}
+
+impl Engine {
+    /// Deploy what `review` describes. `consent` is the user's yes to its
+    /// new permissions; a review that needs none installs without it.
+    pub fn install(&self, review: Review, consent: bool, fe: &dyn Frontend) -> Result<Installed> {
+        if review.needs_consent() && !consent {
+            return Err(Error::NoConsent);
+        }
+        let _lock = self.lock_shared(fe)?;
+        let p = &review.pending;
+        // What was reviewed is what gets installed: the same previous
+        // deployment, and the image still whole in the store (a gc between
+        // the review and the yes may have taken it).
+        let now = self.apps.current(&p.meta.id)?.map(|d| d.serial);
+        if now != p.previous {
+            return Err(Error::Stale(p.meta.id.clone()));
+        }
+        self.store
+            .entry_by_digest(&p.entry.digest)
+            .map_err(|_| Error::Stale(p.meta.id.clone()))?;
+        let d = self.apps.deploy(Deployment {
+            serial: 0,
+            app_id: p.meta.id.clone(),
+            name: p.meta.name.clone(),
+            image: p.entry.digest.to_string(),
+            origin: review.origin.clone(),
+            command: p.meta.command.clone(),
+            granted: p.meta.permissions.to_string(),
+            installed_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        })?;
+        let exported = desktop::export(self.store.root(), &p.exports, &self.store.tmp_dir())?;
+        // So that the next .berth file opens in the installer; not fatal.
+        if let Err(e) = desktop::register_bundle_type(self.store.root(), &self.store.tmp_dir()) {
+            fe.warn(&format!(
+                "warning: could not register the .berth file type: {e}"
+            ));
+        }
+        Ok(Installed {
+            id: d.app_id,
+            name: d.name,
+            deployment: d.serial,
+            image: d.image,
+            exported,
+            menu_hint: if exported {
+                desktop::hint_once(self.store.root())
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Remove an app, its menu entry and, with `delete_data`, its data.
+    /// `running`: how many instances of it run now (data waits for them).
+    pub fn uninstall(&self, id: &str, delete_data: bool, running: usize) -> Result<Uninstalled> {
+        self.apps.require(id)?;
+        let data = self.data_dir(id);
+        // The app's image stays while it runs (running instances are gc
+        // roots); its data would not, so that waits until it ends.
+        if delete_data && running > 0 && data.exists() {
+            return Err(Error::Refused(format!(
+                "{id} is running ({running} instance(s)); stop it first (`berth ps`, `berth kill`) to delete its data"
+            )));
+        }
+        desktop::unexport(self.store.root(), id)?;
+        self.apps.remove(
+            id,
+            &self
+                .store
+                .tmp_dir()
+                .join(berth_image::fsutil::unique_name("trash-")),
+        )?;
+        let deleted = delete_data && data.exists();
+        if deleted {
+            berth_image::fsutil::remove_tree(&data)?;
+        }
+        Ok(Uninstalled {
+            id: id.to_owned(),
+            data_deleted: deleted,
+            data_kept: (!deleted && data.exists()).then(|| data.display().to_string()),
+        })
+    }
+
+    /// Installed apps, with their effective permissions.
+    pub fn list(&self) -> Result<Vec<AppInfo>> {
+        self.apps.list().iter().map(|d| self.info_of(d)).collect()
+    }
+
+    pub fn info(&self, id: &str) -> Result<AppInfo> {
+        self.info_of(&self.apps.require(id)?)
+    }
+
+    fn info_of(&self, d: &Deployment) -> Result<AppInfo> {
+        let eff = effective(&d.granted()?, &self.apps.overrides(&d.app_id)?)?;
+        Ok(AppInfo {
+            id: d.app_id.clone(),
+            name: d.name.clone(),
+            deployment: d.serial,
+            image: d.image.clone(),
+            origin: d.origin.clone(),
+            permissions: eff.iter().map(|(p, _)| p.to_string()).collect(),
+        })
+    }
+
+    /// What the app may do now: its consented permissions with the user's
+    /// overrides applied, each with its source.
+    pub fn permissions(&self, id: &str) -> Result<Vec<EffectivePermission>> {
+        let d = self.apps.require(id)?;
+        let eff = effective(&d.granted()?, &self.apps.overrides(id)?)?;
+        let home = user_home();
+        Ok(eff
+            .iter()
+            .map(|(p, s)| {
+                let (description, risk) = p.describe(&home);
+                EffectivePermission {
+                    permission: p.to_string(),
+                    source: *s,
+                    description,
+                    risk,
+                }
+            })
+            .collect())
+    }
+
+    /// Grant and revoke permissions on top of what the image asked for
+    /// (the user's overrides), or `reset` them all. Every value is parsed
+    /// and stored in its one canonical form; nothing is written if any
+    /// does not parse.
+    pub fn set_override(
+        &self,
+        id: &str,
+        grant: &[String],
+        revoke: &[String],
+        reset: bool,
+    ) -> Result<Vec<EffectivePermission>> {
+        self.apps.require(id)?;
+        if reset {
+            self.apps.set_overrides(id, &Overrides::default())?;
+            return self.permissions(id);
+        }
+        if grant.is_empty() && revoke.is_empty() {
+            return Err(Error::Invalid(
+                "nothing to change: give --grant PERMISSION, --revoke PERMISSION or --reset".into(),
+            ));
+        }
+        let mut o = self.apps.overrides(id)?;
+        for g in grant {
+            let p = Permission::parse(g)?.to_string();
+            o.revoke.retain(|r| r != &p);
+            if !o.grant.contains(&p) {
+                o.grant.push(p);
+            }
+        }
+        for r in revoke {
+            let p = Permission::parse(r)?.to_string();
+            o.grant.retain(|g| g != &p);
+            if !o.revoke.contains(&p) {
+                o.revoke.push(p);
+            }
+        }
+        self.apps.set_overrides(id, &o)?;
+        self.permissions(id)
+    }
+}
