@@ -10,7 +10,13 @@ need=()
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v gzip >/dev/null || need+=(gzip)
 if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then sudo=sudo; else
+      echo "The demo needs ${need[*]}: install them as root (apt-get install ${need[*]}) and run it again." >&2
+      exit 1
+    fi
+  fi
   echo "== installing ${need[*]}"
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -40,3 +46,12 @@ echo "== launching from the exported menu entry $entry"
 exec_line=$(sed -n 's/^Exec=//p' "$entry")
 echo "Exec=$exec_line"
 $exec_line
+
+launcher='~/.local/bin/berth'; [ "$(id -u)" = 0 ] && launcher=/usr/local/bin/berth
+echo
+echo "== done. The demo used its own store, $BERTH_HOME, and the berth built at"
+echo "   $berth. To use berth as the rest of the README does (your own store,"
+echo "   berth by name, menu entries that outlive this build directory):"
+echo
+echo "     $berth integrate    # installs berth as $launcher"
+echo '     export PATH="$HOME/.local/bin:$PATH"    # if that directory is not on PATH yet'

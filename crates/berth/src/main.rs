@@ -23,11 +23,9 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     berth_sandbox::default_sigpipe();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::from_args();
     match cmd::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

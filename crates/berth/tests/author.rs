@@ -188,12 +188,22 @@ fn bundles_full_and_thin() {
         "org.example.greeter:latest",
         full.to_str().unwrap(),
     ]);
-    env.ok(&[
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&[
         "bundle",
         "--thin",
+        "--json",
         "org.example.greeter:latest",
         thin.to_str().unwrap(),
-    ]);
+    ]))
+    .unwrap();
+    assert_eq!(v["id"], "org.example.Greeter", "{v}");
+    assert_eq!(v["thin"], true, "{v}");
+    assert_eq!(v["runtime_layers_left_out"], 1, "{v}");
+    assert_eq!(
+        v["bytes"].as_u64(),
+        std::fs::metadata(&thin).ok().map(|m| m.len()),
+        "{v}"
+    );
     let (fs, ts) = (
         std::fs::metadata(&full).unwrap().len(),
         std::fs::metadata(&thin).unwrap().len(),
@@ -332,6 +342,78 @@ fn berth_files_open_in_the_installer() {
         env.ok(&["run", "org.example.Greeter"]),
         "opened\nhi there\n"
     );
+}
+
+/// Menu entries call a berth that lasts: when the binary they call is
+/// gone (`cargo clean`), the next berth command rewrites them, and
+/// `integrate` installs a launcher they call from then on.
+#[test]
+fn menu_entries_follow_a_moved_berth() {
+    let env = Env::new();
+    busybox_runtime(&env, "base/busybox:1");
+    let m = greeter_project(&env, "p", "moved");
+    env.ok(&["build", m.to_str().unwrap()]);
+    // A build of berth somewhere that will go away.
+    let old = env.path("old/berth");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::copy(berth_bin(), &old).unwrap();
+    let o = env
+        .cmd_raw(old.to_str().unwrap())
+        .env("BERTH_LAUNCHER", env.path("bin/berth"))
+        .args(["install", "--yes", "org.example.greeter:latest"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let entry = env
+        .home()
+        .join("exports/share/applications/org.example.Greeter.desktop");
+    let exec = |text: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix("Exec="))
+            .unwrap_or_else(|| panic!("no Exec in {text}"))
+            .to_owned()
+    };
+    let before = exec(&std::fs::read_to_string(&entry).unwrap());
+    assert!(before.starts_with(old.to_str().unwrap()), "{before}");
+
+    std::fs::remove_file(&old).unwrap();
+    let o = env.cmd().args(["list"]).output().unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("now call"), "{err}");
+    let after = exec(&std::fs::read_to_string(&entry).unwrap());
+    let me = berth_bin();
+    assert!(after.starts_with(me.to_str().unwrap()), "{after}");
+
+    let out = env.ok(&["integrate", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let launcher = env.path("bin/berth");
+    assert_eq!(v["launcher"], launcher.to_str().unwrap(), "{v}");
+    assert_eq!(v["installed"], true, "{v}");
+    assert_eq!(v["apps_exported"], 1, "{v}");
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let integrated = exec(&text);
+    assert!(
+        integrated.starts_with(launcher.to_str().unwrap()),
+        "{integrated}"
+    );
+    let installer = std::fs::read_to_string(
+        env.home()
+            .join("exports/share/applications/org.berth.Installer.desktop"),
+    )
+    .unwrap();
+    assert!(exec(&installer).starts_with(launcher.to_str().unwrap()));
+    // The entry's command runs the app through the launcher.
+    let argv: Vec<&str> = integrated
+        .split(' ')
+        .filter(|a| !a.starts_with('%'))
+        .collect();
+    let o = env.cmd_raw(argv[0]).args(&argv[1..]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "moved\nhi there\n");
+    // Again: nothing to install, the same launcher.
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["integrate", "--json"])).unwrap();
+    assert_eq!(v["installed"], false, "{v}");
 }
 
 #[test]

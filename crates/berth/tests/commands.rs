@@ -96,6 +96,33 @@ fn rmi_by_name_then_by_id_and_gc() {
 }
 
 #[test]
+fn image_commands_print_json() {
+    let env = Env::new();
+    let a = imported(&env, "j/a:1", "a");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = env.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let v = json(&["tag", "--json", "j/a:1", "j/a:2"]);
+    assert_eq!(v["name"], "j/a:2");
+    assert_eq!(v["image"], a.manifest_digest());
+    let file = env.path("a.tar");
+    let v = json(&["export", "--json", "j/a:2", file.to_str().unwrap()]);
+    assert_eq!(v["name"], "j/a:2");
+    assert_eq!(
+        v["bytes"].as_u64(),
+        std::fs::metadata(&file).ok().map(|m| m.len())
+    );
+    let v = json(&["rmi", "--json", "j/a:2"]);
+    assert_eq!(v["untagged"][0], "j/a:2", "{v}");
+    assert_eq!(v["removed"].as_array().map(Vec::len), Some(0), "{v}");
+    let v = json(&["rmi", "--json", &a.manifest_digest()[7..19]]);
+    assert_eq!(v["removed"][0], a.manifest_digest(), "{v}");
+    assert!(v["bytes_freed"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(env.image_count(), 0);
+}
+
+#[test]
 fn gc_removes_only_unreferenced_content() {
     let env = Env::new();
     let a = imported(&env, "g/a:1", "a");

@@ -74,6 +74,11 @@ fn push_pull_only_missing_blobs_and_refuse_tampering() {
     author.ok(&["push", &img, &r]);
     let again = author.ok(&["push", &img, &r]);
     assert!(again.contains("0 B uploaded"), "{again}");
+    let v = json(&author.ok(&["push", "--json", &img, &r]));
+    assert_eq!(v["bytes_uploaded"], 0, "{v}");
+    assert_eq!(v["blobs_uploaded"], 0, "{v}");
+    assert!(v["blobs_already_there"].as_u64().unwrap() >= 2, "{v}");
+    assert!(v["digest"].as_str().unwrap().starts_with("sha256:"), "{v}");
 
     let user = Env::new();
     let p = json(&user.ok(&["pull", "--json", &r]));

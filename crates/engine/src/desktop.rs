@@ -15,8 +15,9 @@ pub fn exports(home: &Path) -> PathBuf {
     home.join("exports/share")
 }
 
-fn berth_exe() -> String {
-    std::env::current_exe().map_or_else(|_| "berth".into(), |p| p.display().to_string())
+/// The path menu entries call berth by (see `launcher`).
+pub fn berth_exe() -> PathBuf {
+    crate::launcher::stable_path()
 }
 
 /// Everything to write to the menu for one app, generated and checked
@@ -40,7 +41,7 @@ impl Exports {
 /// desktop entry, its MIME types re-emitted, its icon checked by content.
 pub fn prepare(meta: &AppMeta, image: &Image, store: &Store, fe: &dyn Frontend) -> Result<Exports> {
     let app_id = berth_app::metadata::app_id_of(&meta.id);
-    let exe = berth_exe();
+    let exe = berth_exe().display().to_string();
     let launch = desktop::Launch {
         exe: &exe,
         key: &meta.id,
@@ -266,7 +267,7 @@ pub fn register_bundle_type(home: &Path, tmp: &Path) -> Result<()> {
     berth_image::fsutil::write_atomic(
         tmp,
         &apps.join(INSTALLER_DESKTOP),
-        installer_entry(&berth_exe()).as_bytes(),
+        installer_entry(&berth_exe().display().to_string()).as_bytes(),
     )?;
     berth_image::fsutil::write_atomic(
         tmp,

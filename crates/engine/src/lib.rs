@@ -14,6 +14,7 @@
 pub mod desktop;
 mod error;
 pub mod frontend;
+pub mod launcher;
 mod lifecycle;
 mod review;
 mod source;

@@ -85,6 +85,7 @@ impl Engine {
                 .unwrap_or(0),
         })?;
         let exported = desktop::export(self.store.root(), &p.exports, &self.store.tmp_dir())?;
+        self.after_export(fe);
         // So that the next .berth file opens in the installer; not fatal.
         if let Err(e) = desktop::register_bundle_type(self.store.root(), &self.store.tmp_dir()) {
             fe.warn(&format!(

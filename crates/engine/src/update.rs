@@ -172,6 +172,7 @@ impl Engine {
         let prev = self.apps.rollback(id)?;
         if let Some(x) = &exports {
             desktop::export(self.store.root(), x, &self.store.tmp_dir())?;
+            self.after_export(fe);
         }
         Ok(RolledBack {
             id: id.to_owned(),

@@ -9,7 +9,7 @@ use berth_image::{Digest, ImageName};
 use super::Ctx;
 use crate::ui::{self, Bar};
 
-pub fn run(ctx: &Ctx, image: &str, file: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, image: &str, file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
     let entry = ctx.store().resolve(image)?;
     // Name the archive's image as the user named it, else its first name.
@@ -22,6 +22,15 @@ pub fn run(ctx: &Ctx, image: &str, file: &Path) -> anyhow::Result<ExitCode> {
     let size = export(ctx.store(), &entry, name.as_deref(), file, &[], &bar)
         .with_context(|| format!("exporting {image} to {}", file.display()))?;
     bar.finish();
+    if json {
+        ui::print_json(&serde_json::json!({
+            "image": entry.digest.to_string(),
+            "name": name,
+            "file": file,
+            "bytes": size,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "Wrote {} ({}) to {}",
         name.as_deref().unwrap_or(entry.digest.short()),
@@ -32,7 +41,13 @@ pub fn run(ctx: &Ctx, image: &str, file: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `berth bundle`: an app as one OCI archive, whole or `--thin`.
-pub fn bundle(ctx: &Ctx, source: &str, file: &Path, thin: bool) -> anyhow::Result<ExitCode> {
+pub fn bundle(
+    ctx: &Ctx,
+    source: &str,
+    file: &Path,
+    thin: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
     let apps = berth_app::deploy::AppStore::new(ctx.store().root());
     let entry = match berth_app::metadata::valid_app_id(source)
@@ -84,6 +99,18 @@ pub fn bundle(ctx: &Ctx, source: &str, file: &Path, thin: bool) -> anyhow::Resul
     let size = export(ctx.store(), &entry, Some(&name), file, &omit, &bar)
         .with_context(|| format!("writing {}", file.display()))?;
     bar.finish();
+    if json {
+        ui::print_json(&serde_json::json!({
+            "id": meta.id,
+            "name": meta.name,
+            "image": entry.digest.to_string(),
+            "file": file,
+            "bytes": size,
+            "thin": thin,
+            "runtime_layers_left_out": omit.len(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "Wrote {} {} ({}){} to {}",
         if thin { "thin bundle of" } else { "bundle of" },

@@ -39,9 +39,10 @@ impl Ctx {
         let root = home.unwrap_or_else(Store::default_root);
         let store = Store::open(&root)
             .with_context(|| format!("opening the store at {}", root.display()))?;
-        Ok(Ctx {
-            engine: Engine::new(store),
-        })
+        let engine = Engine::new(store);
+        // Menu entries whose berth is gone (`cargo clean`) are rewritten.
+        engine.refresh_launcher(&crate::ui::Term::new(true, true));
+        Ok(Ctx { engine })
     }
 
     pub fn store(&self) -> &Store {
@@ -54,6 +55,46 @@ impl Ctx {
             .store()
             .lock_shared(&|| crate::ui::warn("waiting for a running `berth gc` to finish..."))?)
     }
+}
+
+/// `berth integrate`: the launcher, every menu entry, the .berth type.
+fn integrate(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
+    use berth_engine::{desktop, launcher};
+    let term = crate::ui::Term::new(true, json);
+    let installed = launcher::install()?;
+    let apps = ctx.engine.reexport_all(&term)?;
+    let hint = desktop::hint_once(ctx.store().root());
+    if json {
+        crate::ui::print_json(&serde_json::json!({
+            "launcher": installed.path,
+            "installed": installed.copied,
+            "launcher_dir_on_path": installed.dir_on_path,
+            "apps_exported": apps,
+            "mime_type": desktop::BUNDLE_MIME,
+            "installer_entry": desktop::INSTALLER_DESKTOP,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if installed.copied {
+        println!("Installed berth as {}", installed.path.display());
+    }
+    println!("Menu entries call {}", installed.path.display());
+    if let Some(dir) = installed.path.parent().filter(|_| !installed.dir_on_path) {
+        println!(
+            "Note: {} is not on PATH; add it to run `berth` by name.",
+            dir.display()
+        );
+    }
+    println!("Wrote the menu entries of {apps} app(s)");
+    println!(
+        "Registered *.berth files ({}) with the installer entry {}",
+        desktop::BUNDLE_MIME,
+        desktop::INSTALLER_DESKTOP
+    );
+    if let Some(h) = hint {
+        println!("{h}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where instance state lives: `$BERTH_RUNTIME_DIR`, else
@@ -176,11 +217,15 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             json,
             quiet,
         } => import::run(ctx, &source, tag.as_deref(), json, quiet),
-        Command::Export { image, file } => export::run(ctx, &image, &file),
+        Command::Export { image, file, json } => export::run(ctx, &image, &file, json),
         Command::Images { json, quiet } => images::run(ctx, json, quiet),
         Command::Inspect { image, json } => inspect::run(ctx, &image, json),
-        Command::Tag { image, name } => tag::run(ctx, &image, &name),
-        Command::Rmi { images, force } => rmi::run(ctx, &images, force),
+        Command::Tag { image, name, json } => tag::run(ctx, &image, &name, json),
+        Command::Rmi {
+            images,
+            force,
+            json,
+        } => rmi::run(ctx, &images, force, json),
         Command::Gc { json } => gc::run(ctx, json),
         Command::Fsck { json, repair } => fsck::run(ctx, json, repair),
         Command::Run(args) => run::run(ctx, args),
@@ -239,13 +284,19 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             tag,
             json,
         } => build::build(ctx, &manifest, tag.as_deref(), json),
-        Command::Bundle { source, file, thin } => export::bundle(ctx, &source, &file, thin),
+        Command::Bundle {
+            source,
+            file,
+            thin,
+            json,
+        } => export::bundle(ctx, &source, &file, thin, json),
         Command::Pull { reference, json } => registry::pull(ctx, &reference, json),
         Command::Push {
             image,
             reference,
             sign,
-        } => registry::push(ctx, &image, &reference, sign.as_deref()),
+            json,
+        } => registry::push(ctx, &image, &reference, sign.as_deref(), json),
         Command::Key {
             command: KeyCommand::Generate { prefix },
         } => registry::key_generate(&prefix),
@@ -261,18 +312,6 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         // Answered before the store was opened; kept for exhaustiveness.
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man_pages(&dir),
-        Command::Integrate => {
-            use berth_engine::desktop;
-            desktop::register_bundle_type(ctx.store().root(), &ctx.store().tmp_dir())?;
-            if let Some(h) = desktop::hint_once(ctx.store().root()) {
-                println!("{h}");
-            }
-            println!(
-                "Registered *.berth files ({}) with the installer entry {}",
-                desktop::BUNDLE_MIME,
-                desktop::INSTALLER_DESKTOP
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Integrate { json } => integrate(ctx, json),
     }
 }

@@ -38,6 +38,7 @@ pub fn push(
     image: &str,
     reference: &str,
     sign: Option<&Path>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let key = sign
         .map(|k| {
@@ -76,6 +77,20 @@ pub fn push(
     remote.push_manifest(&bytes, &mt, None)?;
     if let Some(k) = &key {
         remote.push_signature(k, &entry.digest)?;
+    }
+    if json {
+        ui::print_json(&serde_json::json!({
+            "image": image,
+            "reference": reference,
+            "digest": entry.digest.to_string(),
+            "bytes_uploaded": sent,
+            "blobs_uploaded": blobs.len() - skipped,
+            "blobs_already_there": skipped,
+            "signed_by": key.as_ref().map(|k| berth_registry::sign::key_id(&k.verifying_key())),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(k) = &key {
         println!(
             "Signed {}@{} with key {}",
             remote.repository(),

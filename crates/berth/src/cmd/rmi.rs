@@ -8,7 +8,9 @@ use berth_image::store::ref_name;
 use super::Ctx;
 use crate::ui;
 
-pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, images: &[String], force: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let mut untagged: Vec<String> = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
     {
         let _lock = ctx.lock_shared()?;
         for image in images {
@@ -36,19 +38,25 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode
                 Ok(())
             })?;
             match by_name {
+                Some(n) if json => untagged.push(n),
                 Some(n) => println!("Untagged {n}"),
+                None if json => removed.push(entry.digest.to_string()),
                 None => println!("Removed {}", entry.digest.short()),
             }
         }
     }
     // Reclaim space now if no other berth process is working on the store.
+    let mut freed = None;
     match ctx.store().try_lock_exclusive()? {
         Some(_g) => {
             let r = gc(ctx.store(), &super::live_app_images(ctx)?)?;
-            if r.bytes_freed > 0 {
+            freed = Some(r.bytes_freed);
+            if json {
+                // Reported below.
+            } else if r.bytes_freed > 0 {
                 println!("Freed {}", ui::human_size(r.bytes_freed));
             }
-            if r.kept_for_running > 0 {
+            if r.kept_for_running > 0 && !json {
                 println!(
                     "Kept {} layer(s) in use by running apps; `berth gc` removes them after those apps end",
                     r.kept_for_running
@@ -56,6 +64,13 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool) -> anyhow::Result<ExitCode
             }
         }
         None => ui::warn("another berth process is busy; run `berth gc` later to reclaim space"),
+    }
+    if json {
+        ui::print_json(&serde_json::json!({
+            "untagged": untagged,
+            "removed": removed,
+            "bytes_freed": freed,
+        }))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use oci_spec::image::{Descriptor, MediaType};
 
 use super::Ctx;
 
-pub fn run(ctx: &Ctx, image: &str, name: &str) -> anyhow::Result<ExitCode> {
+pub fn run(ctx: &Ctx, image: &str, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let name = ImageName::parse(name)?;
     let _lock = ctx.lock_shared()?;
     let entry = ctx.store().resolve(image)?;
@@ -15,6 +15,13 @@ pub fn run(ctx: &Ctx, image: &str, name: &str) -> anyhow::Result<ExitCode> {
         desc.set_media_type(mt.clone());
     }
     ctx.store().set_name(&name, &desc)?;
-    println!("Tagged {} as {name}", entry.digest.short());
+    if json {
+        crate::ui::print_json(&serde_json::json!({
+            "image": entry.digest.to_string(),
+            "name": name.to_string(),
+        }))?;
+    } else {
+        println!("Tagged {} as {name}", entry.digest.short());
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -74,6 +74,7 @@ impl Env {
         let mut c = Command::new(berth_bin());
         c.env("BERTH_HOME", self.home());
         c.env("BERTH_RUNTIME_DIR", self.runtime_dir());
+        c.env("BERTH_LAUNCHER", self.path("bin/berth"));
         c.env_remove("BERTH_MAX_LAYER_SIZE");
         c.env_remove("BERTH_MAX_LAYER_RATIO");
         c
@@ -84,6 +85,7 @@ impl Env {
         let mut c = Command::new(program);
         c.env("BERTH_HOME", self.home());
         c.env("BERTH_RUNTIME_DIR", self.runtime_dir());
+        c.env("BERTH_LAUNCHER", self.path("bin/berth"));
         c
     }
 
