@@ -17,7 +17,7 @@ pub fn safe_lines(s: &str) -> std::borrow::Cow<'_, str> {
     berth_app::text::escape_lines(s)
 }
 
-pub use berth_engine::{summarize, user_home};
+pub use berth_engine::{human_size, summarize, user_home};
 
 /// The terminal as the engine's front end: bars on stderr, notes, and
 /// consent asked on the terminal (or given by --yes).
@@ -142,21 +142,6 @@ impl Progress for Bar {
         } else {
             self.bar.suspend(|| warn(msg));
         }
-    }
-}
-
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < UNITS.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 

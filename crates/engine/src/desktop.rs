@@ -227,14 +227,19 @@ pub fn hint_once(home: &Path) -> Option<String> {
 pub const BUNDLE_MIME: &str = "application/vnd.berth.bundle";
 pub const INSTALLER_DESKTOP: &str = "org.berth.Installer.desktop";
 
-/// The installer entry: opens a .berth file with `berth install` in a
-/// terminal, where the permission review and the consent prompt appear.
-pub fn installer_entry(exe: &str) -> String {
-    let exe = desktop::quote_arg(exe);
+/// The installer entry: opens a .berth file in the installer window
+/// (`gui`, berth-gui beside berth), or where that is not installed, with
+/// `berth install` in a terminal, where the same review and question
+/// appear.
+pub fn installer_entry(exe: &str, gui: Option<&str>) -> String {
+    let (exec, terminal) = match gui {
+        Some(g) => (desktop::quote_arg(g), false),
+        None => (desktop::quote_arg(exe), true),
+    };
     format!(
         "[Desktop Entry]\nType=Application\nName=Install berth app\n\
          Comment=Review the permissions of a berth app bundle and install it\n\
-         Exec={exe} install %f\nTerminal=true\nNoDisplay=true\nIcon=system-software-install\n\
+         Exec={exec} install %f\nTerminal={terminal}\nNoDisplay=true\nIcon=system-software-install\n\
          MimeType={BUNDLE_MIME};\nCategories=System;PackageManager;\n"
     )
 }
@@ -267,7 +272,15 @@ pub fn register_bundle_type(home: &Path, tmp: &Path) -> Result<()> {
     berth_image::fsutil::write_atomic(
         tmp,
         &apps.join(INSTALLER_DESKTOP),
-        installer_entry(&berth_exe().display().to_string()).as_bytes(),
+        {
+            let exe = berth_exe();
+            let gui = crate::launcher::gui_beside(&exe);
+            installer_entry(
+                &exe.display().to_string(),
+                gui.map(|g| g.display().to_string()).as_deref(),
+            )
+        }
+        .as_bytes(),
     )?;
     berth_image::fsutil::write_atomic(
         tmp,
@@ -304,8 +317,13 @@ mod tests {
 
     #[test]
     fn installer_entry_is_valid() {
-        let e = installer_entry("/usr/bin/berth");
-        assert!(e.contains("Exec=/usr/bin/berth install %f\n"));
+        let e = installer_entry("/usr/bin/berth", None);
+        assert!(e.contains("Exec=/usr/bin/berth install %f\nTerminal=true\n"));
+        let e = installer_entry("/usr/bin/berth", Some("/opt/my apps/berth-gui"));
+        assert!(
+            e.contains("Exec=\"/opt/my apps/berth-gui\" install %f\nTerminal=false\n"),
+            "{e}"
+        );
         assert!(bundle_mime_xml().contains(BUNDLE_MIME));
     }
 }

@@ -97,6 +97,15 @@ pub fn stable_path() -> PathBuf {
     exe
 }
 
+/// The graphical front end's program name: installed beside `berth`.
+pub const GUI: &str = "berth-gui";
+
+/// The installer and permission manager beside `berth`, if it is there.
+pub fn gui_beside(berth: &Path) -> Option<PathBuf> {
+    let p = berth.with_file_name(GUI);
+    is_executable_file(&p).then_some(p)
+}
+
 /// What `install` did.
 #[derive(Debug, serde::Serialize)]
 pub struct Installed {
@@ -106,19 +115,23 @@ pub struct Installed {
     pub copied: bool,
     /// Whether the launcher's directory is on PATH.
     pub dir_on_path: bool,
+    /// Where `berth-gui` is, when it was built beside this binary.
+    pub gui: Option<PathBuf>,
 }
 
 /// Put a launcher at the user's stable path, unless this binary is the
 /// `berth` on PATH already: a hard link to this binary where it can be
 /// (it outlives `cargo clean` and rebuilds, which replace the file), else
 /// a copy, renamed into place. A file there that is not executable is left
-/// alone (an error).
+/// alone (an error). `berth-gui`, when it sits beside this binary, goes
+/// beside the launcher the same way.
 pub fn install() -> Result<Installed> {
     let exe = io(std::env::current_exe(), || {
         "finding the berth binary".into()
     })?;
     if let Some(p) = on_path(&exe) {
         return Ok(Installed {
+            gui: gui_beside(&p),
             path: p,
             copied: false,
             dir_on_path: true,
@@ -128,40 +141,56 @@ pub fn install() -> Result<Installed> {
     let dir = dest.parent().unwrap_or(Path::new("/"));
     let dir_on_path =
         std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
-    if same_file(&dest, &exe) || same_contents(&dest, &exe) {
-        return Ok(Installed {
-            path: dest,
-            copied: false,
-            dir_on_path,
-        });
+    let copied = place(&exe, &dest)?;
+    let gui = match gui_beside(&exe) {
+        Some(src) => {
+            let to = dest.with_file_name(GUI);
+            place(&src, &to)?;
+            Some(to)
+        }
+        None => gui_beside(&dest),
+    };
+    Ok(Installed {
+        path: dest,
+        copied,
+        dir_on_path,
+        gui,
+    })
+}
+
+/// `src` at `dest`: nothing to do when it is there already (false), else
+/// a hard link or a copy renamed into place (true).
+fn place(src: &Path, dest: &Path) -> Result<bool> {
+    if same_file(dest, src) || same_contents(dest, src) {
+        return Ok(false);
     }
-    if dest.exists() && !is_executable_file(&dest) {
+    if dest.exists() && !is_executable_file(dest) {
         return Err(crate::Error::Refused(format!(
             "{} exists and is not a program; move it away to install the launcher there",
             dest.display()
         )));
     }
+    let dir = dest.parent().unwrap_or(Path::new("/"));
     io(std::fs::create_dir_all(dir), || {
         format!("creating {}", dir.display())
     })?;
-    let tmp = dir.join(format!(".berth.{}.tmp", std::process::id()));
+    let name = dest
+        .file_name()
+        .map_or_else(|| "berth".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let copied = std::fs::hard_link(&exe, &tmp)
+    let copied = std::fs::hard_link(src, &tmp)
         .or_else(|_| {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::copy(&exe, &tmp)?;
+            std::fs::copy(src, &tmp)?;
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         })
-        .and_then(|()| std::fs::rename(&tmp, &dest));
+        .and_then(|()| std::fs::rename(&tmp, dest));
     if let Err(e) = copied {
         let _ = std::fs::remove_file(&tmp);
-        return io(Err(e), || format!("installing berth as {}", dest.display()));
+        return io(Err(e), || format!("installing {}", dest.display()));
     }
-    Ok(Installed {
-        path: dest,
-        copied: true,
-        dir_on_path,
-    })
+    Ok(true)
 }
 
 impl Engine {

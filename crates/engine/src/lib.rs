@@ -28,8 +28,8 @@ use berth_image::lock::LockGuard;
 
 pub use error::{Context, Error, Result};
 pub use frontend::{Frontend, Quiet};
-pub use lifecycle::{AppInfo, EffectivePermission, Installed, Uninstalled};
-pub use review::{Action, Review, app_of};
+pub use lifecycle::{AppInfo, EffectivePermission, Installed, PermissionRow, Uninstalled};
+pub use review::{Action, Review, app_of, risk_summary};
 pub use source::{PullPlan, Pulled};
 pub use update::{Rebased, RolledBack, UpdateCheck, UpdateOutcome};
 
@@ -80,6 +80,38 @@ pub fn user_home() -> PathBuf {
         .map(PathBuf::from)
         .filter(|h| h.is_absolute())
         .unwrap_or_else(|| "/".into())
+}
+
+/// A size in the units every summary and progress line uses (kB = 1000 B).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The message of an error and of every error under it, once each, as
+/// one line: what front ends show the user.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        // Some errors repeat their source's message in their own.
+        if !parts.last().is_some_and(|p| p.ends_with(&m)) {
+            parts.push(m);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 /// A few items of a long list, for one line ("a, b, c, and 4 more"),

@@ -41,6 +41,19 @@ pub struct EffectivePermission {
     pub risk: Risk,
 }
 
+/// One row of the permission manager: a permission the app asked for
+/// (switched on or off by the user), or one the user added.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PermissionRow {
+    pub permission: String,
+    pub description: String,
+    pub risk: Risk,
+    /// The app asked for it and the user consented at install.
+    pub requested: bool,
+    /// In force at the next launch.
+    pub enabled: bool,
+}
+
 /// An installed app, as `list` and `info` show it.
 #[derive(Debug, Serialize)]
 pub struct AppInfo {
@@ -178,6 +191,58 @@ impl Engine {
             .collect())
     }
 
+    /// The permission manager's view: every permission the app asked for,
+    /// on or off, then the ones the user added.
+    pub fn permission_table(&self, id: &str) -> Result<Vec<PermissionRow>> {
+        let d = self.apps.require(id)?;
+        let granted = d.granted()?;
+        let o = self.apps.overrides(id)?;
+        let eff = effective(&granted, &o)?;
+        let home = user_home();
+        let row = |p: &Permission, requested: bool| {
+            let (description, risk) = p.describe(&home);
+            PermissionRow {
+                permission: p.to_string(),
+                description,
+                risk,
+                requested,
+                enabled: eff.iter().any(|(q, _)| q == p),
+            }
+        };
+        let mut rows: Vec<PermissionRow> = granted.iter().map(|p| row(p, true)).collect();
+        rows.extend(
+            eff.iter()
+                .filter(|(_, s)| *s == Source::Override)
+                .map(|(p, _)| row(p, false)),
+        );
+        Ok(rows)
+    }
+
+    /// Switch one permission on or off, as a toggle in the permission
+    /// manager does. Turning off something the user added removes it;
+    /// turning off something the app asked for records a revoke.
+    pub fn set_permission(
+        &self,
+        id: &str,
+        permission: &str,
+        on: bool,
+    ) -> Result<Vec<PermissionRow>> {
+        let d = self.apps.require(id)?;
+        let p = Permission::parse(permission)?;
+        let requested = d.granted()?.iter().any(|q| q == &p);
+        let text = p.to_string();
+        let mut o = self.apps.overrides(id)?;
+        o.grant.retain(|g| g != &text);
+        o.revoke.retain(|r| r != &text);
+        match (requested, on) {
+            (true, false) => o.revoke.push(text),
+            (false, true) => o.grant.push(text),
+            _ => {}
+        }
+        self.apps.set_overrides(id, &o)?;
+        self.permission_table(id)
+    }
+
     /// Grant and revoke permissions on top of what the image asked for
     /// (the user's overrides), or `reset` them all. Every value is parsed
     /// and stored in its one canonical form; nothing is written if any
@@ -216,5 +281,88 @@ impl Engine {
         }
         self.apps.set_overrides(id, &o)?;
         self.permissions(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn engine_with_app(granted: &str) -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Engine::open(dir.path()).unwrap();
+        e.apps
+            .deploy(Deployment {
+                serial: 0,
+                app_id: "org.example.T".into(),
+                name: "T".into(),
+                image: "sha256:00".into(),
+                origin: "test".into(),
+                command: vec!["/bin/true".into()],
+                granted: granted.into(),
+                installed_unix: 0,
+            })
+            .unwrap();
+        (dir, e)
+    }
+
+    fn state(rows: &[PermissionRow]) -> Vec<(&str, bool, bool)> {
+        rows.iter()
+            .map(|r| (r.permission.as_str(), r.requested, r.enabled))
+            .collect()
+    }
+
+    #[test]
+    fn switches_write_the_same_overrides_as_the_cli() {
+        let (_d, e) = engine_with_app("share=network;socket=wayland");
+        let id = "org.example.T";
+        let rows = e.permission_table(id).unwrap();
+        assert_eq!(
+            state(&rows),
+            [
+                ("share=network", true, true),
+                ("socket=wayland", true, true)
+            ]
+        );
+        // Off: a revoke, as `override --revoke` writes it.
+        let rows = e.set_permission(id, "share=network", false).unwrap();
+        assert_eq!(state(&rows)[0], ("share=network", true, false));
+        assert_eq!(e.apps.overrides(id).unwrap().revoke, ["share=network"]);
+        assert!(
+            !e.info(id)
+                .unwrap()
+                .permissions
+                .contains(&"share=network".into())
+        );
+        // On again: the revoke goes, nothing is granted twice.
+        e.set_permission(id, "share=network", true).unwrap();
+        let o = e.apps.overrides(id).unwrap();
+        assert!(o.revoke.is_empty() && o.grant.is_empty());
+        // A permission the app never asked for, spelled loosely, is
+        // stored canonically and listed after the requested ones.
+        let rows = e
+            .set_permission(id, "filesystem=~/Music/:ro", true)
+            .unwrap();
+        let added = rows.last().unwrap();
+        assert_eq!((added.requested, added.enabled), (false, true));
+        assert_eq!(
+            e.apps.overrides(id).unwrap().grant,
+            vec![added.permission.clone()]
+        );
+        // Off again: removed, not revoked.
+        let rows = e
+            .set_permission(id, &added.permission.clone(), false)
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        let o = e.apps.overrides(id).unwrap();
+        assert!(o.revoke.is_empty() && o.grant.is_empty());
+        // Nonsense changes nothing.
+        assert!(e.set_permission(id, "share=everything", true).is_err());
+        assert!(e.apps.overrides(id).unwrap().grant.is_empty());
+        assert!(
+            e.set_permission("org.example.Nope", "share=network", true)
+                .is_err()
+        );
     }
 }

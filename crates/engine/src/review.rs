@@ -86,6 +86,28 @@ impl Review {
     }
 }
 
+/// The line that closes a review, in the CLI and in the window alike:
+/// "Summary: 1 high, 0 medium, 2 low; high: filesystem=host".
+pub fn risk_summary(lines: &[ReviewLine]) -> String {
+    let count = |r: Risk| lines.iter().filter(|l| l.risk == r).count();
+    let high: Vec<String> = lines
+        .iter()
+        .filter(|l| l.risk == Risk::High)
+        .map(|l| berth_app::text::escape(&l.permission).into_owned())
+        .collect();
+    format!(
+        "Summary: {} high, {} medium, {} low{}",
+        count(Risk::High),
+        count(Risk::Medium),
+        count(Risk::Low),
+        if high.is_empty() {
+            String::new()
+        } else {
+            format!("; high: {}", high.join(", "))
+        }
+    )
+}
+
 pub(crate) fn image_size(img: &Image) -> u64 {
     img.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + img.manifest.config().size()
 }

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use berth_app::Risk;
 use berth_app::permissions::ReviewLine;
 use berth_engine::{Action, Review};
 
@@ -51,23 +50,7 @@ fn print_lines(review: &[ReviewLine]) {
     }
     // The last line before the question: what matters most stays in view
     // however long the list above is.
-    let count = |r: Risk| review.iter().filter(|l| l.risk == r).count();
-    let high: Vec<String> = review
-        .iter()
-        .filter(|l| l.risk == Risk::High)
-        .map(|l| ui::safe(&l.permission).into_owned())
-        .collect();
-    println!(
-        "Summary: {} high, {} medium, {} low{}",
-        count(Risk::High),
-        count(Risk::Medium),
-        count(Risk::Low),
-        if high.is_empty() {
-            String::new()
-        } else {
-            format!("; high: {}", high.join(", "))
-        }
-    );
+    println!("{}", berth_engine::risk_summary(review));
 }
 
 pub fn install(

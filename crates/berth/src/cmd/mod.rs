@@ -69,6 +69,7 @@ fn integrate(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
             "launcher": installed.path,
             "installed": installed.copied,
             "launcher_dir_on_path": installed.dir_on_path,
+            "gui": installed.gui,
             "apps_exported": apps,
             "mime_type": desktop::BUNDLE_MIME,
             "installer_entry": desktop::INSTALLER_DESKTOP,
@@ -91,6 +92,18 @@ fn integrate(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         desktop::BUNDLE_MIME,
         desktop::INSTALLER_DESKTOP
     );
+    match &installed.gui {
+        Some(g) => println!(
+            "They open in the installer window ({}); `{}` alone manages app permissions",
+            g.display(),
+            launcher::GUI
+        ),
+        None => println!(
+            "They open `berth install` in a terminal: build the installer window with \
+             `cargo build --release -p berth-gui` (needs libgtk-4-dev and libadwaita-1-dev) \
+             and run `berth integrate` again"
+        ),
+    }
     if let Some(h) = hint {
         println!("{h}");
     }

@@ -14,11 +14,25 @@ pub fn sha(b: &[u8]) -> String {
 }
 
 /// The berth binary: `$BERTH_BIN` (CI runs prebuilt tests as another user)
-/// or the one cargo built for this test run.
+/// or the one cargo built for this test run. Other packages' tests (the
+/// GUI's) share these helpers: for them it is the `berth` that
+/// `cargo test --workspace` built into the same target directory.
 pub fn berth_bin() -> PathBuf {
-    std::env::var_os("BERTH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")))
+    if let Some(b) = std::env::var_os("BERTH_BIN") {
+        return PathBuf::from(b);
+    }
+    if let Some(b) = option_env!("CARGO_BIN_EXE_berth") {
+        return PathBuf::from(b);
+    }
+    // target/debug/deps/TEST -> target/debug/berth
+    let exe = std::env::current_exe().unwrap();
+    let b = exe.parent().and_then(Path::parent).unwrap().join("berth");
+    assert!(
+        b.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace` (or set BERTH_BIN)",
+        b.display()
+    );
+    b
 }
 
 pub fn is_root() -> bool {
@@ -662,6 +676,11 @@ fn free_display() -> u32 {
 }
 
 pub fn start_xvfb(dir: &Path) -> Xvfb {
+    start_xvfb_sized(dir, "320x240x24")
+}
+
+/// Xvfb with a screen of `geometry` (`WxHxDEPTH`).
+pub fn start_xvfb_sized(dir: &Path, geometry: &str) -> Xvfb {
     let display = free_display();
     let auth = dir.join("Xauthority");
     // A cookie the server demands: without it no client gets in.
@@ -683,7 +702,7 @@ pub fn start_xvfb(dir: &Path) -> Xvfb {
         .status();
     let child = std::process::Command::new("Xvfb")
         .arg(format!(":{display}"))
-        .args(["-screen", "0", "320x240x24", "-nolisten", "tcp", "-auth"])
+        .args(["-screen", "0", geometry, "-nolisten", "tcp", "-auth"])
         .arg(&auth)
         .stderr(std::process::Stdio::null())
         .spawn()
