@@ -3,6 +3,7 @@
 //! generated for the desktop. Pure parsers, except `deploy` (the app
 //! store on disk) and `hostids` (which names the host already uses).
 
+pub mod appstream;
 pub mod deploy;
 pub mod desktop;
 pub mod grants;

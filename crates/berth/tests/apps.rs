@@ -768,3 +768,110 @@ fn lifecycle_commands_print_json() {
     assert_eq!(u["id"], ID, "{u}");
     assert_eq!(json(&["list", "--json"]).as_array().map(Vec::len), Some(0));
 }
+
+/// Software centres list berth apps: each gets a metainfo file generated
+/// from the image's own (never copied) and a catalog entry, both valid
+/// AppStream; uninstall takes them away.
+#[test]
+fn appstream_metainfo_and_catalog_are_exported() {
+    let test = "appstream_metainfo_and_catalog_are_exported";
+    if !have_tool(test, "appstreamcli") {
+        return;
+    }
+    let env = Env::new();
+    let metainfo = r#"<?xml version="1.0" encoding="UTF-8"?>
+<component type="desktop-application">
+  <id>org.upstream.Other</id>
+  <metadata_license>CC0-1.0</metadata_license>
+  <project_license>MIT</project_license>
+  <name>Upstream Name</name>
+  <summary>Edit text with care</summary>
+  <description><p>A small text editor that opens files quickly and keeps your work safe.</p></description>
+  <url type="homepage">https://example.org/tool</url>
+  <launchable type="desktop-id">evil.desktop</launchable>
+  <content_rating type="oars-1.1"/>
+</component>
+"#;
+    let with = labelled_app(
+        &env,
+        "with.tar",
+        ID,
+        &[("org.berth.app.name", "Example Tool")],
+        vec![
+            dir("usr"),
+            dir("usr/share"),
+            dir("usr/share/metainfo"),
+            file(
+                "usr/share/metainfo/org.example.Tool.metainfo.xml",
+                metainfo.as_bytes(),
+            ),
+        ],
+    );
+    env.ok(&["install", &with, "--yes"]);
+    let without = labelled_app(
+        &env,
+        "without.tar",
+        "org.example.Plain",
+        &[("org.berth.app.name", "Plain")],
+        vec![],
+    );
+    env.ok(&["install", &without, "--yes"]);
+
+    let share = env.home().join("exports/share");
+    let validate = |p: &std::path::Path| {
+        let o = std::process::Command::new("appstreamcli")
+            .args(["validate", "--no-net"])
+            .arg(p)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}: {}", p.display(), out(&o));
+    };
+    let mine = share.join("metainfo/org.example.Tool.metainfo.xml");
+    validate(&mine);
+    validate(&share.join("metainfo/org.example.Plain.metainfo.xml"));
+    let text = std::fs::read_to_string(&mine).unwrap();
+    assert!(text.contains("<id>org.example.Tool</id>"), "{text}");
+    assert!(
+        text.contains("<name>Example Tool</name>"),
+        "the reviewed name: {text}"
+    );
+    assert!(
+        text.contains("<summary>Edit text with care</summary>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("org.example.Tool.desktop</launchable>"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("evil") && !text.contains("Upstream"),
+        "{text}"
+    );
+
+    let catalog = share.join("swcatalog/xml/berth.xml");
+    let c = std::fs::read_to_string(&catalog).unwrap();
+    assert!(c.contains("<id>org.example.Tool</id>") && c.contains("<id>org.example.Plain</id>"));
+    // appstreamcli reads the catalog (converting it to YAML).
+    let yml = env.path("catalog.yml");
+    let o = std::process::Command::new("appstreamcli")
+        .arg("convert")
+        .arg(&catalog)
+        .arg(&yml)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(
+        std::fs::read_to_string(&yml)
+            .unwrap()
+            .contains("org.example.Plain")
+    );
+
+    env.ok(&["uninstall", "org.example.Plain"]);
+    assert!(
+        !share
+            .join("metainfo/org.example.Plain.metainfo.xml")
+            .exists()
+    );
+    let c = std::fs::read_to_string(&catalog).unwrap();
+    assert!(!c.contains("org.example.Plain") && c.contains("org.example.Tool"));
+}

@@ -676,3 +676,58 @@ fn runtime_update_of_one_package(author: &Env, proj: &Path) {
     assert!(err.contains("hello-x11: cannot open display"), "{err}");
     user.ok(&["rollback", "org.berth.examples.HelloX11"]);
 }
+
+/// `berth integrate` puts berth-gui beside the launcher when it was built
+/// beside berth, and `.berth` files then open in the window, not in a
+/// terminal; without it they open `berth install` in a terminal.
+#[test]
+fn integrate_installs_the_installer_window() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let installer = env
+        .home()
+        .join("exports/share/applications/org.berth.Installer.desktop");
+    for (with_gui, dir) in [(true, "a"), (false, "b")] {
+        let src = env.path(&format!("{dir}/build"));
+        std::fs::create_dir_all(&src).unwrap();
+        let berth = src.join("berth");
+        std::fs::copy(berth_bin(), &berth).unwrap();
+        if with_gui {
+            let gui = src.join("berth-gui");
+            std::fs::write(&gui, "#!/bin/sh\necho gui \"$@\"\n").unwrap();
+            std::fs::set_permissions(&gui, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let launcher = env.path(&format!("{dir}/bin/berth"));
+        let o = env
+            .cmd_raw(berth.to_str().unwrap())
+            .env("BERTH_LAUNCHER", &launcher)
+            .args(["integrate", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let entry = std::fs::read_to_string(&installer).unwrap();
+        if with_gui {
+            let gui = env.path("a/bin/berth-gui");
+            assert_eq!(v["gui"], gui.to_str().unwrap(), "{v}");
+            let o = std::process::Command::new(&gui).arg("x").output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&o.stdout), "gui x\n");
+            assert!(
+                entry.contains(&format!(
+                    "Exec={} install %f\nTerminal=false\n",
+                    gui.display()
+                )),
+                "{entry}"
+            );
+        } else {
+            assert!(v["gui"].is_null(), "{v}");
+            assert!(
+                entry.contains(&format!(
+                    "Exec={} install %f\nTerminal=true\n",
+                    launcher.display()
+                )),
+                "{entry}"
+            );
+        }
+    }
+}
