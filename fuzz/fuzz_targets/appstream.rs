@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     );
     let file = metainfo_file(&c);
     assert!(!file.chars().any(|c| c.is_control() && c != '\n'), "{file:?}");
+    assert!(file.chars().all(berth_app::appstream::xml_char), "{file:?}");
     let again = parse(&file).expect("generated metainfo parses");
     assert!(again.summary.is_some() && again.metadata_license.is_some());
     assert_eq!(again.description.is_empty(), false);

@@ -57,6 +57,7 @@ pub const RESERVED_ID_PREFIXES: &[&str] = &[
     "org.kde.Solid",
     "org.a11y.",
     "org.berth.Installer",
+    "org.berth.Permissions",
     "org.berth.Bundle",
     "org.berth.Berth",
     "ca.desrt.dconf",
@@ -303,6 +304,7 @@ mod tests {
             "org.kde.KWin",
             "org.gtk.Settings",
             "org.berth.Installer",
+            "org.berth.Permissions",
             "ORG.FREEDESKTOP.Notifications",
         ] {
             let l = labels(&[(LABEL_ID, id)]);

@@ -262,10 +262,21 @@ fn bundles_full_and_thin() {
     }
 }
 
+/// Where berth-gui is not installed, a .berth file opens `berth install`
+/// in a terminal (crates/gui/tests has the window).
 #[test]
 fn berth_files_open_in_the_installer() {
     let env = Env::new();
-    env.ok(&["integrate"]);
+    // A berth with no berth-gui beside it.
+    let solo = env.path("solo");
+    std::fs::create_dir_all(&solo).unwrap();
+    std::fs::copy(berth_bin(), solo.join("berth")).unwrap();
+    let o = env
+        .cmd_raw(solo.join("berth").to_str().unwrap())
+        .arg("integrate")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let share = env.home().join("exports/share");
     let entry = share.join("applications/org.berth.Installer.desktop");
     let text = std::fs::read_to_string(&entry).unwrap();
@@ -721,6 +732,11 @@ fn integrate_installs_the_installer_window() {
             );
         } else {
             assert!(v["gui"].is_null(), "{v}");
+            assert!(
+                !installer
+                    .with_file_name("org.berth.Permissions.desktop")
+                    .exists()
+            );
             assert!(
                 entry.contains(&format!(
                     "Exec={} install %f\nTerminal=true\n",

@@ -254,39 +254,59 @@ pub fn export(home: &Path, x: &Exports, tmp: &Path) -> Result<bool> {
             xml.as_bytes(),
         )?;
     }
-    let dir = share.join("metainfo");
-    io(std::fs::create_dir_all(&dir), || {
-        format!("creating {}", dir.display())
-    })?;
-    berth_image::fsutil::write_atomic(
-        tmp,
-        &dir.join(format!("{}.metainfo.xml", x.key)),
-        x.metainfo.as_bytes(),
-    )?;
-    write_catalog(&share, tmp)?;
+    // AppStream IDs cannot hold the `@` of a channel copy: software
+    // centres list the app once, under its main install.
+    if !x.key.contains('@') {
+        let dir = share.join("metainfo");
+        io(std::fs::create_dir_all(&dir), || {
+            format!("creating {}", dir.display())
+        })?;
+        berth_image::fsutil::write_atomic(
+            tmp,
+            &dir.join(format!("{}.metainfo.xml", x.key)),
+            x.metainfo.as_bytes(),
+        )?;
+        write_catalog(home, tmp)?;
+    }
     Ok(true)
 }
 
 /// The AppStream catalog of every installed app, from the metainfo files
-/// berth wrote: `share/swcatalog/xml/berth.xml`.
-fn write_catalog(share: &Path, tmp: &Path) -> Result<()> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(share.join("metainfo"))
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_str()?.to_owned();
-                    name.ends_with(".metainfo.xml")
-                        .then(|| Some((name, std::fs::read_to_string(e.path()).ok()?)))?
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
+/// berth wrote for them (not whatever else sits in the directory):
+/// `share/swcatalog/xml/berth.xml`.
+fn write_catalog(home: &Path, tmp: &Path) -> Result<()> {
+    let share = exports(home);
+    let mut keys: Vec<String> = berth_app::deploy::AppStore::new(home)
+        .list()
+        .into_iter()
+        .map(|d| d.app_id)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut texts = Vec::new();
+    for k in keys {
+        let path = share.join("metainfo").join(format!("{k}.metainfo.xml"));
+        let Ok(fd) = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        let mut text = String::new();
+        if std::fs::File::from(fd)
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .is_ok()
+            && text.contains(berth_app::appstream::GENERATED)
+        {
+            texts.push(text);
+        }
+    }
     let dir = share.join("swcatalog/xml");
     io(std::fs::create_dir_all(&dir), || {
         format!("creating {}", dir.display())
     })?;
-    let texts: Vec<String> = files.into_iter().map(|(_, t)| t).collect();
     berth_image::fsutil::write_atomic(
         tmp,
         &dir.join("berth.xml"),
@@ -312,8 +332,10 @@ pub fn unexport(home: &Path, id: &str) -> Result<()> {
     let _ = std::fs::remove_file(share.join("mime/packages").join(format!("{id}.xml")));
     let _ = std::fs::remove_file(share.join("metainfo").join(format!("{id}.metainfo.xml")));
     remove_icons(&share, id);
+    // Best effort: the app goes whatever happens to the catalog (it is
+    // written again at the next install).
     if share.join("swcatalog/xml/berth.xml").exists() {
-        write_catalog(&share, &home.join("tmp"))?;
+        let _ = write_catalog(home, &home.join("tmp"));
     }
     Ok(())
 }
@@ -357,6 +379,19 @@ pub fn installer_entry(exe: &str, gui: Option<&str>) -> String {
     )
 }
 
+pub const MANAGER_DESKTOP: &str = "org.berth.Permissions.desktop";
+
+/// The permission manager's menu entry (berth-gui with no arguments).
+pub fn manager_entry(gui: &str) -> String {
+    format!(
+        "[Desktop Entry]\nType=Application\nName=App Permissions\nGenericName=berth app permissions\n\
+         Comment=See and change what each installed berth app may touch\n\
+         Exec={} manage\nTerminal=false\nIcon=preferences-system-privacy\n\
+         Categories=Settings;Security;\nKeywords=berth;permissions;sandbox;\n",
+        desktop::quote_arg(gui)
+    )
+}
+
 pub fn bundle_mime_xml() -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
@@ -382,19 +417,29 @@ pub fn register_bundle_type(home: &Path, tmp: &Path) -> Result<()> {
     io(std::fs::create_dir_all(&mime), || {
         format!("creating {}", mime.display())
     })?;
+    let exe = berth_exe();
+    let gui = crate::launcher::gui_beside(&exe);
     berth_image::fsutil::write_atomic(
         tmp,
         &apps.join(INSTALLER_DESKTOP),
-        {
-            let exe = berth_exe();
-            let gui = crate::launcher::gui_beside(&exe);
-            installer_entry(
-                &exe.display().to_string(),
-                gui.map(|g| g.display().to_string()).as_deref(),
-            )
-        }
+        installer_entry(
+            &exe.display().to_string(),
+            gui.as_ref().map(|g| g.display().to_string()).as_deref(),
+        )
         .as_bytes(),
     )?;
+    // The manager's entry goes with berth-gui.
+    let manager = apps.join(MANAGER_DESKTOP);
+    match &gui {
+        Some(g) => berth_image::fsutil::write_atomic(
+            tmp,
+            &manager,
+            manager_entry(&g.display().to_string()).as_bytes(),
+        )?,
+        None => {
+            let _ = std::fs::remove_file(&manager);
+        }
+    }
     berth_image::fsutil::write_atomic(
         tmp,
         &mime.join("org.berth.Bundle.xml"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use adw::prelude::*;
 use berth_engine::{Action, human_size, risk_summary};
-use gtk::{gdk, glib};
+use gtk::{gdk, gdk_pixbuf, gio, glib};
 use {gtk4 as gtk, libadwaita as adw};
 
 use crate::widgets::{self, boxed_list, button, hbox, label, safe, status_page, vbox};
@@ -25,7 +25,7 @@ pub fn open(app: &adw::Application, root: PathBuf, file: PathBuf) {
         .build();
     let stack = gtk::Stack::new();
     stack.set_vexpand(true);
-    stack.set_transition_type(gtk::StackTransitionType::Crossfade);
+    stack.set_transition_type(gtk::StackTransitionType::None);
     let content = vbox(0);
     content.append(&adw::HeaderBar::new());
     content.append(&stack);
@@ -40,9 +40,11 @@ pub fn open(app: &adw::Application, root: PathBuf, file: PathBuf) {
     win.present();
 
     let (events, answer, meter) = worker::review_then_install(root.clone(), file);
-    // While the engine works the window cannot close: a half-done
-    // install is never left behind by a click on ×.
-    let working = Rc::new(Cell::new(true));
+    // While it installs the window cannot close: a half-done install is
+    // never left behind by a click on ×. Reading and review can always be
+    // left (the worker then stops at the question).
+    let working = Rc::new(Cell::new(false));
+    let notes: Rc<std::cell::RefCell<Vec<String>>> = Rc::default();
     win.connect_close_request({
         let working = working.clone();
         move |_| {
@@ -76,14 +78,22 @@ pub fn open(app: &adw::Application, root: PathBuf, file: PathBuf) {
             match ev {
                 Event::Step(s) => step.set_text(&capitalized(&safe(&s))),
                 Event::Note(n) => {
-                    // Notes come from the engine, with image strings
-                    // escaped there; escape again for their own text.
-                    bar.set_tooltip_text(Some(&berth_app::text::escape_lines(&n)));
+                    // Shown on the review page, as the CLI prints them
+                    // above its question; escaped again, as any text.
+                    let n = berth_app::text::escape_lines(&n).into_owned();
+                    bar.set_tooltip_text(Some(&n));
+                    notes.borrow_mut().push(n);
                 }
                 Event::Reviewed(r) => {
-                    working.set(false);
-                    let page =
-                        review_page(&r, &win, &stack, &step, answer.clone(), working.clone());
+                    let page = review_page(
+                        &r,
+                        &notes.borrow(),
+                        &win,
+                        &stack,
+                        &step,
+                        answer.clone(),
+                        working.clone(),
+                    );
                     stack.add_named(&page, Some("review"));
                     stack.set_visible_child_name("review");
                 }
@@ -95,24 +105,37 @@ pub fn open(app: &adw::Application, root: PathBuf, file: PathBuf) {
                 }
                 Event::Failed(msg) => {
                     working.set(false);
-                    let (page, buttons) =
-                        status_page("dialog-error-symbolic", "Could not install", &msg);
-                    let close = button("Close", None);
-                    close.connect_clicked({
-                        let win = win.downgrade();
-                        move |_| {
-                            if let Some(w) = win.upgrade() {
-                                w.close();
-                            }
-                        }
-                    });
-                    buttons.append(&close);
-                    stack.add_named(&page, Some("error"));
-                    stack.set_visible_child_name("error");
+                    show_error(&win, &stack, &msg);
                 }
             }
         }
+        // The worker ended without a word (it panicked): say so, and let
+        // the window close.
+        if working.get() || stack.visible_child_name().as_deref() == Some("busy") {
+            working.set(false);
+            show_error(
+                &win,
+                &stack,
+                "berth stopped unexpectedly; nothing more was done.",
+            );
+        }
     });
+}
+
+fn show_error(win: &adw::ApplicationWindow, stack: &gtk::Stack, msg: &str) {
+    let (page, buttons) = status_page("dialog-error-symbolic", "Could not install", msg);
+    let close = button("Close", None);
+    close.connect_clicked({
+        let win = win.downgrade();
+        move |_| {
+            if let Some(w) = win.upgrade() {
+                w.close();
+            }
+        }
+    });
+    buttons.append(&close);
+    stack.add_named(&page, Some("error"));
+    stack.set_visible_child_name("error");
 }
 
 fn capitalized(s: &str) -> String {
@@ -142,9 +165,16 @@ fn busy_page(text: &str) -> (gtk::Box, gtk::Label, gtk::ProgressBar) {
     (page, step, bar)
 }
 
+/// The icon, decoded at the size it is shown (an SVG that declares a
+/// huge canvas is rendered at 64×64, never at its own size).
 fn icon_widget(bytes: Option<&[u8]>) -> gtk::Image {
     let img = bytes
-        .and_then(|b| gdk::Texture::from_bytes(&glib::Bytes::from(b)).ok())
+        .and_then(|b| {
+            let stream = gio::MemoryInputStream::from_bytes(&glib::Bytes::from(b));
+            gdk_pixbuf::Pixbuf::from_stream_at_scale(&stream, 64, 64, true, gio::Cancellable::NONE)
+                .ok()
+        })
+        .map(|p| gdk::Texture::for_pixbuf(&p))
         .map_or_else(
             || gtk::Image::from_icon_name("application-x-executable"),
             |t| gtk::Image::from_paintable(Some(&t)),
@@ -170,6 +200,7 @@ fn sizes(r: &ReviewView) -> String {
 
 fn review_page(
     r: &ReviewView,
+    notes: &[String],
     win: &adw::ApplicationWindow,
     stack: &gtk::Stack,
     step: &gtk::Label,
@@ -223,6 +254,9 @@ fn review_page(
         }
         body.append(&list);
         body.append(&label(&risk_summary(&r.lines), &["dim-label"]));
+    }
+    for n in notes {
+        body.append(&label(n, &["dim-label", "caption"]));
     }
     scroll.set_child(Some(&body));
     page.append(&scroll);

@@ -11,7 +11,7 @@ Usage: a11y.py PID names            every accessible name, as JSON
        a11y.py PID toggle NAME      the switch named NAME
        a11y.py PID state NAME       "on" or "off"
        a11y.py PID type NAME TEXT   put TEXT into the entry named NAME
-PID 0 is whichever app is on this session's accessibility bus.
+PID 0 is whichever berth-gui is on this session's accessibility bus.
 """
 import json
 import sys
@@ -25,7 +25,9 @@ def app_of(pid):
     for i in range(desktop.childCount):
         app = desktop.getChildAtIndex(i)
         try:
-            if app is not None and (pid == 0 or app.get_process_id() == pid):
+            if app is None:
+                continue
+            if app.get_process_id() == pid or (pid == 0 and app.name == "berth-gui"):
                 return app
         except Exception:
             continue

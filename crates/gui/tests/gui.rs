@@ -541,7 +541,7 @@ fn berth_files_open_in_the_installer() {
         .status()
         .unwrap();
     assert!(st.success(), "gio open failed");
-    // pid 0: whichever app is on this session's accessibility bus.
+    // pid 0: the berth-gui on this session's accessibility bus.
     let o = d.a11y(0, &["wait", "Opened By Click", "30"]);
     assert!(
         o.status.success(),
@@ -559,6 +559,7 @@ fn installer_update_asks_only_for_new_permissions() {
     };
     let v1 = bundle(&d, "v1.tar", "Example Editor", "socket=x11", "/bin/true");
     d.env.ok(&["install", v1.to_str().unwrap(), "--yes"]);
+    let v1_image = d.berth_json(&["info", ID, "--json"])["image"].clone();
     let v2 = bundle(
         &d,
         "v2.berth",
@@ -581,4 +582,16 @@ fn installer_update_asks_only_for_new_permissions() {
     assert!(permissions(&d).iter().any(|(p, _)| p == "share=network"));
     d.step(&mut app, &["click", "Close"]);
     assert!(exits(&mut app, Duration::from_secs(10)).success());
+
+    // The manager rolls the update back.
+    let mut app = d.gui(&["manage", ID]);
+    d.step(&mut app, &["wait-part", "Deployment 2, from", "30"]);
+    d.step(&mut app, &["click", "Roll back"]);
+    until("rolled back to the first image", || {
+        d.berth_json(&["info", ID, "--json"])["image"] == v1_image
+    });
+    d.step(&mut app, &["wait-part", "Rolled back from deployment 2"]);
+    assert!(!permissions(&d).iter().any(|(p, _)| p == "share=network"));
+    let _ = app.kill();
+    let _ = app.wait();
 }
