@@ -111,16 +111,8 @@ pub fn parse(xml: &str) -> Result<Metainfo, MetainfoError> {
             Event::CData(_) => return Err(err("CDATA is not allowed")),
             Event::Decl(_) | Event::Comment(_) => {}
             Event::GeneralRef(g) => {
-                let c = match g.resolve_char_ref() {
-                    Ok(Some(c)) => c,
-                    _ => match &*g.into_inner() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        _ => return Err(err("only the predefined entities are allowed")),
-                    },
+                let Some(c) = crate::desktop::xml_reference(&g) else {
+                    return Err(err("only the predefined entities are allowed"));
                 };
                 if skip.is_none() && text.len() < 4 * MAX_TEXT {
                     text.push(c);

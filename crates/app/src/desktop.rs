@@ -462,6 +462,24 @@ fn mime_err(s: impl Into<String>) -> ExportError {
     ExportError::Mime(s.into())
 }
 
+/// A character reference or one of XML's five predefined entities; any
+/// other entity is refused by the parsers of image XML (no DTD, so no
+/// entity expansion attacks).
+pub(crate) fn xml_reference(g: &quick_xml::events::BytesRef) -> Option<char> {
+    match g.resolve_char_ref() {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => match &*g.clone().into_inner() {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => None,
+        },
+        Err(_) => None,
+    }
+}
+
 /// Parse an app's shared-mime-info XML: no DTD, no entities beyond the
 /// five predefined and character references, no processing instructions;
 /// only `mime-type` with `comment`, `glob`, `sub-class-of`, `alias`. Magic
@@ -486,16 +504,11 @@ pub fn parse_mime(xml: &str) -> Result<Vec<MimeType>, ExportError> {
                 if stack.last().map(String::as_str) != Some("comment") {
                     continue;
                 }
-                let c = match g.resolve_char_ref() {
-                    Ok(Some(c)) => c,
-                    _ => match &*g.into_inner() {
-                        "amp" => '&',
-                        "lt" => '<',
-                        "gt" => '>',
-                        "quot" => '"',
-                        "apos" => '\'',
-                        other => return Err(mime_err(format!("entity &{other}; is not allowed"))),
-                    },
+                let Some(c) = xml_reference(&g) else {
+                    return Err(mime_err(format!(
+                        "entity &{}; is not allowed",
+                        g.clone().into_inner()
+                    )));
                 };
                 text.push(c);
             }

@@ -125,17 +125,20 @@ pub fn open(app: &adw::Application, root: PathBuf, file: PathBuf) {
 fn show_error(win: &adw::ApplicationWindow, stack: &gtk::Stack, msg: &str) {
     let (page, buttons) = status_page("dialog-error-symbolic", "Could not install", msg);
     let close = button("Close", None);
-    close.connect_clicked({
-        let win = win.downgrade();
-        move |_| {
-            if let Some(w) = win.upgrade() {
-                w.close();
-            }
-        }
-    });
+    closes(&close, win);
     buttons.append(&close);
     stack.add_named(&page, Some("error"));
     stack.set_visible_child_name("error");
+}
+
+/// Clicking `b` closes the window.
+fn closes(b: &gtk::Button, win: &adw::ApplicationWindow) {
+    let win = win.downgrade();
+    b.connect_clicked(move |_| {
+        if let Some(w) = win.upgrade() {
+            w.close();
+        }
+    });
 }
 
 fn capitalized(s: &str) -> String {
@@ -268,14 +271,7 @@ fn review_page(
     bar.set_margin_top(12);
     bar.set_margin_bottom(12);
     let cancel = button("Cancel", None);
-    cancel.connect_clicked({
-        let win = win.downgrade();
-        move |_| {
-            if let Some(w) = win.upgrade() {
-                w.close();
-            }
-        }
-    });
+    closes(&cancel, win);
     let verb = match r.action {
         Action::Install => "Install",
         Action::Reinstall => "Reinstall",
@@ -322,14 +318,7 @@ fn done_page(
     };
     let (page, buttons) = status_page("emblem-ok-symbolic", "Installed", &message);
     let close = button("Close", None);
-    close.connect_clicked({
-        let win = win.downgrade();
-        move |_| {
-            if let Some(w) = win.upgrade() {
-                w.close();
-            }
-        }
-    });
+    closes(&close, win);
     let launch = button("Launch", Some("suggested-action"));
     launch.connect_clicked({
         let win = win.downgrade();

@@ -185,7 +185,7 @@ impl Desktop {
     fn screenshot(&self, name: &str) {
         // The window is drawn, not blank.
         assert!(distinct_pixels(&self.x) > 8, "{name}: the screen is blank");
-        let Some(dir) = std::env::var_os("BERTH_SCREENSHOTS") else {
+        let Some(dir) = std::env::var_os("BERTH_SCREENSHOTS").filter(|d| !d.is_empty()) else {
             return;
         };
         let out = Path::new(&dir).join(format!("{name}.png"));
