@@ -271,6 +271,34 @@ impl AppStore {
         }
     }
 
+    /// Change the overrides under a lock: two front ends (the CLI and the
+    /// permission manager) changing them at once both keep their change.
+    pub fn update_overrides(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Overrides),
+    ) -> Result<(), DeployError> {
+        let dir = self.dir(id)?;
+        let lock_path = dir.join("overrides.lock");
+        let lock = io(
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path),
+            || format!("opening {}", lock_path.display()),
+        )?;
+        io(
+            rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(std::io::Error::from),
+            || format!("locking {}", lock_path.display()),
+        )?;
+        let mut o = self.overrides(id)?;
+        change(&mut o);
+        self.set_overrides(id, &o)
+        // The lock goes with `lock`.
+    }
+
     pub fn set_overrides(&self, id: &str, o: &Overrides) -> Result<(), DeployError> {
         let p = self.dir(id)?.join("overrides.toml");
         if o == &Overrides::default() {

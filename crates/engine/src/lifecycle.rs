@@ -231,15 +231,15 @@ impl Engine {
         let p = Permission::parse(permission)?;
         let requested = d.granted()?.iter().any(|q| q == &p);
         let text = p.to_string();
-        let mut o = self.apps.overrides(id)?;
-        o.grant.retain(|g| g != &text);
-        o.revoke.retain(|r| r != &text);
-        match (requested, on) {
-            (true, false) => o.revoke.push(text),
-            (false, true) => o.grant.push(text),
-            _ => {}
-        }
-        self.apps.set_overrides(id, &o)?;
+        self.apps.update_overrides(id, |o| {
+            o.grant.retain(|g| g != &text);
+            o.revoke.retain(|r| r != &text);
+            match (requested, on) {
+                (true, false) => o.revoke.push(text),
+                (false, true) => o.grant.push(text),
+                _ => {}
+            }
+        })?;
         self.permission_table(id)
     }
 
@@ -256,7 +256,8 @@ impl Engine {
     ) -> Result<Vec<EffectivePermission>> {
         self.apps.require(id)?;
         if reset {
-            self.apps.set_overrides(id, &Overrides::default())?;
+            self.apps
+                .update_overrides(id, |o| *o = Overrides::default())?;
             return self.permissions(id);
         }
         if grant.is_empty() && revoke.is_empty() {
@@ -264,22 +265,29 @@ impl Engine {
                 "nothing to change: give --grant PERMISSION, --revoke PERMISSION or --reset".into(),
             ));
         }
-        let mut o = self.apps.overrides(id)?;
-        for g in grant {
-            let p = Permission::parse(g)?.to_string();
-            o.revoke.retain(|r| r != &p);
-            if !o.grant.contains(&p) {
-                o.grant.push(p);
+        // Every value parses before anything is written.
+        let grant: Vec<String> = grant
+            .iter()
+            .map(|g| Permission::parse(g).map(|p| p.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        let revoke: Vec<String> = revoke
+            .iter()
+            .map(|r| Permission::parse(r).map(|p| p.to_string()))
+            .collect::<std::result::Result<_, _>>()?;
+        self.apps.update_overrides(id, |o| {
+            for p in grant {
+                o.revoke.retain(|r| r != &p);
+                if !o.grant.contains(&p) {
+                    o.grant.push(p);
+                }
             }
-        }
-        for r in revoke {
-            let p = Permission::parse(r)?.to_string();
-            o.grant.retain(|g| g != &p);
-            if !o.revoke.contains(&p) {
-                o.revoke.push(p);
+            for p in revoke {
+                o.grant.retain(|g| g != &p);
+                if !o.revoke.contains(&p) {
+                    o.revoke.push(p);
+                }
             }
-        }
-        self.apps.set_overrides(id, &o)?;
+        })?;
         self.permissions(id)
     }
 }
@@ -364,5 +372,25 @@ mod tests {
             e.set_permission("org.example.Nope", "share=network", true)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn concurrent_changes_are_all_kept() {
+        let (dir, e) = engine_with_app("share=network");
+        let id = "org.example.T";
+        let threads: Vec<_> = (0..12)
+            .map(|i| {
+                let root = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    let e = Engine::open(&root).unwrap();
+                    e.set_override(id, &[format!("filesystem=~/d{i}:ro")], &[], false)
+                        .unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(e.apps.overrides(id).unwrap().grant.len(), 12);
     }
 }
