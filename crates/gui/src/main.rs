@@ -53,6 +53,15 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(berth_image::Store::default_root);
     let cmd = cli.cmd.unwrap_or(Cmd::Manage { app: None });
+    // Said plainly, before GTK would only warn "cannot open display".
+    let has = |v: &str| std::env::var_os(v).is_some_and(|d| !d.is_empty());
+    if !has("DISPLAY") && !has("WAYLAND_DISPLAY") {
+        eprintln!(
+            "berth-gui: error: no display (neither WAYLAND_DISPLAY nor DISPLAY is set); \
+             in a terminal, `berth install FILE` and `berth permissions APPID` do the same"
+        );
+        return ExitCode::from(1);
+    }
     let id = match cmd {
         Cmd::Install { .. } => "org.berth.Installer",
         Cmd::Manage { .. } => "org.berth.Permissions",

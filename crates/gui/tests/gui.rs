@@ -595,3 +595,21 @@ fn installer_update_asks_only_for_new_permissions() {
     let _ = app.kill();
     let _ = app.wait();
 }
+
+/// Without a display the windows say so, in a line, instead of a GTK
+/// warning.
+#[test]
+fn without_a_display_it_says_so() {
+    let o = Command::new(gui_bin())
+        .args(["install", "/nonexistent.berth"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no display") && err.contains("berth install FILE"),
+        "{err}"
+    );
+}
