@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Launch benchmark: time to run /bin/true in a full default sandbox, in one
-# run, alternating: berth run, raw bwrap (equivalent namespaces and mounts),
+# run, alternating: berth run (the front door, `berth`, which launches
+# itself), berth-cli run (the same launch from the full command line, for
+# what the front door saves), raw bwrap (equivalent namespaces and mounts),
 # flatpak run (tiny local runtime + app made with flatpak build-export),
 # runc run and podman run --rm (with runc: crun refuses hybrid cgroup hosts). Prints means, medians and berth's ratios.
 # Run as root. Usage: bench/launch.sh [RUNS]   (default 30)
@@ -16,6 +18,7 @@ berth=$PWD/target/release/berth
 work=$(mktemp -d /var/tmp/berth-launch.XXXXXX)
 cleanup() {
   runc delete -f "bench-$$" >/dev/null 2>&1 || true
+  umount "$work/xdg-runtime" 2>/dev/null || true
   umount -R "$work/podman/overlay" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -23,7 +26,12 @@ trap cleanup EXIT
 
 echo "== preparing: one busybox image for every tool"
 demo/build-image.sh "$work/demo.tar" bench/launch:1 >/dev/null
-export BERTH_HOME=$work/berth BERTH_RUNTIME_DIR=$work/berth-run
+# A desktop session's runtime directory is a tmpfs (systemd-logind's
+# /run/user/UID); berth and flatpak keep their instance state there.
+mkdir -p "$work/xdg-runtime" && mount -t tmpfs -o mode=700 tmpfs "$work/xdg-runtime"
+export XDG_RUNTIME_DIR=$work/xdg-runtime
+export BERTH_HOME=$work/berth
+unset BERTH_RUNTIME_DIR
 "$berth" import -q "$work/demo.tar" >/dev/null
 rootfs=$work/rootfs
 mkdir -p "$rootfs" && tar -xf "$work/demo.tar" -C "$work" blobs 2>/dev/null
@@ -57,12 +65,13 @@ flatpak --user install -y bench org.berth.BenchApp//1 >/dev/null
 
 declare -A cmds=(
   [berth]="$berth run bench/launch:1 -- /bin/true"
+  [berth-cli]="$berth-cli run bench/launch:1 -- /bin/true"
   [bwrap]="bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-net --unshare-cgroup --die-with-parent --new-session --ro-bind $rootfs / --proc /proc --dev /dev --tmpfs /tmp --tmpfs /run --tmpfs /home --cap-drop ALL -- /bin/true"
   [flatpak]="flatpak run --command=true org.berth.BenchApp"
   [runc]="runc run -b $work/bundle bench-$$"
   [podman]="podman --root $work/podman --runroot $work/podman-run run --runtime runc --ulimit nofile=1024:20000 --ulimit nproc=4096:4096 --rm --network=none localhost/bench/launch:1 /bin/true"
 )
-order=(berth bwrap flatpak runc podman)
+order=(berth berth-cli bwrap flatpak runc podman)
 for k in "${order[@]}"; do
   ${cmds[$k]} >/dev/null 2>"$work/err" || { echo "$k failed: ${cmds[$k]}"; cat "$work/err"; exit 1; }
 done
@@ -109,27 +118,39 @@ int main(int argc, char **argv) {
 C
 gcc -O2 -o "$work/cpu" "$work/cpu.c"
 
-echo "== $runs runs each, alternating"
-declare -A times cpus
-for i in $(seq 1 "$runs"); do
-  for k in "${order[@]}"; do
-    # shellcheck disable=SC2086
-    read -r w c <<<"$("$work/cpu" ${cmds[$k]})"
-    times[$k]+="$w "
-    cpus[$k]+="$c "
-  done
-done
+# Two groups, each alternating with berth in it, and each ratio taken
+# within its group: the kernel tears down a run's cgroups and network
+# namespaces in background workers after it exits, which slows the next
+# runs (podman's and runc's a lot), so the heavy peers run apart from the
+# light ones. Each round starts with the next tool of its group.
 stats() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1; s+=$1} END {printf "%.2f %.2f", s/NR/1000, (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)/1000}'; }
-read -r bmean bmed <<<"$(echo "${times[berth]}" | stats)"
-read -r bcpu _ <<<"$(echo "${cpus[berth]}" | stats)"
 printf '%-10s %10s %10s %12s %10s %12s\n' tool "mean ms" "median ms" "berth/tool" "cpu ms" "berth/tool"
-for k in "${order[@]}"; do
-  read -r mean med <<<"$(echo "${times[$k]}" | stats)"
-  read -r cpu _ <<<"$(echo "${cpus[$k]}" | stats)"
-  printf '%-10s %10s %10s %12s %10s %12s\n' "$k" "$mean" "$med" \
-    "$(awk -v b="$bmean" -v m="$mean" 'BEGIN{printf "%.2f", b/m}')" "$cpu" \
-    "$(awk -v b="$bcpu" -v m="$cpu" 'BEGIN{printf "%.2f", (m > 0 ? b/m : 0)}')"
-done
+group() {
+  local -a g=("$@")
+  local n=${#g[@]} i j k w c mean med cpu bmean bcpu
+  local -A times=() cpus=()
+  echo "== $runs runs each, alternating: ${g[*]}"
+  for i in $(seq 1 "$runs"); do
+    for j in $(seq 0 $((n - 1))); do
+      k=${g[$(((i + j) % n))]}
+      # shellcheck disable=SC2086
+      read -r w c <<<"$("$work/cpu" ${cmds[$k]})"
+      times[$k]+="$w "
+      cpus[$k]+="$c "
+    done
+  done
+  read -r bmean _ <<<"$(echo "${times[berth]}" | stats)"
+  read -r bcpu _ <<<"$(echo "${cpus[berth]}" | stats)"
+  for k in "${g[@]}"; do
+    read -r mean med <<<"$(echo "${times[$k]}" | stats)"
+    read -r cpu _ <<<"$(echo "${cpus[$k]}" | stats)"
+    printf '%-10s %10s %10s %12s %10s %12s\n' "$k" "$mean" "$med" \
+      "$(awk -v b="$bmean" -v m="$mean" 'BEGIN{printf "%.2f", b/m}')" "$cpu" \
+      "$(awk -v b="$bcpu" -v m="$cpu" 'BEGIN{printf "%.2f", (m > 0 ? b/m : 0)}')"
+  done
+}
+group berth berth-cli bwrap
+group berth flatpak runc podman
 echo "(targets: wall berth/bwrap <= 1.3, berth/flatpak <= 0.25; cpu berth/bwrap <= 2)"
 
 # Memory: the PSS of each tool's own processes while one app (sleep)

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,37 +25,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `berth run` alone, for the launch path: defining every command costs
-/// more than the rest of a launch's argument parsing (~0.3 ms of a 7 ms
-/// launch). Anything it does not accept, help included, goes to `Cli`.
-#[derive(Parser, Debug)]
-#[command(name = "berth")]
-struct RunOnly {
-    #[arg(long, global = true, value_name = "DIR")]
-    home: Option<PathBuf>,
-    #[command(subcommand)]
-    command: RunOnlyCommand,
-}
-
-#[derive(Subcommand, Debug)]
-enum RunOnlyCommand {
-    Run(RunArgs),
-}
-
 impl Cli {
     /// Parse the process's arguments (exits on an error or `--help`).
     pub fn from_args() -> Cli {
-        if std::env::args_os().nth(1).is_some_and(|a| a == "run")
-            && let Ok(RunOnly {
-                home,
-                command: RunOnlyCommand::Run(args),
-            }) = RunOnly::try_parse()
-        {
-            return Cli {
-                home,
-                command: Command::Run(args),
-            };
-        }
         Cli::parse()
     }
 }
@@ -539,55 +511,12 @@ pub enum RuntimeCommand {
     },
 }
 
-/// Options of `berth run`.
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Image name or ID
-    pub image: String,
-    /// Command and arguments (default: the image's entrypoint and cmd). For
-    /// an installed app these are arguments to the app's own command.
-    #[arg(last = true)]
-    pub command: Vec<String>,
-    /// Run PROGRAM instead of the app's command, with the app's
-    /// permissions; arguments after `--` go to PROGRAM
-    /// (e.g. `berth run org.example.App --command /bin/sh`)
-    #[arg(long = "command", value_name = "PROGRAM")]
-    pub command_override: Option<String>,
-    /// Bind a host path: SRC:DST[:ro|:rw] (absolute paths)
-    #[arg(long, value_name = "SRC:DST[:ro]")]
-    pub bind: Vec<String>,
-    /// Set an environment variable
-    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// Working directory inside the sandbox
-    #[arg(long, short = 'w', value_name = "DIR")]
-    pub workdir: Option<String>,
-    /// Give the sandbox the internet through user-mode networking (pasta),
-    /// in a network namespace of its own: no access to this computer's
-    /// loopback services or abstract sockets (off by default)
-    #[arg(long, conflicts_with = "host_network")]
-    pub network: bool,
-    /// Share this computer's own network namespace, loopback services and
-    /// abstract sockets (X11, D-Bus) included (off by default; high risk)
-    #[arg(long)]
-    pub host_network: bool,
-    /// Memory limit, e.g. 512M or 2G (needs a cgroup)
-    #[arg(long, value_name = "SIZE")]
-    pub memory: Option<String>,
-    /// CPU weight 1-10000 (default 100; needs a cgroup)
-    #[arg(long, value_name = "N")]
-    pub cpu_weight: Option<u64>,
-    /// Maximum number of processes (needs a cgroup)
-    #[arg(long, value_name = "N")]
-    pub pids: Option<u64>,
-    /// Print the sandbox plan as JSON and do not run anything
-    #[arg(long)]
-    pub print_plan: bool,
-}
+pub use crate::run_args::RunArgs;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run_args::{RunOnly, RunOnlyCommand};
 
     /// The launch path's parser accepts exactly what the full one does,
     /// with the same result, and leaves everything else (help, errors) to it.

@@ -223,6 +223,16 @@ fn read_from_image(store: &Store, image: &Image, path: &str) -> Result<Option<Ve
 
 /// Write the prepared files; returns whether anything went to the menu.
 pub fn export(home: &Path, x: &Exports, tmp: &Path) -> Result<bool> {
+    export_files(home, x, tmp)?;
+    if !x.key.contains('@') {
+        write_catalog(home, tmp)?;
+    }
+    Ok(true)
+}
+
+/// [`export`] without the catalog, for a caller that exports several apps
+/// and writes the catalog once at the end.
+pub(crate) fn export_files(home: &Path, x: &Exports, tmp: &Path) -> Result<()> {
     let share = exports(home);
     let apps = share.join("applications");
     io(std::fs::create_dir_all(&apps), || {
@@ -266,15 +276,19 @@ pub fn export(home: &Path, x: &Exports, tmp: &Path) -> Result<bool> {
             &dir.join(format!("{}.metainfo.xml", x.key)),
             x.metainfo.as_bytes(),
         )?;
-        write_catalog(home, tmp)?;
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Where the AppStream catalog of installed apps goes.
+pub(crate) fn catalog_path(home: &Path) -> PathBuf {
+    exports(home).join("swcatalog/xml/berth.xml")
 }
 
 /// The AppStream catalog of every installed app, from the metainfo files
 /// berth wrote for them (not whatever else sits in the directory):
 /// `share/swcatalog/xml/berth.xml`.
-fn write_catalog(home: &Path, tmp: &Path) -> Result<()> {
+pub(crate) fn write_catalog(home: &Path, tmp: &Path) -> Result<()> {
     let share = exports(home);
     let mut keys: Vec<String> = berth_app::deploy::AppStore::new(home)
         .list()
@@ -334,7 +348,7 @@ pub fn unexport(home: &Path, id: &str) -> Result<()> {
     remove_icons(&share, id);
     // Best effort: the app goes whatever happens to the catalog (it is
     // written again at the next install).
-    if share.join("swcatalog/xml/berth.xml").exists() {
+    if catalog_path(home).exists() {
         let _ = write_catalog(home, &home.join("tmp"));
     }
     Ok(())

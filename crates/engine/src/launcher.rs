@@ -2,12 +2,14 @@
 //! cargo `target/` directory goes away with `cargo clean` or a build
 //! elsewhere, so entries call, in this order:
 //!
-//! 1. the `berth` on `PATH`, when it is this very binary (installed by
-//!    `cargo install`, a package, or `berth integrate`);
+//! 1. the `berth` on `PATH`, when it is this build's front door (installed
+//!    by `cargo install`, a package, or `berth integrate`);
 //! 2. the launcher `berth integrate` installs: `~/.local/bin/berth`
-//!    (`/usr/local/bin/berth` for root), a copy of the binary;
-//! 3. this binary, where it is (said once by `berth integrate`).
+//!    (`/usr/local/bin/berth` for root), with `berth-cli` beside it;
+//! 3. this build's front door, where it is (said once by `berth integrate`).
 //!
+//! The front door (`berth`) launches apps itself and becomes the full
+//! command line (`berth-cli`) for everything else; they go together.
 //! The path baked into the entries is recorded in `exports/.launcher`;
 //! when it no longer exists, or `berth integrate` runs, every entry is
 //! generated again with the current one.
@@ -23,9 +25,29 @@ fn record(home: &Path) -> PathBuf {
     home.join("exports/.launcher")
 }
 
-fn is_executable_file(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+use berth_launch::programs::{self, CLI, FRONT_DOOR, is_executable_file};
+
+/// This build's front door and full command line. The front door says
+/// where it is when it becomes `berth-cli` (`BERTH_FRONT_DOOR`); otherwise
+/// it is the `berth` beside this program.
+pub fn this_build() -> Result<(PathBuf, PathBuf)> {
+    let exe = io(std::env::current_exe(), || {
+        "finding the berth binary".into()
+    })?;
+    let door = std::env::var_os(programs::FRONT_DOOR_ENV)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && is_executable_file(p))
+        .or_else(|| {
+            let p = exe.with_file_name(FRONT_DOOR);
+            is_executable_file(&p).then_some(p)
+        })
+        .unwrap_or_else(|| exe.clone());
+    let cli = if exe.file_name().is_some_and(|n| n == CLI) {
+        exe
+    } else {
+        door.with_file_name(CLI)
+    };
+    Ok((door, cli))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -73,7 +95,7 @@ pub fn user_launcher() -> PathBuf {
     home.join(".local/bin/berth")
 }
 
-/// The first `berth` on `PATH` that is this binary.
+/// The first `berth` on `PATH` that is this front door.
 fn on_path(exe: &Path) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -84,8 +106,8 @@ fn on_path(exe: &Path) -> Option<PathBuf> {
 
 /// The path exported entries should call now.
 pub fn stable_path() -> PathBuf {
-    let Ok(exe) = std::env::current_exe() else {
-        return PathBuf::from("berth");
+    let Ok((exe, _)) = this_build() else {
+        return PathBuf::from(FRONT_DOOR);
     };
     if let Some(p) = on_path(&exe) {
         return p;
@@ -98,7 +120,7 @@ pub fn stable_path() -> PathBuf {
 }
 
 /// The graphical front end's program name: installed beside `berth`.
-pub const GUI: &str = "berth-gui";
+pub const GUI: &str = programs::GUI;
 
 /// The installer and permission manager beside `berth`, if it is there.
 pub fn gui_beside(berth: &Path) -> Option<PathBuf> {
@@ -119,33 +141,37 @@ pub struct Installed {
     pub gui: Option<PathBuf>,
 }
 
-/// Put a launcher at the user's stable path, unless this binary is the
-/// `berth` on PATH already: a hard link to this binary where it can be
-/// (it outlives `cargo clean` and rebuilds, which replace the file), else
-/// a copy, renamed into place. A file there that is not executable is left
-/// alone (an error). `berth-gui`, when it sits beside this binary, goes
-/// beside the launcher the same way.
+/// Put the launcher at the user's stable path, unless this build's front
+/// door is the `berth` on PATH already: the front door and `berth-cli`
+/// beside it, each a hard link where it can be (it outlives `cargo clean`
+/// and rebuilds, which replace the file), else a copy, renamed into place.
+/// A file there that is not executable is left alone (an error).
+/// `berth-gui`, when it sits beside this build, goes beside them the same way.
 pub fn install() -> Result<Installed> {
-    let exe = io(std::env::current_exe(), || {
-        "finding the berth binary".into()
-    })?;
-    if let Some(p) = on_path(&exe) {
-        return Ok(Installed {
-            gui: gui_beside(&p),
-            path: p,
-            copied: false,
-            dir_on_path: true,
-        });
+    let (door, cli) = this_build()?;
+    if !is_executable_file(&cli) {
+        return Err(crate::Error::Refused(format!(
+            "{} is missing beside {}; build both (`cargo build --release`)",
+            CLI,
+            door.display()
+        )));
     }
-    let dest = user_launcher();
-    let dir = dest.parent().unwrap_or(Path::new("/"));
-    let dir_on_path =
-        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
-    let copied = place(&exe, &dest)?;
-    let gui = match gui_beside(&exe) {
+    let (dest, dir_on_path, mut copied) = match on_path(&door) {
+        Some(p) => (p, true, false),
+        None => {
+            let dest = user_launcher();
+            let dir = dest.parent().unwrap_or(Path::new("/"));
+            let on_path = std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d == dir));
+            let copied = place(&door, &dest)?;
+            (dest, on_path, copied)
+        }
+    };
+    copied |= place(&cli, &dest.with_file_name(CLI))?;
+    let gui = match gui_beside(&door) {
         Some(src) => {
             let to = dest.with_file_name(GUI);
-            place(&src, &to)?;
+            copied |= place(&src, &to)?;
             Some(to)
         }
         None => gui_beside(&dest),
@@ -224,8 +250,12 @@ impl Engine {
             let mut meta = app_of(&image)?;
             meta.id = d.app_id.clone();
             let x = desktop::prepare(&meta, &image, &self.store, fe)?;
-            desktop::export(self.store.root(), &x, &self.store.tmp_dir())?;
+            desktop::export_files(self.store.root(), &x, &self.store.tmp_dir())?;
             n += 1;
+        }
+        // Once, not once per app.
+        if n > 0 || desktop::catalog_path(self.store.root()).exists() {
+            desktop::write_catalog(self.store.root(), &self.store.tmp_dir())?;
         }
         desktop::register_bundle_type(self.store.root(), &self.store.tmp_dir())?;
         self.note_launcher(&desktop::berth_exe());

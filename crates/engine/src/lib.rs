@@ -9,6 +9,8 @@
 //!   rollback, rebase, promote and uninstall follow the same rules;
 //! - [`Engine::permissions`] and [`Engine::set_override`] are the
 //!   permission manager's read and write sides;
+//! - [`launch`] plans a launch as printable data and applies it (its own
+//!   crate, so the front door that launches stays small);
 //! - progress, notes and questions go through [`Frontend`].
 
 pub mod desktop;
@@ -26,6 +28,7 @@ use berth_app::deploy::AppStore;
 use berth_image::Store;
 use berth_image::lock::LockGuard;
 
+pub use berth_launch as launch;
 pub use error::{Context, Error, Result};
 pub use frontend::{Frontend, Quiet};
 pub use lifecycle::{AppInfo, EffectivePermission, Installed, PermissionRow, Uninstalled};

@@ -283,13 +283,19 @@ impl Store {
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        let tmp = dir.join(format!("{name}.pinning"));
         let path = dir.join(format!("{name}.json"));
-        let mut f = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
-        f.write_all(body.to_string().as_bytes())
-            .ctx(|| format!("writing {}", tmp.display()))?;
+        let body = body.to_string();
         // Locked before it gets the name gc looks for, so it is never
-        // seen unlocked (stale) while its instance starts.
+        // seen unlocked (stale) while its instance starts: an unnamed file
+        // (O_TMPFILE), linked in once locked, costs one directory
+        // operation per launch; a named temporary and a rename, two.
+        if let Some(f) = pin_unnamed(&dir, &path, body.as_bytes()) {
+            return Ok(Pin { _file: f, path });
+        }
+        let tmp = dir.join(format!("{name}.pinning"));
+        let mut f = File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+        f.write_all(body.as_bytes())
+            .ctx(|| format!("writing {}", tmp.display()))?;
         rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
             .ctx(|| format!("locking {}", tmp.display()))?;
         fs::rename(&tmp, &path).ctx(|| format!("creating {}", path.display()))?;
@@ -660,6 +666,24 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> R
 pub struct Pin {
     _file: File,
     path: PathBuf,
+}
+
+/// A pin written unnamed, locked, then linked in at `path`; None where
+/// the filesystem or /proc cannot (the caller falls back to a rename).
+fn pin_unnamed(dir: &Path, path: &Path, body: &[u8]) -> Option<File> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .ok()?;
+    let mut f = File::from(fd);
+    f.write_all(body).ok()?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok()?;
+    let me = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f));
+    rustix::fs::linkat(CWD, me.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW).ok()?;
+    Some(f)
 }
 
 impl Drop for Pin {

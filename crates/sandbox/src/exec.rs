@@ -452,7 +452,9 @@ fn sandbox_init(
     // No host fd either (the error pipe was the last; the caller exits
     // without using it again).
     crate::sys::close_fds_in_child(&[]).ctx(|| "closing fds".into())?;
-    crate::sys::release_setup_pages();
+    // Pid 1 keeps the pages it touched: it shares the supervisor's (a
+    // fork of a small program), and dropping them cost more launch time
+    // (reading its maps while the app starts) than the memory they hold.
     Ok(supervise(app, true))
 }
 

@@ -62,14 +62,34 @@ impl InstanceState {
         instances_dir(state_dir).join(&self.id)
     }
 
+    /// Replace the state (pause, resume): atomically, since a reader that
+    /// found it empty in an old instance directory would remove it.
     pub fn save(&self, state_dir: &Path) -> Result<()> {
         let dir = self.dir(state_dir);
         fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         let tmp = dir.join("state.json.tmp");
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Setup(e.to_string()))?;
+        let bytes = serde_json::to_vec(self).map_err(|e| Error::Setup(e.to_string()))?;
         fs::write(&tmp, bytes).ctx(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, dir.join("state.json"))
             .ctx(|| format!("writing state in {}", dir.display()))
+    }
+
+    /// Record a starting instance: a new file, written in place in one
+    /// write. A reader that finds it empty or partial takes the instance
+    /// for one being set up (see [`list`]), which it is while its
+    /// directory is new; a rename would add a directory operation to
+    /// every launch.
+    pub fn save_new(&self, state_dir: &Path) -> Result<()> {
+        let dir = self.dir(state_dir);
+        fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("state.json");
+        let bytes = serde_json::to_vec(self).map_err(|e| Error::Setup(e.to_string()))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ctx(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut f, &bytes).ctx(|| format!("writing {}", path.display()))
     }
 
     pub fn is_alive(&self) -> bool {
@@ -118,7 +138,11 @@ pub fn cleanup(dir: &Path, cgroup: Option<&Cgroup>) {
     if let Some(c) = cgroup {
         c.remove();
     }
-    let _ = fs::remove_dir_all(dir);
+    // Most instances hold only their state: no directory walk for them.
+    let _ = fs::remove_file(dir.join("state.json"));
+    if fs::remove_dir(dir).is_err() {
+        let _ = fs::remove_dir_all(dir);
+    }
 }
 
 /// Find an instance by ID prefix or name.

@@ -110,29 +110,10 @@ fn integrate(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where instance state lives: `$BERTH_RUNTIME_DIR`, else
-/// `$XDG_RUNTIME_DIR/berth`, else `/run/berth` (root) or `/tmp/berth-UID`.
+/// Where instance state lives (created if needed): see
+/// [`berth_launch::host::runtime_dir`].
 pub fn state_dir() -> anyhow::Result<PathBuf> {
-    let uid = rustix::process::getuid();
-    let dir = if let Some(d) = std::env::var_os("BERTH_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(d)
-    } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        PathBuf::from(x).join("berth")
-    } else if uid.is_root() {
-        PathBuf::from("/run/berth")
-    } else {
-        PathBuf::from(format!("/tmp/berth-{}", uid.as_raw()))
-    };
-    std::fs::create_dir_all(dir.join("instances"))
-        .with_context(|| format!("creating the runtime directory {}", dir.display()))?;
-    let meta = std::fs::metadata(&dir)?;
-    if std::os::unix::fs::MetadataExt::uid(&meta) != uid.as_raw() {
-        anyhow::bail!(
-            "runtime directory {} belongs to another user",
-            dir.display()
-        );
-    }
-    Ok(dir)
+    Ok(berth_launch::host::ensure_runtime_dir()?)
 }
 
 /// Images that installed apps (and their rollback deployments) use: gc
@@ -143,15 +124,6 @@ pub fn live_app_images(ctx: &Ctx) -> anyhow::Result<Vec<berth_image::Digest>> {
         .iter()
         .map(|d| Ok(berth_image::Digest::parse(d)?))
         .collect()
-}
-
-/// The store as instances record it: its real path, however `$BERTH_HOME`
-/// was spelled.
-pub fn store_id(ctx: &Ctx) -> String {
-    std::fs::canonicalize(ctx.store().root())
-        .unwrap_or_else(|_| ctx.store().root().to_path_buf())
-        .to_string_lossy()
-        .into_owned()
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -181,11 +153,14 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn suggestion(ctx: &Ctx, e: &anyhow::Error) -> Option<String> {
     for cause in e.chain() {
         let engine = cause.downcast_ref::<berth_engine::Error>();
+        let launch = cause.downcast_ref::<berth_launch::Error>();
         let image = engine
             .and_then(berth_engine::Error::image)
+            .or_else(|| launch.and_then(berth_launch::Error::image))
             .or_else(|| cause.downcast_ref());
         let deploy = engine
             .and_then(berth_engine::Error::deploy)
+            .or_else(|| launch.and_then(berth_launch::Error::deploy))
             .or_else(|| cause.downcast_ref());
         if let Some(berth_image::Error::NotFound(typed)) = image {
             let names: Vec<String> = ctx
@@ -241,7 +216,7 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         } => rmi::run(ctx, &images, force, json),
         Command::Gc { json } => gc::run(ctx, json),
         Command::Fsck { json, repair } => fsck::run(ctx, json, repair),
-        Command::Run(args) => run::run(ctx, args),
+        Command::Run(args) => run::run(ctx.store(), args),
         Command::Install {
             source,
             yes,

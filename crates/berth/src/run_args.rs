@@ -1,0 +1,86 @@
+//! The options of `berth run`, shared by the full command line
+//! (`berth-cli`) and the front door (`berth`), so both accept the same
+//! words.
+
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options of `berth run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Image name or ID
+    pub image: String,
+    /// Command and arguments (default: the image's entrypoint and cmd). For
+    /// an installed app these are arguments to the app's own command.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+    /// Run PROGRAM instead of the app's command, with the app's
+    /// permissions; arguments after `--` go to PROGRAM
+    /// (e.g. `berth run org.example.App --command /bin/sh`)
+    #[arg(long = "command", value_name = "PROGRAM")]
+    pub command_override: Option<String>,
+    /// Bind a host path: SRC:DST[:ro|:rw] (absolute paths)
+    #[arg(long, value_name = "SRC:DST[:ro]")]
+    pub bind: Vec<String>,
+    /// Set an environment variable
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Give the sandbox the internet through user-mode networking (pasta),
+    /// in a network namespace of its own: no access to this computer's
+    /// loopback services or abstract sockets (off by default)
+    #[arg(long, conflicts_with = "host_network")]
+    pub network: bool,
+    /// Share this computer's own network namespace, loopback services and
+    /// abstract sockets (X11, D-Bus) included (off by default; high risk)
+    #[arg(long)]
+    pub host_network: bool,
+    /// Memory limit, e.g. 512M or 2G (needs a cgroup)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU weight 1-10000 (default 100; needs a cgroup)
+    #[arg(long, value_name = "N")]
+    pub cpu_weight: Option<u64>,
+    /// Maximum number of processes (needs a cgroup)
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// Print the sandbox plan as JSON and do not run anything
+    #[arg(long)]
+    pub print_plan: bool,
+}
+
+/// `berth run` alone: what the front door (`berth`) parses before it
+/// launches; anything it does not accept, help included, goes to the full
+/// command line, which parses it as `Cli`.
+#[derive(clap::Parser, Debug)]
+#[command(name = "berth")]
+pub struct RunOnly {
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: RunOnlyCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RunOnlyCommand {
+    Run(RunArgs),
+}
+
+/// The launch library's request for these options.
+pub fn request(a: RunArgs) -> berth_launch::Request {
+    berth_launch::Request {
+        target: a.image,
+        args: a.command,
+        command: a.command_override,
+        binds: a.bind,
+        env: a.env,
+        workdir: a.workdir,
+        network: a.network,
+        host_network: a.host_network,
+        memory: a.memory,
+        cpu_weight: a.cpu_weight,
+        pids: a.pids,
+    }
+}

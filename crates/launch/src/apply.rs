@@ -1,0 +1,291 @@
+//! The small step that carries out a [`LaunchPlan`]: pin the image, take
+//! the host-side steps, place the sandbox in its cgroup (systemd or
+//! cgroupfs), record the instance, run it, and clean up after it.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_image::{Digest, Store};
+use berth_sandbox::cgroup::{self, Cgroup};
+use berth_sandbox::exec;
+use berth_sandbox::instance::{self, InstanceState};
+use berth_sandbox::plan::Limits;
+use berth_sandbox::systemd;
+use rustix::process::Pid;
+
+use crate::error::{Error, Result, io};
+use crate::plan::{HostStep, LaunchPlan};
+use crate::{GC_WAIT, Notes};
+
+/// How a launch ended: the app's exit code (128+N for signal N; 125 when
+/// the sandbox could not be set up), and the sandbox's own error message
+/// when it, not the app, failed.
+pub type Outcome = exec::Outcome;
+
+/// Run `plan`. Returns when the app has exited and the instance is gone.
+pub fn apply(store: &Store, plan: &LaunchPlan, notes: &dyn Notes) -> Result<Outcome> {
+    let sb = &plan.sandbox;
+    // From here the instance is a gc root, for as long as this process
+    // lives; the layers are checked again under the lock, since the plan
+    // was read without holding it.
+    let pin = {
+        let _lock = store.lock_shared(&|| notes.warn(GC_WAIT))?;
+        let manifest = Digest::parse(&plan.image_digest)?;
+        let layers = plan
+            .diff_ids
+            .iter()
+            .map(|d| Digest::parse(d))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if let Some(d) = layers.iter().find(|d| !store.has_layer(d)) {
+            return Err(Error::Store(format!(
+                "layer {} was removed while {} was starting; run it again",
+                d.short(),
+                sb.name
+            )));
+        }
+        match store.pin(&sb.instance_id, &manifest, &layers) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                notes.warn(&format!(
+                    "warning: this app's files are not protected from `berth gc` while it runs: {e}"
+                ));
+                None
+            }
+        }
+    };
+    // Kept alive for the run; dropping it stops the proxy.
+    let mut bus_proxy: Option<BusProxyProcess> = None;
+    let steps = (|| -> Result<()> {
+        for step in &plan.host_steps {
+            match step {
+                HostStep::CreateDir { path, private } => {
+                    let mut b = std::fs::DirBuilder::new();
+                    b.recursive(true);
+                    if *private {
+                        b.mode(0o700);
+                    }
+                    io(b.create(path), || format!("creating {}", path.display()))?;
+                }
+                HostStep::WriteFile { path, contents, .. } => {
+                    if let Some(dir) = path.parent() {
+                        io(std::fs::create_dir_all(dir), || {
+                            format!("creating {}", dir.display())
+                        })?;
+                    }
+                    io(std::fs::write(path, contents), || {
+                        format!("writing {}", path.display())
+                    })?;
+                }
+                HostStep::BusProxy {
+                    program,
+                    upstream,
+                    socket,
+                    args,
+                } => {
+                    if let Some(dir) = socket.parent() {
+                        io(std::fs::create_dir_all(dir), || {
+                            format!("creating {}", dir.display())
+                        })?;
+                    }
+                    bus_proxy = Some(start_bus_proxy(program, upstream, socket, args)?);
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = steps {
+        drop(bus_proxy);
+        instance::cleanup(&sb.instance_dir, None);
+        return Err(e);
+    }
+
+    let prepared = match exec::prepare(sb) {
+        Ok(p) => p,
+        Err(e) => {
+            drop(bus_proxy);
+            instance::cleanup(&sb.instance_dir, None);
+            return Err(e.into());
+        }
+    };
+    // systemd hosts: a transient scope through systemd; otherwise cgroupfs.
+    let placement = match systemd::detect() {
+        Some(bus) => Placement::Systemd(bus),
+        None => match cgroup::create(&sb.cgroup.name, &plan.limits) {
+            Ok(cg) => Placement::Fs(cg),
+            Err(why) if plan.limits != Limits::default() => {
+                drop(bus_proxy);
+                instance::cleanup(&sb.instance_dir, None);
+                return Err(Error::Invalid(format!(
+                    "cannot apply resource limits: {why}"
+                )));
+            }
+            Err(why) => {
+                notes.warn(&format!(
+                    "warning: resource limits and the freezer are unavailable: {why}"
+                ));
+                Placement::None
+            }
+        },
+    };
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let store_id = std::fs::canonicalize(store.root())
+        .unwrap_or_else(|_| store.root().to_path_buf())
+        .to_string_lossy()
+        .into_owned();
+    let mut hooks = RunHooks {
+        placement,
+        cgroup: None,
+        limits: plan.limits.clone(),
+        state_dir: plan.state_dir.clone(),
+        notes,
+        state: InstanceState {
+            id: sb.instance_id.clone(),
+            name: sb.name.clone(),
+            image: plan.image_name.clone(),
+            pid: 0,
+            start_ticks: 0,
+            started_unix: started,
+            argv: sb.argv.clone(),
+            env: sb.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            cwd: sb.cwd.clone(),
+            cgroup: None,
+            paused: false,
+            devel: plan.devel,
+            multiarch: plan.multiarch,
+            store: store_id,
+            image_digest: plan.image_digest.clone(),
+        },
+        cgroup_name: sb.cgroup.name.clone(),
+    };
+    let res = exec::run(sb, &prepared, &mut hooks);
+    // The app is gone: stop its bus proxy, release its files.
+    drop(bus_proxy);
+    drop(pin);
+    let placed = hooks.cgroup.take().or(match hooks.placement {
+        Placement::Fs(cg) => Some(cg),
+        _ => None,
+    });
+    instance::cleanup(&sb.instance_dir, placed.as_ref());
+    Ok(res?)
+}
+
+enum Placement {
+    None,
+    Fs(Cgroup),
+    Systemd(systemd::Bus),
+}
+
+struct RunHooks<'a> {
+    placement: Placement,
+    /// Where the instance ended up.
+    cgroup: Option<Cgroup>,
+    limits: Limits,
+    cgroup_name: String,
+    state_dir: std::path::PathBuf,
+    state: InstanceState,
+    notes: &'a dyn Notes,
+}
+
+impl exec::Hooks for RunHooks<'_> {
+    fn clone_into(&self) -> Option<std::path::PathBuf> {
+        match &self.placement {
+            Placement::Fs(cg) => cg.v2.clone(),
+            _ => None,
+        }
+    }
+
+    fn place(&mut self, pid: Pid, in_v2: bool) -> Result<(), String> {
+        match &self.placement {
+            Placement::None => Ok(()),
+            Placement::Fs(cg) => {
+                cg.add(pid, in_v2)?;
+                self.cgroup = Some(cg.clone());
+                Ok(())
+            }
+            Placement::Systemd(bus) => {
+                let raw = pid.as_raw_nonzero().get() as u32;
+                match systemd::start_scope(bus, &self.cgroup_name, raw, &self.limits) {
+                    Ok(cg) => {
+                        self.cgroup = Some(cg);
+                        Ok(())
+                    }
+                    Err(e) if self.limits != Limits::default() => {
+                        Err(format!("cannot apply resource limits: {e}"))
+                    }
+                    Err(e) => {
+                        self.notes.warn(&format!(
+                            "warning: resource limits and the freezer are unavailable: {e}"
+                        ));
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn(&mut self, msg: &str) {
+        self.notes.warn(msg);
+    }
+
+    fn started(&mut self, pid: Pid) {
+        let raw = pid.as_raw_nonzero().get();
+        self.state.pid = raw;
+        self.state.start_ticks = instance::start_ticks(raw).unwrap_or(0);
+        self.state.cgroup = self.cgroup.clone();
+        if let Err(e) = self.state.save_new(&self.state_dir) {
+            self.notes
+                .warn(&format!("warning: instance state not recorded: {e}"));
+        }
+    }
+}
+
+/// A running xdg-dbus-proxy; it exits when `sync` closes.
+struct BusProxyProcess {
+    child: std::process::Child,
+    _sync: std::os::fd::OwnedFd,
+}
+
+impl Drop for BusProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start xdg-dbus-proxy for an app, as Flatpak does: it gets the write
+/// end of a pipe (as stdin, `--fd=0`), writes a byte once it listens, and
+/// exits when our end closes.
+fn start_bus_proxy(
+    program: &std::path::Path,
+    upstream: &std::path::Path,
+    socket: &std::path::Path,
+    args: &[String],
+) -> Result<BusProxyProcess> {
+    let (read, write) = io(
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(Into::into),
+        || "creating a pipe".into(),
+    )?;
+    let child = io(
+        std::process::Command::new(program)
+            .arg("--fd=0")
+            .arg(format!("unix:path={}", upstream.display()))
+            .arg(socket)
+            .args(args)
+            .stdin(std::process::Stdio::from(write))
+            .stdout(std::process::Stdio::null())
+            .spawn(),
+        || format!("starting {}", program.display()),
+    )?;
+    let proxy = BusProxyProcess { child, _sync: read };
+    let mut b = [0u8; 1];
+    match rustix::io::read(&proxy._sync, &mut b) {
+        Ok(1) => Ok(proxy),
+        _ => Err(Error::Invalid(format!(
+            "xdg-dbus-proxy did not start (is the session bus at {} alive?)",
+            upstream.display()
+        ))),
+    }
+}

@@ -1,0 +1,429 @@
+//! An app or image, plus what the user typed, becomes a [`LaunchPlan`]:
+//! the sandbox plan and every host-side step around it, as data. Planning
+//! reads the store, the deployment and the host; it changes nothing.
+
+use std::path::PathBuf;
+
+use berth_app::deploy::{AppStore, effective};
+use berth_app::grants;
+use berth_app::metadata::{app_id_of, valid_install_key};
+use berth_image::layer::parse_size;
+use berth_image::{Digest, Store};
+use berth_sandbox::SandboxPlan;
+use berth_sandbox::plan::{BindSpec, ImageDefaults, Limits, Network, RunRequest, parse_env};
+use serde::Serialize;
+
+use crate::error::{Error, Result, io};
+use crate::{Notes, host};
+
+/// What the user asked for: `berth run`'s arguments, or a menu entry's.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// An installed app ID, else an image name or ID.
+    pub target: String,
+    /// Arguments after `--`: for an app, arguments to its own command;
+    /// for an image, the command itself (default: its entrypoint and cmd).
+    pub args: Vec<String>,
+    /// `--command PROGRAM`: run PROGRAM (with `args`) instead.
+    pub command: Option<String>,
+    /// `--bind SRC:DST[:ro|:rw]`.
+    pub binds: Vec<String>,
+    /// `--env KEY=VALUE`.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    /// `--network`: the internet through pasta.
+    pub network: bool,
+    /// `--host-network`: the host's network namespace.
+    pub host_network: bool,
+    /// `--memory SIZE`, e.g. `512M`.
+    pub memory: Option<String>,
+    pub cpu_weight: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+/// Where a launch runs from.
+#[derive(Clone, Debug)]
+pub struct Places {
+    /// The store's directory (`$BERTH_HOME`).
+    pub store: PathBuf,
+    /// The runtime directory for instance state ([`host::runtime_dir`]).
+    pub state: PathBuf,
+}
+
+/// A host-side step the apply step takes before the sandbox starts.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
+pub enum HostStep {
+    /// A directory the app's home or a `:create` grant needs.
+    CreateDir { path: PathBuf, private: bool },
+    /// A file berth generates for the instance (a filtered X cookie, the
+    /// PulseAudio client settings). Its bytes are not printed.
+    WriteFile {
+        path: PathBuf,
+        what: String,
+        #[serde(skip)]
+        contents: Vec<u8>,
+    },
+    /// xdg-dbus-proxy between the session bus and the app's socket.
+    BusProxy {
+        program: PathBuf,
+        upstream: PathBuf,
+        socket: PathBuf,
+        args: Vec<String>,
+    },
+}
+
+/// Everything a launch will do, printable (`berth run --print-plan`): the
+/// sandbox plan's fields at the top level, then the host-side steps.
+#[derive(Clone, Debug, Serialize)]
+pub struct LaunchPlan {
+    #[serde(flatten)]
+    pub sandbox: SandboxPlan,
+    /// The installed app, when the target was one.
+    pub app: Option<String>,
+    /// What `berth ps` calls the instance: the app ID, or the image's name.
+    pub image_name: String,
+    /// The image manifest the instance runs from.
+    pub image_digest: String,
+    /// The layers it needs (pinned while it runs).
+    pub diff_ids: Vec<String>,
+    pub limits: Limits,
+    pub devel: bool,
+    pub multiarch: bool,
+    /// The runtime directory the instance is recorded in.
+    pub state_dir: PathBuf,
+    pub host_steps: Vec<HostStep>,
+    /// What the user should know; the launch goes on without it.
+    pub notes: Vec<String>,
+}
+
+/// Plan a launch. Reads only: nothing is written, created or started.
+pub fn plan(
+    store: &Store,
+    places: &Places,
+    req: &Request,
+    notes_to: &dyn Notes,
+) -> Result<LaunchPlan> {
+    let apps = AppStore::new(store.root());
+    let app = if valid_install_key(&req.target) {
+        apps.current(&req.target)?
+    } else {
+        None
+    };
+    let mut notes = Vec::new();
+    let mut steps = Vec::new();
+    let (entry, image) = {
+        // gc waits while the image is read.
+        let _lock = store.lock_shared(&|| notes_to.warn(crate::GC_WAIT))?;
+        let entry = match &app {
+            Some(d) => {
+                match Digest::parse(&d.image).and_then(|digest| store.entry_by_digest(&digest)) {
+                    Ok(e) => e,
+                    Err(e @ berth_image::Error::NotFound(_)) => {
+                        return Err(Error::from(e).context(format!(
+                        "the image of {} is gone from the store; `berth fsck --repair` or a reinstall brings it back",
+                        d.app_id
+                    )));
+                    }
+                    Err(e) => {
+                        return Err(Error::from(e)
+                            .context(format!("cannot read the image of {}", d.app_id)));
+                    }
+                }
+            }
+            None => store.resolve(&req.target)?,
+        };
+        let image = store.load_image(&entry)?;
+        if let Some(why) = image.platform_mismatch() {
+            return Err(Error::Invalid(format!("cannot run {}: {why}", req.target)));
+        }
+        (entry, image)
+    };
+    let diff_ids = image.diff_ids()?;
+    if let Some(d) = diff_ids.iter().find(|d| !store.has_layer(d)) {
+        return Err(Error::Store(format!(
+            "layer {} of {} is missing or incomplete (an interrupted import or removal); `berth fsck --repair` re-creates it",
+            d.short(),
+            req.target
+        )));
+    }
+    let layers = diff_ids.iter().map(|d| store.layer_path(d)).collect();
+    let instance_id = host::new_instance_id();
+    let instance_dir = berth_sandbox::instance::instances_dir(&places.state).join(&instance_id);
+    let c = image.config.config().clone().unwrap_or_default();
+    if let Some(w) = req.cpu_weight
+        && !(1..=10_000).contains(&w)
+    {
+        return Err(Error::Invalid(
+            "--cpu-weight must be between 1 and 10000".into(),
+        ));
+    }
+    let mut limits = Limits {
+        memory: req
+            .memory
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| Error::from(e).context("--memory"))?,
+        cpu_weight: req.cpu_weight,
+        pids: req.pids,
+    };
+    // Grants: berth's own state is masked wherever one covers it.
+    let mut binds: Vec<BindSpec> = Vec::new();
+    // Binds the user typed (`--bind`, also how `build` passes its install
+    // dir) and those berth sets up itself (sockets, cookies, fonts): the
+    // user's explicit choice, not an app's request, so never masked.
+    let mut internal: Vec<BindSpec> = Vec::new();
+    for b in &req.binds {
+        let mut b = BindSpec::parse(b)?;
+        // Masks of berth's own state are placed by real paths, so a
+        // symlink must not hide what a bind exposes.
+        b.src = io(std::fs::canonicalize(&b.src), || {
+            format!("--bind source {}", b.src.display())
+        })?;
+        internal.push(b);
+    }
+    let mut env: Vec<(String, String)> = Vec::new();
+    // `--command PROGRAM`: PROGRAM and the arguments after `--`, instead of
+    // the app's (or image's) own command.
+    let replaced = req.command.is_some();
+    let mut command: Vec<String> = req
+        .command
+        .iter()
+        .cloned()
+        .chain(req.args.iter().cloned())
+        .collect();
+    let mut network = if req.host_network {
+        Network::Host
+    } else if req.network {
+        Network::Pasta
+    } else {
+        Network::None
+    };
+    let (mut share_ipc, mut devel, mut multiarch, mut home_source) = (false, false, false, None);
+    let mut extra_files: Vec<(PathBuf, String)> = Vec::new();
+    let mut protected = host::protected_paths(store.root(), &places.state);
+    if let Some(dir) = host::config_dir().filter(|d| !d.exists()) {
+        steps.push(HostStep::CreateDir {
+            path: dir,
+            private: true,
+        });
+    }
+    let name = match &app {
+        Some(d) => {
+            let perms: Vec<_> = effective(&d.granted()?, &apps.overrides(&d.app_id)?)?
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            let host = host::host_env();
+            let g = grants::compute(&perms, &host);
+            let mut env_from_grants = g.env.clone();
+            notes.extend(g.unavailable.iter().map(|u| format!("warning: {u}")));
+            for b in &g.binds {
+                let exists = b.src.exists();
+                if b.create && !exists {
+                    steps.push(HostStep::CreateDir {
+                        path: b.src.clone(),
+                        private: false,
+                    });
+                }
+                if exists && !b.files {
+                    // A socket or device berth provides.
+                    internal.push(BindSpec {
+                        src: b.src.clone(),
+                        dest: b.dest.clone(),
+                        readonly: b.readonly,
+                    });
+                } else if exists || b.create {
+                    match host::grant_source(&b.src, &host.home, b.broad, b.readonly) {
+                        Ok(src) => binds.push(BindSpec {
+                            src,
+                            dest: b.dest.clone(),
+                            readonly: b.readonly,
+                        }),
+                        Err(why) => notes.push(format!("warning: {why}; not granted")),
+                    }
+                } else {
+                    notes.push(format!(
+                        "warning: {} does not exist on this computer; not granted",
+                        b.src.display()
+                    ));
+                }
+            }
+            // Look native: the desktop's fonts and icons, read-only under
+            // /run/host as Flatpak places them, with fontconfig told.
+            for (host_dir, inner) in [
+                ("/usr/share/fonts", "/run/host/fonts"),
+                ("/usr/share/icons", "/run/host/share/icons"),
+            ] {
+                if std::path::Path::new(host_dir).is_dir() {
+                    internal.push(BindSpec {
+                        src: host_dir.into(),
+                        dest: inner.into(),
+                        readonly: true,
+                    });
+                }
+            }
+            extra_files.push((
+                "/etc/fonts/conf.d/50-berth-host-fonts.conf".into(),
+                "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig><dir>/run/host/fonts</dir></fontconfig>\n".into(),
+            ));
+            env.push((
+                "XDG_DATA_DIRS".into(),
+                "/usr/local/share:/usr/share:/run/host/share".into(),
+            ));
+            // Look native: same machine-id and time zone as the desktop.
+            for f in ["/etc/machine-id", "/etc/localtime"] {
+                if let Ok(real) = std::fs::canonicalize(f) {
+                    internal.push(BindSpec {
+                        src: real,
+                        dest: f.into(),
+                        readonly: true,
+                    });
+                }
+            }
+            let inner_rt = grants::inner_runtime_dir(host.uid);
+            if let Some(cookies) = g
+                .x11_display
+                .and_then(|n| host::filtered_xauthority(&host, n, &mut notes))
+            {
+                let src = instance_dir.join("Xauthority");
+                steps.push(HostStep::WriteFile {
+                    path: src.clone(),
+                    what: "the X11 cookies of this display".into(),
+                    contents: cookies,
+                });
+                let inner = inner_rt.join("Xauthority");
+                internal.push(BindSpec {
+                    src,
+                    dest: inner.clone(),
+                    readonly: true,
+                });
+                env.push(("XAUTHORITY".into(), inner.display().to_string()));
+            }
+            if let Some(conf) = &g.pulse_client_conf {
+                let src = instance_dir.join("pulse-client.conf");
+                steps.push(HostStep::WriteFile {
+                    path: src.clone(),
+                    what: "PulseAudio client settings".into(),
+                    contents: grants::PULSE_CLIENT_CONF.as_bytes().to_vec(),
+                });
+                internal.push(BindSpec {
+                    src,
+                    dest: conf.clone(),
+                    readonly: true,
+                });
+            }
+            if let Some(bp) = &g.bus_proxy {
+                match host::find_program("xdg-dbus-proxy") {
+                    Some(program) => {
+                        let socket = instance_dir.join("bus");
+                        steps.push(HostStep::BusProxy {
+                            program,
+                            upstream: bp.upstream.clone(),
+                            socket: socket.clone(),
+                            args: grants::proxy_args(app_id_of(&d.app_id), &g),
+                        });
+                        internal.push(BindSpec {
+                            src: socket,
+                            dest: bp.inner.clone(),
+                            readonly: false,
+                        });
+                    }
+                    None => {
+                        // The app gets no bus address without the proxy.
+                        notes.push(
+                            "warning: no D-Bus for the app: xdg-dbus-proxy is not installed".into(),
+                        );
+                        env_from_grants.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
+                    }
+                }
+            }
+            env.extend(env_from_grants);
+            if g.host_network {
+                network = Network::Host;
+            } else if g.network && network == Network::None {
+                network = Network::Pasta;
+            }
+            share_ipc = g.ipc;
+            devel = g.devel;
+            multiarch = g.multiarch;
+            limits.memory = limits.memory.or(g.memory);
+            limits.cpu_weight = limits.cpu_weight.or(g.cpu_weight);
+            limits.pids = limits.pids.or(g.pids);
+            // App arguments follow the app's own command.
+            if !replaced && !d.command.is_empty() {
+                command = d.command.iter().cloned().chain(command).collect();
+            } else if !replaced && !command.is_empty() {
+                let mut base = c.entrypoint().clone().unwrap_or_default();
+                base.extend(c.cmd().clone().unwrap_or_default());
+                command = base.into_iter().chain(command).collect();
+            }
+            let data = store.root().join("data").join(&d.app_id);
+            if !data.is_dir() {
+                steps.push(HostStep::CreateDir {
+                    path: data.clone(),
+                    private: false,
+                });
+            }
+            home_source = Some(data);
+            d.app_id.clone()
+        }
+        None => entry
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| req.target.clone()),
+    };
+    for e in &req.env {
+        env.push(parse_env(e)?);
+    }
+    // A mask needs its path to exist: the configuration directory is made
+    // by a step before the sandbox starts; anything else missing is not
+    // there to protect.
+    protected.retain(|p| {
+        p.path.exists()
+            || steps
+                .iter()
+                .any(|s| matches!(s, HostStep::CreateDir { path, .. } if *path == p.path))
+    });
+    let run = RunRequest {
+        name: name.clone(),
+        instance_id,
+        layers,
+        image: ImageDefaults {
+            env: c.env().clone().unwrap_or_default(),
+            entrypoint: c.entrypoint().clone().unwrap_or_default(),
+            cmd: c.cmd().clone().unwrap_or_default(),
+            working_dir: c.working_dir().clone(),
+        },
+        command,
+        binds,
+        internal_binds: internal,
+        protected,
+        env,
+        workdir: req.workdir.clone(),
+        network,
+        share_ipc,
+        devel,
+        multiarch,
+        home_source,
+        extra_files,
+        limits: limits.clone(),
+        host: host::host_info(places.state.clone()),
+    };
+    let sandbox = berth_sandbox::build(&run)?;
+    Ok(LaunchPlan {
+        sandbox,
+        app: app.map(|d| d.app_id),
+        image_name: name,
+        image_digest: entry.digest.to_string(),
+        diff_ids: diff_ids.iter().map(ToString::to_string).collect(),
+        limits,
+        devel,
+        multiarch,
+        state_dir: places.state.clone(),
+        host_steps: steps,
+        notes,
+    })
+}
