@@ -613,3 +613,84 @@ fn without_a_display_it_says_so() {
         "{err}"
     );
 }
+
+/// kill -9 of the installer window at any moment, while it reads the
+/// bundle or while it installs, leaves the store whole: the app is either
+/// installed completely (it runs) or not at all, and fsck is clean.
+#[test]
+fn killing_the_installer_midway_leaves_the_store_whole() {
+    let Some(d) = desktop("killing_the_installer_midway_leaves_the_store_whole") else {
+        return;
+    };
+    // Big enough that reading and installing it take a while.
+    let img = busybox_img(
+        "example/editor:1",
+        vec![file_entry("big"), file("opt/big", &noise(24 << 20, 7))],
+        &[
+            ("org.berth.app.id", ID),
+            ("org.berth.app.name", "Example Editor"),
+            ("org.berth.app.command", "/bin/echo ok"),
+            ("org.berth.app.permissions", "share=network"),
+        ],
+    );
+    let file = d.env.write("big.berth", &img.oci_archive());
+    let mut outcomes = Vec::new();
+    // (after Install was pressed, milliseconds until the kill): None kills
+    // while the bundle is still being read.
+    for (pressed, ms) in [
+        (false, 0),
+        (false, 200),
+        (false, 600),
+        (true, 0),
+        (true, 40),
+        (true, 150),
+        (true, 500),
+    ] {
+        let mut app = d.gui(&["install", file.to_str().unwrap()]);
+        if pressed {
+            d.step(&mut app, &["wait", "It asks to:", "60"]);
+            d.step(&mut app, &["click", "Install"]);
+        }
+        std::thread::sleep(Duration::from_millis(ms));
+        app.kill().unwrap();
+        app.wait().unwrap();
+        d.env.assert_fsck_clean();
+        let ids = installed_ids(&d);
+        if ids.is_empty() {
+            outcomes.push("not installed");
+            continue;
+        }
+        assert_eq!(ids, [ID]);
+        let o = d
+            .env
+            .cmd()
+            .args(["run", ID])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "installed after a kill but does not run: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            d.env
+                .home()
+                .join(format!("exports/share/applications/{ID}.desktop"))
+                .is_file(),
+            "installed without its menu entry"
+        );
+        d.env.ok(&["uninstall", ID]);
+        outcomes.push("installed");
+    }
+    eprintln!("after each kill: {outcomes:?}");
+    assert!(outcomes.contains(&"not installed"), "{outcomes:?}");
+    // Afterwards the bundle installs as if nothing had happened.
+    let mut app = d.gui(&["install", file.to_str().unwrap()]);
+    d.step(&mut app, &["wait", "It asks to:", "60"]);
+    d.step(&mut app, &["click", "Install"]);
+    d.step(&mut app, &["wait", "Installed", "60"]);
+    assert_eq!(installed_ids(&d), [ID]);
+    let _ = app.kill();
+    let _ = app.wait();
+}
