@@ -745,5 +745,25 @@ fn integrate_installs_the_installer_window() {
                 "{entry}"
             );
         }
+        assert_eq!(v["gui_from_earlier"], false, "{v}");
     }
+    // A later build without the window keeps the one installed before,
+    // and says it may be older.
+    let src = env.path("c/build");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::copy(berth_bin(), src.join("berth")).unwrap();
+    let o = env
+        .cmd_raw(src.join("berth").to_str().unwrap())
+        .env("BERTH_LAUNCHER", env.path("a/bin/berth"))
+        .args(["integrate"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("installed earlier, not from this build"), "{out}");
+    assert!(
+        std::fs::read_to_string(&installer)
+            .unwrap()
+            .contains("berth-gui install %f\nTerminal=false\n")
+    );
 }

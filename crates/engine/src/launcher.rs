@@ -137,8 +137,11 @@ pub struct Installed {
     pub copied: bool,
     /// Whether the launcher's directory is on PATH.
     pub dir_on_path: bool,
-    /// Where `berth-gui` is, when it was built beside this binary.
+    /// Where `berth-gui` is: the one built beside this binary, else one
+    /// installed earlier beside the launcher.
     pub gui: Option<PathBuf>,
+    /// `gui` was installed earlier, not from this build: it may be older.
+    pub gui_from_earlier: bool,
 }
 
 /// Put the launcher at the user's stable path, unless this build's front
@@ -168,6 +171,7 @@ pub fn install() -> Result<Installed> {
         }
     };
     copied |= place(&cli, &dest.with_file_name(CLI))?;
+    let gui_from_earlier = gui_beside(&door).is_none() && gui_beside(&dest).is_some();
     let gui = match gui_beside(&door) {
         Some(src) => {
             let to = dest.with_file_name(GUI);
@@ -181,6 +185,7 @@ pub fn install() -> Result<Installed> {
         copied,
         dir_on_path,
         gui,
+        gui_from_earlier,
     })
 }
 

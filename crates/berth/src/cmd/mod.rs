@@ -70,6 +70,7 @@ fn integrate(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
             "installed": installed.copied,
             "launcher_dir_on_path": installed.dir_on_path,
             "gui": installed.gui,
+            "gui_from_earlier": installed.gui_from_earlier,
             "apps_exported": apps,
             "mime_type": desktop::BUNDLE_MIME,
             "installer_entry": desktop::INSTALLER_DESKTOP,
@@ -93,11 +94,21 @@ fn integrate(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         desktop::INSTALLER_DESKTOP
     );
     match &installed.gui {
-        Some(g) => println!(
-            "They open in the installer window ({}); `{}` alone manages app permissions",
-            g.display(),
-            launcher::GUI
-        ),
+        Some(g) => {
+            println!(
+                "They open in the installer window ({}); `{}` alone manages app permissions",
+                g.display(),
+                launcher::GUI
+            );
+            if installed.gui_from_earlier {
+                println!(
+                    "Note: that {} was installed earlier, not from this build, and may be \
+                     older than berth; `cargo build --release -p berth-gui` and `berth \
+                     integrate` replace it",
+                    launcher::GUI
+                );
+            }
+        }
         None => println!(
             "They open `berth install` in a terminal: build the installer window with \
              `cargo build --release -p berth-gui` (needs libgtk-4-dev and libadwaita-1-dev) \
