@@ -404,12 +404,18 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
 }
 
 /// Arguments for xdg-dbus-proxy: filter, and allow what the grants say.
+/// The portals as Flatpak allows them: calls to any portal, and the
+/// signals portals broadcast on their own objects; the app's own names and
+/// its MPRIS player's.
 pub fn proxy_args(app_id: &str, g: &Grants) -> Vec<String> {
     let mut a = vec![
         "--filter".to_owned(),
         format!("--own={app_id}"),
         format!("--own={app_id}.*"),
-        "--talk=org.freedesktop.portal.*".to_owned(),
+        format!("--own=org.mpris.MediaPlayer2.{app_id}"),
+        format!("--own=org.mpris.MediaPlayer2.{app_id}.*"),
+        "--call=org.freedesktop.portal.*=*".to_owned(),
+        "--broadcast=org.freedesktop.portal.*=@/org/freedesktop/portal/*".to_owned(),
     ];
     a.extend(g.talk.iter().map(|n| format!("--talk={n}")));
     a.extend(g.own.iter().map(|n| format!("--own={n}")));
@@ -556,7 +562,10 @@ mod tests {
                 "--filter",
                 "--own=org.example.App",
                 "--own=org.example.App.*",
-                "--talk=org.freedesktop.portal.*",
+                "--own=org.mpris.MediaPlayer2.org.example.App",
+                "--own=org.mpris.MediaPlayer2.org.example.App.*",
+                "--call=org.freedesktop.portal.*=*",
+                "--broadcast=org.freedesktop.portal.*=@/org/freedesktop/portal/*",
                 "--talk=org.freedesktop.Notifications",
                 "--own=org.example.Extra",
             ]

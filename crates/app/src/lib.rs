@@ -6,6 +6,7 @@
 pub mod appstream;
 pub mod deploy;
 pub mod desktop;
+pub mod flatpak_info;
 pub mod grants;
 pub mod hostids;
 pub mod metadata;

@@ -760,7 +760,10 @@ fn integrate_installs_the_installer_window() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("installed earlier, not from this build"), "{out}");
+    assert!(
+        out.contains("installed earlier, not from this build"),
+        "{out}"
+    );
     assert!(
         std::fs::read_to_string(&installer)
             .unwrap()

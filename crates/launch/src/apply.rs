@@ -77,17 +77,16 @@ pub fn apply(store: &Store, plan: &LaunchPlan, notes: &dyn Notes) -> Result<Outc
                     })?;
                 }
                 HostStep::BusProxy {
-                    program,
                     upstream,
                     socket,
-                    args,
+                    sandbox,
                 } => {
                     if let Some(dir) = socket.parent() {
                         io(std::fs::create_dir_all(dir), || {
                             format!("creating {}", dir.display())
                         })?;
                     }
-                    bus_proxy = Some(start_bus_proxy(program, upstream, socket, args)?);
+                    bus_proxy = Some(start_bus_proxy(sandbox, upstream, socket)?);
                 }
             }
         }
@@ -242,50 +241,70 @@ impl exec::Hooks for RunHooks<'_> {
     }
 }
 
-/// A running xdg-dbus-proxy; it exits when `sync` closes.
+/// A running bus proxy sandbox, stopped with its supervisor.
 struct BusProxyProcess {
-    child: std::process::Child,
-    _sync: std::os::fd::OwnedFd,
+    supervisor: rustix::process::Pid,
+    sync: Option<std::os::fd::OwnedFd>,
 }
 
 impl Drop for BusProxyProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        use rustix::process::{Signal, WaitOptions, kill_process, waitpid};
+        // The proxy exits when our end of its pipe closes, and its sandbox
+        // with it; a proxy that does not is killed after a while (its pid 1
+        // dies with its supervisor, and the proxy with its pid namespace).
+        drop(self.sync.take());
+        let _ = kill_process(self.supervisor, Signal::TERM);
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(2) {
+            match waitpid(Some(self.supervisor), WaitOptions::NOHANG) {
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                _ => return,
+            }
+        }
+        let _ = kill_process(self.supervisor, Signal::KILL);
+        let _ = waitpid(Some(self.supervisor), WaitOptions::empty());
     }
 }
 
-/// Start xdg-dbus-proxy for an app, as Flatpak does: it gets the write
-/// end of a pipe (as stdin, `--fd=0`), writes a byte once it listens, and
-/// exits when our end closes.
+/// Start xdg-dbus-proxy in its sandbox, as Flatpak does: it gets the write
+/// end of a pipe (as stdin, `--fd=0`) and writes a byte once it listens.
+/// What it says goes to `bus-proxy.log` beside its socket.
 fn start_bus_proxy(
-    program: &std::path::Path,
+    sandbox: &berth_sandbox::SandboxPlan,
     upstream: &std::path::Path,
     socket: &std::path::Path,
-    args: &[String],
 ) -> Result<BusProxyProcess> {
     let (read, write) = io(
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(Into::into),
         || "creating a pipe".into(),
     )?;
-    let child = io(
-        std::process::Command::new(program)
-            .arg("--fd=0")
-            .arg(format!("unix:path={}", upstream.display()))
-            .arg(socket)
-            .args(args)
-            .stdin(std::process::Stdio::from(write))
-            .stdout(std::process::Stdio::null())
-            .spawn(),
-        || format!("starting {}", program.display()),
-    )?;
-    let proxy = BusProxyProcess { child, _sync: read };
+    let log_path = socket.with_file_name("bus-proxy.log");
+    let log = io(std::fs::File::create(&log_path), || {
+        format!("creating {}", log_path.display())
+    })?;
+    let null = io(std::fs::File::open("/dev/null"), || {
+        "opening /dev/null".into()
+    })?;
+    let supervisor = berth_sandbox::exec::spawn(sandbox, [write, null.into(), log.into()])?;
     let mut b = [0u8; 1];
-    match rustix::io::read(&proxy._sync, &mut b) {
+    let ready = rustix::io::read(&read, &mut b);
+    let proxy = BusProxyProcess {
+        supervisor,
+        sync: Some(read),
+    };
+    match ready {
         Ok(1) => Ok(proxy),
-        _ => Err(Error::Invalid(format!(
-            "xdg-dbus-proxy did not start (is the session bus at {} alive?)",
-            upstream.display()
-        ))),
+        _ => {
+            let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+            Err(Error::Invalid(format!(
+                "the D-Bus proxy did not start (is the session bus at {} alive?){}",
+                upstream.display(),
+                match said.trim() {
+                    "" => String::new(),
+                    s => format!(": {}", s.lines().last().unwrap_or(s)),
+                }
+            )))
+        }
     }
 }

@@ -64,12 +64,13 @@ pub enum HostStep {
         #[serde(skip)]
         contents: Vec<u8>,
     },
-    /// xdg-dbus-proxy between the session bus and the app's socket.
+    /// xdg-dbus-proxy between the session bus and the app's socket, in a
+    /// sandbox of its own that holds the app's `/.flatpak-info`: the
+    /// portals know the app by the proxy's root (the bus peer they see).
     BusProxy {
-        program: PathBuf,
         upstream: PathBuf,
         socket: PathBuf,
-        args: Vec<String>,
+        sandbox: Box<SandboxPlan>,
     },
 }
 
@@ -95,6 +96,81 @@ pub struct LaunchPlan {
     pub host_steps: Vec<HostStep>,
     /// What the user should know; the launch goes on without it.
     pub notes: Vec<String>,
+}
+
+/// Where an app finds its identity, and xdg-desktop-portal finds it too.
+pub const FLATPAK_INFO: &str = "/.flatpak-info";
+
+/// The bus proxy's own sandbox: nothing of the app's image, the host's
+/// programs and libraries read-only, the bus socket, the instance
+/// directory (where it makes the app's socket), and the app's identity at
+/// `/.flatpak-info`. The host's network namespace: a bus address may be an
+/// abstract socket.
+fn proxy_sandbox(
+    places: &Places,
+    instance_id: &str,
+    argv: Vec<String>,
+    upstream: &std::path::Path,
+    instance_dir: &std::path::Path,
+    identity: &std::path::Path,
+) -> Result<SandboxPlan> {
+    let ro = |p: &str| BindSpec {
+        src: p.into(),
+        dest: p.into(),
+        readonly: true,
+    };
+    let mut internal: Vec<BindSpec> = [
+        "/usr",
+        "/bin",
+        "/sbin",
+        "/lib",
+        "/lib64",
+        "/etc/ld.so.cache",
+    ]
+    .into_iter()
+    .filter(|p| std::path::Path::new(p).exists())
+    .map(ro)
+    .collect();
+    internal.extend([
+        BindSpec {
+            src: upstream.to_owned(),
+            dest: upstream.to_owned(),
+            readonly: false,
+        },
+        BindSpec {
+            src: instance_dir.to_owned(),
+            dest: instance_dir.to_owned(),
+            readonly: false,
+        },
+        BindSpec {
+            src: identity.to_owned(),
+            dest: FLATPAK_INFO.into(),
+            readonly: true,
+        },
+    ]);
+    let mut host = host::host_info(places.state.clone());
+    host.tty = false;
+    host.term = None;
+    Ok(berth_sandbox::build(&RunRequest {
+        name: "bus-proxy".into(),
+        instance_id: format!("{instance_id}-bus"),
+        layers: Vec::new(),
+        image: ImageDefaults::default(),
+        command: argv,
+        binds: Vec::new(),
+        internal_binds: internal,
+        protected: Vec::new(),
+        env: Vec::new(),
+        workdir: None,
+        network: Network::Host,
+        share_ipc: false,
+        devel: false,
+        multiarch: false,
+        home_source: None,
+        extra_files: Vec::new(),
+        limits: Limits::default(),
+        host,
+    })?)
 }
 
 /// Plan a launch. Reads only: nothing is written, created or started.
@@ -282,6 +358,29 @@ pub fn plan(
                     });
                 }
             }
+            // Who the app is, for xdg-desktop-portal: read-only at the root
+            // of its sandbox and of its bus proxy's.
+            let identity = instance_dir.join("flatpak-info");
+            steps.push(HostStep::WriteFile {
+                path: identity.clone(),
+                what: "the app's identity for the portals (/.flatpak-info)".into(),
+                contents: berth_app::flatpak_info::render(&berth_app::flatpak_info::Identity {
+                    app_id: app_id_of(&d.app_id),
+                    runtime: entry.names.first().map_or(d.image.as_str(), String::as_str),
+                    instance_id: &instance_id,
+                    app_path: &store
+                        .layer_path(diff_ids.last().unwrap_or(&entry.digest))
+                        .display()
+                        .to_string(),
+                    permissions: &perms,
+                })
+                .into_bytes(),
+            });
+            internal.push(BindSpec {
+                src: identity.clone(),
+                dest: FLATPAK_INFO.into(),
+                readonly: true,
+            });
             let inner_rt = grants::inner_runtime_dir(host.uid);
             if let Some(cookies) = g
                 .x11_display
@@ -318,11 +417,25 @@ pub fn plan(
                 match host::find_program("xdg-dbus-proxy") {
                     Some(program) => {
                         let socket = instance_dir.join("bus");
+                        let mut argv = vec![
+                            program.display().to_string(),
+                            "--fd=0".into(),
+                            format!("unix:path={}", bp.upstream.display()),
+                            socket.display().to_string(),
+                        ];
+                        argv.extend(grants::proxy_args(app_id_of(&d.app_id), &g));
+                        let sandbox = proxy_sandbox(
+                            places,
+                            &instance_id,
+                            argv,
+                            &bp.upstream,
+                            &instance_dir,
+                            &identity,
+                        )?;
                         steps.push(HostStep::BusProxy {
-                            program,
                             upstream: bp.upstream.clone(),
                             socket: socket.clone(),
-                            args: grants::proxy_args(app_id_of(&d.app_id), &g),
+                            sandbox: Box::new(sandbox),
                         });
                         internal.push(BindSpec {
                             src: socket,

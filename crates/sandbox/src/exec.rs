@@ -196,6 +196,61 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
     })
 }
 
+/// A sandbox started in the background for a helper (the bus proxy): a
+/// child of this process prepares it and supervises it, and exits with
+/// its command's status. `stdio` becomes the command's stdin, stdout and
+/// stderr; the caller waits for or kills the returned pid. The caller
+/// must be single-threaded.
+pub fn spawn(plan: &SandboxPlan, stdio: [OwnedFd; 3]) -> Result<Pid> {
+    struct Quiet;
+    impl Hooks for Quiet {
+        fn clone_into(&self) -> Option<PathBuf> {
+            None
+        }
+        fn place(&mut self, _: Pid, _: bool) -> std::result::Result<(), String> {
+            Ok(())
+        }
+        fn started(&mut self, _: Pid) {}
+        fn warn(&mut self, msg: &str) {
+            let _ = rustix::io::write(rustix::stdio::stderr(), format!("{msg}\n").as_bytes());
+        }
+    }
+    match clone_process(0).ctx(|| "starting a helper sandbox".into())? {
+        Fork::Child => {
+            let code = (|| -> Result<i32> {
+                let [i, o, e] = &stdio;
+                rustix::stdio::dup2_stdin(i)
+                    .and_then(|()| rustix::stdio::dup2_stdout(o))
+                    .and_then(|()| rustix::stdio::dup2_stderr(e))
+                    .ctx(|| "setting up stdio".into())?;
+                for fd in stdio {
+                    if std::os::fd::AsRawFd::as_raw_fd(&fd) <= 2 {
+                        std::mem::forget(fd); // it is one of 0-2 now
+                    }
+                }
+                // Nothing of the caller's: not its store lock or pin, not
+                // its end of the helper's pipe. And gone with it.
+                crate::sys::close_fds_in_child(&[]).ctx(|| "closing fds".into())?;
+                let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+                if rustix::process::getppid().is_none_or(|p| p.as_raw_nonzero().get() == 1) {
+                    return Ok(EXIT_SETUP);
+                }
+                let prepared = prepare(plan)?;
+                Ok(run(plan, &prepared, &mut Quiet)?.code)
+            })();
+            let code = code.unwrap_or_else(|e| {
+                let _ = rustix::io::write(
+                    rustix::stdio::stderr(),
+                    format!("{}\n", chain(&e)).as_bytes(),
+                );
+                EXIT_SETUP
+            });
+            std::process::exit(code);
+        }
+        Fork::Parent(pid) => Ok(pid),
+    }
+}
+
 /// An error with its whole cause chain on one line, for the error pipe.
 fn chain(e: &Error) -> String {
     let mut s = e.to_string();
@@ -521,6 +576,13 @@ fn write_id_maps(uid: u32, gid: u32) -> Result<()> {
 }
 
 fn mount_root(plan: &SandboxPlan, scaffold: &Path, root: &Path) -> Result<()> {
+    if plan.layers.is_empty() {
+        // No image (a helper such as the bus proxy, whose programs are
+        // bound from the host): the scaffold alone, read-only.
+        rustix::mount::mount_bind(scaffold, root)
+            .ctx(|| "binding the scaffold as the root".into())?;
+        return remount_ro(root).ctx(|| "making the root read-only".into());
+    }
     let mut lower: Vec<String> = vec![scaffold.display().to_string()];
     for l in plan.layers.iter().rev() {
         lower.push(l.display().to_string());

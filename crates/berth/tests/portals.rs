@@ -1,0 +1,254 @@
+//! Portals know a berth app by its ID. xdg-desktop-portal (1.16, Debian 12)
+//! identifies a caller by `/proc/PID/root/.flatpak-info` of the bus peer it
+//! sees: the app's bus proxy, which runs in a sandbox of its own holding
+//! the app's `/.flatpak-info`. Real dbus-daemon, xdg-desktop-portal and
+//! xdg-dbus-proxy; the portal's notification backend is the test's own
+//! (tests/portal/notification-backend.py) and writes down the app ID the
+//! portal passes it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Killed(Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn backend_script() -> PathBuf {
+    // CI copies the tests elsewhere to run them rootless; the script goes
+    // with them.
+    std::env::var_os("BERTH_PORTAL_BACKEND")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/notification-backend.py")
+        })
+}
+
+/// A session bus with xdg-desktop-portal on it, its notifications going to
+/// the test's backend. Returns the bus address, the file the backend writes
+/// and the processes to stop.
+fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
+    let mut procs = Killed(Vec::new());
+    let mut daemon = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .arg(format!("--address=unix:path={}", env.path("bus").display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    std::io::BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    procs.0.push(daemon);
+    let address = address.trim().to_owned();
+    let heard = env.path("heard");
+    let mut backend = Command::new("/usr/bin/python3")
+        .arg(backend_script())
+        .arg(&heard)
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(backend.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(
+        ready.trim(),
+        "ready",
+        "the test's portal backend did not start"
+    );
+    procs.0.push(backend);
+    let dir = env.path("portals");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("berthtest.portal"),
+        "[portal]\nDBusName=org.freedesktop.impl.portal.desktop.berthtest\n\
+         Interfaces=org.freedesktop.impl.portal.Notification;\nUseIn=berthtest\n",
+    )
+    .unwrap();
+    let portal = Command::new("/usr/libexec/xdg-desktop-portal")
+        .arg("--replace")
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .env("XDG_DESKTOP_PORTAL_DIR", &dir)
+        .env("XDG_CURRENT_DESKTOP", "berthtest")
+        .env("XDG_RUNTIME_DIR", env.path("xdg-run"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    procs.0.push(portal);
+    // Ready once it owns its name.
+    let t = Instant::now();
+    while !Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.DBus",
+            "--object-path",
+            "/org/freedesktop/DBus",
+            "--method",
+            "org.freedesktop.DBus.GetNameOwner",
+            "org.freedesktop.portal.Desktop",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "xdg-desktop-portal did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (address, heard, procs)
+}
+
+/// Send a notification through the portal from inside `app`.
+fn notify(env: &Env, bus: &str, app: &str, id: &str) -> std::process::Output {
+    let script = format!(
+        "gdbus call --session --dest org.freedesktop.portal.Desktop \
+         --object-path /org/freedesktop/portal/desktop \
+         --method org.freedesktop.portal.Notification.AddNotification {id} \"{{'title': <'hello'>}}\""
+    );
+    env.cmd()
+        .args(["run", app, "--", &script])
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// What the backend heard: (app ID, notification ID) per line.
+fn heard(path: &Path, want: usize) -> Vec<(String, String)> {
+    let t = Instant::now();
+    loop {
+        let lines: Vec<(String, String)> = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let mut f = l.split('\t');
+                (
+                    f.next().unwrap_or("").to_owned(),
+                    f.next().unwrap_or("").to_owned(),
+                )
+            })
+            .collect();
+        if lines.len() >= want || t.elapsed() > Duration::from_secs(10) {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn portals_know_the_app_by_its_id() {
+    for t in [
+        "dbus-daemon",
+        "xdg-dbus-proxy",
+        "gdbus",
+        "ldd",
+        "/usr/bin/python3",
+        "/usr/libexec/xdg-desktop-portal",
+    ] {
+        if !have_tool("portals_know_the_app_by_its_id", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("xdg-run")).unwrap();
+    let (bus, heard_file, _procs) = portal_session(&env);
+    for id in ["org.example.Notifier", "org.example.Other"] {
+        install_host_app(&env, id, "/usr/bin/gdbus", "/bin/sh -c", "", vec![]);
+    }
+    let o = notify(&env, &bus, "org.example.Notifier", "n1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = notify(&env, &bus, "org.example.Other", "n2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = heard(&heard_file, 2);
+    assert_eq!(
+        got,
+        [
+            ("org.example.Notifier".to_owned(), "n1".to_owned()),
+            ("org.example.Other".to_owned(), "n2".to_owned())
+        ],
+        "the portal did not know the apps by their IDs"
+    );
+
+    // The app reads its identity, in Flatpak's format, and cannot change
+    // it: not by writing, not by mounting, not from a namespace of its own.
+    let o = env
+        .cmd()
+        .args([
+            "run",
+            "org.example.Notifier",
+            "--",
+            "cat /.flatpak-info; echo x > /.flatpak-info && echo WROTE; \
+             busybox mount -t tmpfs none / && echo MOUNTED; \
+             busybox mount --bind /etc/hostname /.flatpak-info && echo MOUNTED; \
+             busybox unshare -U -m -r /bin/sh -c 'echo NESTED'; true",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    // Each attempt was made, and refused.
+    assert!(err.contains("unshare:"), "{err}");
+    assert!(err.matches("mount:").count() >= 2, "{err}");
+    assert!(
+        out.starts_with("[Application]\nname=org.example.Notifier\n"),
+        "{out}"
+    );
+    assert!(out.contains("[Instance]\ninstance-id="), "{out}");
+    for bad in ["WROTE", "MOUNTED", "NESTED"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    // A host caller is still the host (app ID "").
+    let o = Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.portal.Desktop",
+            "--object-path",
+            "/org/freedesktop/portal/desktop",
+            "--method",
+            "org.freedesktop.portal.Notification.AddNotification",
+            "h1",
+            "{'title': <'host'>}",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(heard(&heard_file, 3)[2], (String::new(), "h1".to_owned()));
+    // No proxy outlives its app.
+    let ps = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("xdg-dbus-proxy.*{}", env.dir.path().display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(ps.stdout.is_empty(), "a proxy outlived its app");
+}
