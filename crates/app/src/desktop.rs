@@ -201,7 +201,10 @@ pub fn quote_literal(a: &str) -> String {
 
 /// The Exec berth writes: `berth run KEY [-- ARGS]`, where ARGS are the
 /// app's own arguments without its program, keeping only whole-argument
-/// file and URL field codes and literal arguments.
+/// file and URL field codes and literal arguments. A file code goes between
+/// `@@` markers (`@@u` for URLs), as Flatpak's `--file-forwarding` writes
+/// them: berth hands those files to the app through the document portal.
+/// The app's own `@@` arguments are dropped, so only berth's mark files.
 fn exec_line(l: &Launch<'_>, app_exec: Option<&str>) -> Result<String, ExportError> {
     let mut args = Vec::new();
     // Which of `args` are literal text, not field codes.
@@ -212,9 +215,16 @@ fn exec_line(l: &Launch<'_>, app_exec: Option<&str>) -> Result<String, ExportErr
             if FIELD_CODES.contains(&a.as_str()) {
                 // One file/URL code per command line, as the spec says.
                 if !field_code {
+                    let open = if a == "%u" || a == "%U" { "@@u" } else { "@@" };
+                    lits.push(args.len());
+                    args.push(open.to_owned());
                     args.push(a);
+                    lits.push(args.len());
+                    args.push("@@".to_owned());
                     field_code = true;
                 }
+            } else if a == "@@" || a == "@@u" {
+                continue;
             } else if a.chars().any(is_unsafe) {
                 return Err(entry_err("Exec has control characters"));
             } else if a.contains('%') {
@@ -848,7 +858,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             execs(&g.text),
-            vec!["Exec=/usr/bin/berth run org.example.Viewer -- --new \"a b\" %f"]
+            vec!["Exec=/usr/bin/berth run org.example.Viewer -- --new \"a b\" @@ %f @@"]
         );
         assert!(g.text.contains("Name[de]=Betrachter\n"));
         assert!(g.text.contains("Icon=org.example.Viewer\n"));
@@ -860,7 +870,7 @@ mod tests {
             entry("[Desktop Entry]\nName=A\nExec=a %%f %U\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             execs(&lit.text),
-            vec!["Exec=/usr/bin/berth run org.example.Viewer -- %%f %U"]
+            vec!["Exec=/usr/bin/berth run org.example.Viewer -- %%f @@u %U @@"]
         );
         let plain = generate_entry(&launch(), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

@@ -92,11 +92,16 @@ fn launch(cli: RunOnly) -> Result<ExitCode, Failed> {
     let store = berth_image::Store::open(&root).map_err(|e| {
         anyhow::Error::new(e).context(format!("opening the store at {}", root.display()))
     })?;
+    let print_plan = a.print_plan;
+    // Printing the plan writes nothing, not even the runtime directory.
     let places = berth_launch::Places {
         store: root,
-        state: berth_launch::host::ensure_runtime_dir()?,
+        state: if print_plan {
+            berth_launch::host::runtime_dir()
+        } else {
+            berth_launch::host::ensure_runtime_dir()?
+        },
     };
-    let print_plan = a.print_plan;
     let plan = match berth_launch::plan(&store, &places, &run_args::request(a), &Stderr) {
         Ok(p) => p,
         Err(e)
@@ -111,13 +116,18 @@ fn launch(cli: RunOnly) -> Result<ExitCode, Failed> {
         Err(e) => return Err(e.into()),
     };
     if print_plan {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        // Image text (commands, env, labels in notes) may hold what JSON
+        // leaves raw: C1 controls, DEL, bidi overrides.
+        println!(
+            "{}",
+            berth_app::text::escape_lines(&serde_json::to_string_pretty(&plan)?)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     for n in &plan.notes {
         berth_launch::Notes::warn(&Stderr, n);
     }
-    let out = berth_launch::apply(&store, &plan, &Stderr)?;
+    let out = berth_launch::apply(&store, plan, &Stderr)?;
     if let Some(msg) = &out.error {
         error(msg);
     }

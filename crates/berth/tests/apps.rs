@@ -167,7 +167,10 @@ fn install_reviews_asks_consent_and_exports_to_the_menu() {
             .join(format!("exports/share/applications/{ID}.desktop")),
     )
     .unwrap();
-    assert!(desktop.contains(&format!("run {ID} -- %f")), "{desktop}");
+    assert!(
+        desktop.contains(&format!("run {ID} -- @@ %f @@")),
+        "{desktop}"
+    );
     assert!(desktop.contains("MimeType=text/plain;"), "{desktop}");
     assert!(
         !desktop.contains("/bin/tool"),

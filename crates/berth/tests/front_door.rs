@@ -135,7 +135,10 @@ fn a_launch_plan_is_printed_whole_and_changes_nothing() {
     // Planning wrote nothing: no directory, no instance, no pin.
     assert!(!made.exists() && !data.exists());
     let instances = env.runtime_dir().join("instances");
-    assert_eq!(std::fs::read_dir(&instances).unwrap().count(), 0);
+    assert!(
+        !env.runtime_dir().exists(),
+        "printing a plan made the runtime dir"
+    );
     let pins = std::fs::read_dir(env.home().join("roots"))
         .map(|d| d.count())
         .unwrap_or(0);
@@ -158,4 +161,121 @@ fn a_launch_plan_is_printed_whole_and_changes_nothing() {
         0,
         "cleaned up"
     );
+}
+
+/// berth's configuration directory is masked from the first launch on,
+/// also when the home or `~/.config` is reached through a symlink (as on
+/// Fedora Silverblue); a home berth cannot write to does not stop a launch.
+#[test]
+fn the_config_dir_is_masked_through_symlinks_and_optional() {
+    let env = Env::new();
+    let real = env.path("var/home/u");
+    std::fs::create_dir_all(real.join("dotfiles/config")).unwrap();
+    std::os::unix::fs::symlink("dotfiles/config", real.join(".config")).unwrap();
+    std::os::unix::fs::symlink("var/home", env.path("home")).unwrap();
+    let home = env.path("home/u");
+    let id = "org.example.Home";
+    let img = busybox_img(
+        "test/home:1",
+        vec![],
+        &[
+            ("org.berth.app.id", id),
+            ("org.berth.app.command", "/bin/sh -c"),
+            ("org.berth.app.permissions", "filesystem=home"),
+        ],
+    );
+    let p = env.write("home.tar", &img.oci_archive());
+    let o = env
+        .cmd()
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["install", "--yes", p.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(real.join("dotfiles/config/berth"));
+    let o = env
+        .cmd()
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args([
+            "run",
+            id,
+            "--",
+            "echo evil > ~/.config/berth/policy.toml && echo WROTE; ls -a ~/.config/berth",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("Read-only file system")
+            || String::from_utf8_lossy(&o.stderr).contains("Read-only file system"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!out.contains("WROTE"), "{out}");
+    assert!(!real.join("dotfiles/config/berth/policy.toml").exists());
+
+    // An image, with a home that cannot be written: the launch goes on.
+    busybox_image(&env, "bb:1", vec![]);
+    let ro = env.path("ro-home");
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    if !is_root() {
+        let o = env
+            .cmd()
+            .env("HOME", &ro)
+            .env_remove("XDG_CONFIG_HOME")
+            .args(["run", "bb:1", "--", "/bin/echo", "hi"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    }
+    // A home that is a file: nothing can be made in it, even by root.
+    let file_home = env.write("file-home", b"");
+    let o = env
+        .cmd()
+        .env("HOME", &file_home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["run", "bb:1", "--", "/bin/echo", "hi"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `--print-plan` shows what it prints escaped (image text: commands,
+/// env, labels in notes), from either front end: JSON leaves C1 controls,
+/// DEL and bidi overrides raw.
+#[test]
+fn printed_plans_are_escaped() {
+    let env = Env::new();
+    busybox_image(&env, "bb:1", vec![]);
+    for program in [berth_bin(), cli_bin()] {
+        let o = env
+            .cmd_raw(program.to_str().unwrap())
+            .args([
+                "run",
+                "--print-plan",
+                "bb:1",
+                "--",
+                "/bin/sh\u{202e}\u{9b}31mEVIL\u{7f}",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        let out = String::from_utf8_lossy(&o.stdout);
+        for raw in ['\u{202e}', '\u{9b}', '\u{7f}'] {
+            assert!(
+                !out.contains(raw),
+                "{} printed {raw:?} raw",
+                program.display()
+            );
+        }
+        assert!(out.to_lowercase().contains("\\u202e"), "{out}");
+    }
 }

@@ -252,3 +252,141 @@ fn portals_know_the_app_by_its_id() {
         .unwrap();
     assert!(ps.stdout.is_empty(), "a proxy outlived its app");
 }
+
+/// An app opened from its menu entry with a file (as a file manager's
+/// "Open with" does, through `gio launch`) reads that file, by a path the
+/// document portal gives it, and nothing beside it; without a document
+/// portal, berth binds that one file.
+#[test]
+fn files_opened_from_the_menu_reach_the_app_alone() {
+    for t in [
+        "dbus-daemon",
+        "xdg-dbus-proxy",
+        "gio",
+        "/usr/libexec/xdg-document-portal",
+    ] {
+        if !have_tool("files_opened_from_the_menu_reach_the_app_alone", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let run = env.path("xdg-run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("letter.txt"), "dear reader\n").unwrap();
+    std::fs::write(files.join("neighbour.txt"), "not yours\n").unwrap();
+    let id = "org.example.Reader";
+    let script = format!(
+        "#!/bin/sh\n{{ echo \"arg=$1\"; cat \"$1\" && echo READ; \
+         cat \"$(dirname \"$1\")/neighbour.txt\" && echo NEIGHBOUR; \
+         cat {} && echo HOSTNEIGHBOUR; }} > \"$HOME/result.tmp\" 2>&1; \
+         mv \"$HOME/result.tmp\" \"$HOME/result\"\n",
+        files.join("neighbour.txt").display()
+    );
+    let img = busybox_img(
+        "test/reader:1",
+        vec![
+            dir("usr"),
+            file("bin/reader", script.as_bytes()).mode(0o755),
+            symlink("bin/mv", "busybox"),
+            symlink("bin/dirname", "busybox"),
+        ],
+        &[
+            ("org.berth.app.id", id),
+            ("org.berth.app.command", "/bin/reader"),
+            (
+                "org.berth.app.desktop",
+                "[Desktop Entry]\\nType=Application\\nName=Reader\\nExec=/bin/reader %f\\nMimeType=text/plain;\\n",
+            ),
+        ],
+    );
+    let p = env.write("reader.tar", &img.oci_archive());
+    env.ok(&["install", "--yes", p.to_str().unwrap()]);
+    let entry = env
+        .home()
+        .join(format!("exports/share/applications/{id}.desktop"));
+    let result = env.home().join(format!("data/{id}/result"));
+    let open = |bus: Option<&str>| -> String {
+        let _ = std::fs::remove_file(&result);
+        let mut c = env.cmd_raw("gio");
+        c.args(["launch"])
+            .arg(&entry)
+            .arg(files.join("letter.txt"))
+            .env("XDG_RUNTIME_DIR", &run)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        if let Some(b) = bus {
+            c.env("DBUS_SESSION_BUS_ADDRESS", b);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let t = Instant::now();
+        while !result.exists() {
+            if t.elapsed() > Duration::from_secs(20) {
+                let mut c = env.cmd();
+                c.args(["run", id, "--", "@@"])
+                    .arg(files.join("letter.txt"))
+                    .arg("@@")
+                    .env("XDG_RUNTIME_DIR", &run)
+                    .env_remove("DBUS_SESSION_BUS_ADDRESS");
+                if let Some(b) = bus {
+                    c.env("DBUS_SESSION_BUS_ADDRESS", b);
+                }
+                let o = c.output().unwrap();
+                panic!(
+                    "the app never wrote its result; by hand: {}{}\n{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr),
+                    std::fs::read_to_string(&entry).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::fs::read_to_string(&result).unwrap()
+    };
+
+    // With the document portal: a path of its own, the file, nothing else.
+    let mut daemon = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .arg(format!("--address=unix:path={}", env.path("bus").display()))
+        .env("XDG_RUNTIME_DIR", &run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    std::io::BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    let procs = Killed(vec![daemon]);
+    let out = open(Some(address.trim()));
+    let uid = rustix::process::getuid().as_raw();
+    assert!(
+        out.starts_with(&format!("arg=/run/user/{uid}/doc/")) && out.contains("/letter.txt\n"),
+        "{out}"
+    );
+    assert!(out.contains("dear reader\nREAD\n"), "{out}");
+    assert!(
+        !out.contains("NEIGHBOUR") && !out.contains("not yours"),
+        "{out}"
+    );
+    // Stop the bus and the document portal it started (it unmounts).
+    drop(procs);
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(run.join("doc"))
+        .status();
+
+    // Without one: that file alone, where it is.
+    let out = open(None);
+    assert!(
+        out.starts_with(&format!("arg={}\n", files.join("letter.txt").display())),
+        "{out}"
+    );
+    assert!(out.contains("dear reader\nREAD\n"), "{out}");
+    assert!(
+        !out.contains("NEIGHBOUR") && !out.contains("not yours"),
+        "{out}"
+    );
+}

@@ -2,7 +2,7 @@
 //! the host-side steps, place the sandbox in its cgroup (systemd or
 //! cgroupfs), record the instance, run it, and clean up after it.
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_image::{Digest, Store};
@@ -23,8 +23,11 @@ use crate::{GC_WAIT, Notes};
 pub type Outcome = exec::Outcome;
 
 /// Run `plan`. Returns when the app has exited and the instance is gone.
-pub fn apply(store: &Store, plan: &LaunchPlan, notes: &dyn Notes) -> Result<Outcome> {
-    let sb = &plan.sandbox;
+/// A plan names its instance: it is applied once (taken by value).
+pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outcome> {
+    let plan = &plan;
+    // Forwarded files rewrite the app's arguments; nothing else changes.
+    let mut sb = std::borrow::Cow::Borrowed(&plan.sandbox);
     // From here the instance is a gc root, for as long as this process
     // lives; the layers are checked again under the lock, since the plan
     // was read without holding it.
@@ -58,23 +61,68 @@ pub fn apply(store: &Store, plan: &LaunchPlan, notes: &dyn Notes) -> Result<Outc
     let steps = (|| -> Result<()> {
         for step in &plan.host_steps {
             match step {
-                HostStep::CreateDir { path, private } => {
+                HostStep::CreateDir {
+                    path,
+                    private,
+                    required,
+                } => {
                     let mut b = std::fs::DirBuilder::new();
                     b.recursive(true);
                     if *private {
                         b.mode(0o700);
                     }
-                    io(b.create(path), || format!("creating {}", path.display()))?;
+                    match b.create(path) {
+                        Ok(()) => {}
+                        // Its mask is skipped where the path does not exist.
+                        Err(_) if !required => {}
+                        Err(e) => return io(Err(e), || format!("creating {}", path.display())),
+                    }
                 }
                 HostStep::WriteFile { path, contents, .. } => {
+                    // Instance files (an X cookie among them) are the
+                    // user's alone.
                     if let Some(dir) = path.parent() {
-                        io(std::fs::create_dir_all(dir), || {
-                            format!("creating {}", dir.display())
-                        })?;
+                        io(
+                            std::fs::DirBuilder::new()
+                                .recursive(true)
+                                .mode(0o700)
+                                .create(dir),
+                            || format!("creating {}", dir.display()),
+                        )?;
                     }
-                    io(std::fs::write(path, contents), || {
-                        format!("writing {}", path.display())
-                    })?;
+                    let write = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(path)
+                        .and_then(|mut f| std::io::Write::write_all(&mut f, contents));
+                    io(write, || format!("writing {}", path.display()))?;
+                }
+                HostStep::ForwardFiles {
+                    bus,
+                    app_id,
+                    inner,
+                    files,
+                } => {
+                    for f in files {
+                        let seen =
+                            crate::documents::add(bus, app_id, &f.path, true).map_err(|why| {
+                                Error::Invalid(format!(
+                                    "cannot hand {} to the app: {why}",
+                                    f.path.display()
+                                ))
+                            })?;
+                        // None: the app sees the file where it is.
+                        if let Some(rel) = seen {
+                            let p = inner.join(rel);
+                            sb.to_mut().argv[f.argv_index] = if f.uri {
+                                file_uri(&p)
+                            } else {
+                                p.display().to_string()
+                            };
+                        }
+                    }
                 }
                 HostStep::BusProxy {
                     upstream,
@@ -98,7 +146,7 @@ pub fn apply(store: &Store, plan: &LaunchPlan, notes: &dyn Notes) -> Result<Outc
         return Err(e);
     }
 
-    let prepared = match exec::prepare(sb) {
+    let prepared = match exec::prepare(&sb) {
         Ok(p) => p,
         Err(e) => {
             drop(bus_proxy);
@@ -159,7 +207,7 @@ pub fn apply(store: &Store, plan: &LaunchPlan, notes: &dyn Notes) -> Result<Outc
         },
         cgroup_name: sb.cgroup.name.clone(),
     };
-    let res = exec::run(sb, &prepared, &mut hooks);
+    let res = exec::run(&sb, &prepared, &mut hooks);
     // The app is gone: stop its bus proxy, release its files.
     drop(bus_proxy);
     drop(pin);
@@ -307,4 +355,18 @@ fn start_bus_proxy(
             )))
         }
     }
+}
+
+/// `file://` and the path, percent-encoded where a URI needs it.
+fn file_uri(p: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::from("file://");
+    for &b in p.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -22,20 +22,29 @@ pub fn runtime_dir() -> PathBuf {
     }
 }
 
-/// [`runtime_dir`], created if needed; refused when another user owns it.
+/// [`runtime_dir`], created if needed, the user's alone (0700: instance
+/// directories hold X cookies); refused when another user owns it.
 pub fn ensure_runtime_dir() -> crate::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     let dir = runtime_dir();
-    crate::error::io(std::fs::create_dir_all(dir.join("instances")), || {
-        format!("creating the runtime directory {}", dir.display())
-    })?;
+    crate::error::io(
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join("instances")),
+        || format!("creating the runtime directory {}", dir.display()),
+    )?;
     let meta = crate::error::io(std::fs::metadata(&dir), || {
         format!("reading the runtime directory {}", dir.display())
     })?;
-    if std::os::unix::fs::MetadataExt::uid(&meta) != rustix::process::getuid().as_raw() {
+    if meta.uid() != rustix::process::getuid().as_raw() {
         return Err(crate::Error::Invalid(format!(
             "runtime directory {} belongs to another user",
             dir.display()
         )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
     }
     Ok(dir)
 }
@@ -236,10 +245,19 @@ pub fn protected_paths(store_root: &Path, state: &Path) -> Vec<Protected> {
     if let Ok(exe) = std::env::current_exe() {
         add(exe, false);
     }
-    // berth's other programs beside this one.
+    // berth's other programs: beside this one, and wherever the front
+    // door and the full command line it becomes are.
     use crate::programs;
     for p in [programs::FRONT_DOOR, programs::CLI, programs::GUI] {
         if let Some(p) = programs::beside_me(p) {
+            add(p, false);
+        }
+    }
+    if let Ok(p) = programs::full_cli() {
+        add(p, false);
+    }
+    if let Some(p) = std::env::var_os(programs::FRONT_DOOR_ENV).map(PathBuf::from) {
+        if p.is_absolute() && p.exists() {
             add(p, false);
         }
     }
@@ -257,10 +275,11 @@ pub fn config_dir() -> Option<PathBuf> {
     Some(config.join("berth"))
 }
 
-/// `program` on `PATH`, as `exec` would find it.
+/// `program` on `PATH` (or, without one, the default search path), as
+/// `exec` would find it.
 pub fn find_program(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| {

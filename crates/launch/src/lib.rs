@@ -14,6 +14,7 @@
 //! forking a big program was a fifth of a launch.
 
 mod apply;
+pub mod documents;
 mod error;
 pub mod host;
 mod plan;

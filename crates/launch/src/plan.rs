@@ -54,8 +54,14 @@ pub struct Places {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum HostStep {
-    /// A directory the app's home or a `:create` grant needs.
-    CreateDir { path: PathBuf, private: bool },
+    /// A directory the app's home or a `:create` grant needs, or berth's
+    /// configuration directory, made so that it can be masked (`required:
+    /// false`: a home berth cannot write to does not stop the launch).
+    CreateDir {
+        path: PathBuf,
+        private: bool,
+        required: bool,
+    },
     /// A file berth generates for the instance (a filtered X cookie, the
     /// PulseAudio client settings). Its bytes are not printed.
     WriteFile {
@@ -63,6 +69,16 @@ pub enum HostStep {
         what: String,
         #[serde(skip)]
         contents: Vec<u8>,
+    },
+    /// Files the user opened with the app, added to the document portal
+    /// for it (read and write: opened with the app, they are the app's to
+    /// save).
+    ForwardFiles {
+        bus: PathBuf,
+        app_id: String,
+        /// The portal's mount as the app sees it (`/run/user/UID/doc`).
+        inner: PathBuf,
+        files: Vec<Forwarded>,
     },
     /// xdg-dbus-proxy between the session bus and the app's socket, in a
     /// sandbox of its own that holds the app's `/.flatpak-info`: the
@@ -72,6 +88,18 @@ pub enum HostStep {
         socket: PathBuf,
         sandbox: Box<SandboxPlan>,
     },
+}
+
+/// A file the user opened with the app (`@@ FILE @@` in its arguments, as a
+/// menu entry passes it): handed over through the document portal, its
+/// argument rewritten to the path the app sees.
+#[derive(Clone, Debug, Serialize)]
+pub struct Forwarded {
+    pub path: PathBuf,
+    /// Given as a `file://` URI (`@@u`), and passed on as one.
+    pub uri: bool,
+    /// Which argument of the sandbox's argv to rewrite.
+    pub argv_index: usize,
 }
 
 /// Everything a launch will do, printable (`berth run --print-plan`): the
@@ -96,6 +124,53 @@ pub struct LaunchPlan {
     pub host_steps: Vec<HostStep>,
     /// What the user should know; the launch goes on without it.
     pub notes: Vec<String>,
+}
+
+/// A run's arguments with the `@@ ... @@` (files) and `@@u ... @@` (URIs)
+/// blocks a menu entry puts around what it was opened with: the plain
+/// arguments, and which of them name a file to forward (index, URI?).
+pub fn forwarding(args: &[String]) -> (Vec<String>, Vec<(usize, bool)>) {
+    let (mut out, mut files) = (Vec::new(), Vec::new());
+    let mut block: Option<bool> = None;
+    for a in args {
+        match (a.as_str(), block) {
+            ("@@", None) => block = Some(false),
+            ("@@u", None) => block = Some(true),
+            ("@@", Some(_)) => block = None,
+            (_, Some(uri)) => {
+                files.push((out.len(), uri));
+                out.push(a.clone());
+            }
+            (_, None) => out.push(a.clone()),
+        }
+    }
+    (out, files)
+}
+
+/// A forwarded argument's file, if it names one that exists: a path, or a
+/// `file://` URI (percent-decoded).
+fn forwarded_file(arg: &str, uri: bool) -> Option<PathBuf> {
+    let path = if uri {
+        let rest = arg.strip_prefix("file://")?;
+        let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+        let mut bytes = Vec::new();
+        let mut it = rest.bytes();
+        while let Some(b) = it.next() {
+            if b == b'%' {
+                let hex = [it.next()?, it.next()?];
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            } else {
+                bytes.push(b);
+            }
+        }
+        PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes))
+    } else {
+        PathBuf::from(arg)
+    };
+    if !path.is_absolute() {
+        return None;
+    }
+    std::fs::canonicalize(path).ok().filter(|p| p.is_file())
 }
 
 /// Where an app finds its identity, and xdg-desktop-portal finds it too.
@@ -263,11 +338,12 @@ pub fn plan(
     // `--command PROGRAM`: PROGRAM and the arguments after `--`, instead of
     // the app's (or image's) own command.
     let replaced = req.command.is_some();
+    let (args, opened) = forwarding(&req.args);
     let mut command: Vec<String> = req
         .command
         .iter()
         .cloned()
-        .chain(req.args.iter().cloned())
+        .chain(args.iter().cloned())
         .collect();
     let mut network = if req.host_network {
         Network::Host
@@ -278,11 +354,17 @@ pub fn plan(
     };
     let (mut share_ipc, mut devel, mut multiarch, mut home_source) = (false, false, false, None);
     let mut extra_files: Vec<(PathBuf, String)> = Vec::new();
+    // The document portal, when the app has a bus and one runs: (the bus,
+    // its mount as the app sees it).
+    let mut docs: Option<(PathBuf, PathBuf)> = None;
     let mut protected = host::protected_paths(store.root(), &places.state);
+    // Its real path, as the protected paths are: a home or `~/.config`
+    // reached through a symlink must not slip past the mask.
     if let Some(dir) = host::config_dir().filter(|d| !d.exists()) {
         steps.push(HostStep::CreateDir {
-            path: dir,
+            path: host::real_path(&dir).unwrap_or(dir),
             private: true,
+            required: false,
         });
     }
     let name = match &app {
@@ -301,6 +383,7 @@ pub fn plan(
                     steps.push(HostStep::CreateDir {
                         path: b.src.clone(),
                         private: false,
+                        required: true,
                     });
                 }
                 if exists && !b.files {
@@ -414,6 +497,22 @@ pub fn plan(
                 });
             }
             if let Some(bp) = &g.bus_proxy {
+                // The document portal's view for this app, where Flatpak
+                // puts it: what the user picks or opens is readable there.
+                if let Some(m) = crate::documents::mount_point(&bp.upstream) {
+                    let by_app = m.join("by-app").join(app_id_of(&d.app_id));
+                    if by_app.is_dir() {
+                        let inner = inner_rt.join("doc");
+                        for dest in [PathBuf::from("/run/flatpak/doc"), inner.clone()] {
+                            internal.push(BindSpec {
+                                src: by_app.clone(),
+                                dest,
+                                readonly: false,
+                            });
+                        }
+                        docs = Some((bp.upstream.clone(), inner));
+                    }
+                }
                 match host::find_program("xdg-dbus-proxy") {
                     Some(program) => {
                         let socket = instance_dir.join("bus");
@@ -477,6 +576,7 @@ pub fn plan(
                 steps.push(HostStep::CreateDir {
                     path: data.clone(),
                     private: false,
+                    required: true,
                 });
             }
             home_source = Some(data);
@@ -490,6 +590,45 @@ pub fn plan(
     };
     for e in &req.env {
         env.push(parse_env(e)?);
+    }
+    // What the user opened the app with.
+    let offset = command.len().saturating_sub(args.len());
+    let mut forwarded = Vec::new();
+    for &(i, uri) in &opened {
+        let Some(path) = forwarded_file(&args[i], uri) else {
+            notes.push(format!(
+                "warning: {} is not a file berth can hand to the app; passed as it is",
+                args[i]
+            ));
+            continue;
+        };
+        match (&docs, &app) {
+            (Some(_), Some(_)) => forwarded.push(Forwarded {
+                path,
+                uri,
+                argv_index: offset + i,
+            }),
+            _ => {
+                // No document portal: that file alone, at its own path.
+                notes.push(format!(
+                    "note: no document portal runs; {} is bound into the sandbox by itself",
+                    path.display()
+                ));
+                internal.push(BindSpec {
+                    src: path.clone(),
+                    dest: path,
+                    readonly: false,
+                });
+            }
+        }
+    }
+    if let (Some((bus, inner)), Some(d), false) = (&docs, &app, forwarded.is_empty()) {
+        steps.push(HostStep::ForwardFiles {
+            bus: bus.clone(),
+            app_id: app_id_of(&d.app_id).to_owned(),
+            inner: inner.clone(),
+            files: forwarded,
+        });
     }
     // A mask needs its path to exist: the configuration directory is made
     // by a step before the sandbox starts; anything else missing is not

@@ -196,6 +196,30 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
     })
 }
 
+/// `f` in a child process, its bytes back: for work that starts threads
+/// (zbus does) in a process that must stay single-threaded until its
+/// sandbox is cloned. The child exits when `f` returns; its memory and
+/// threads go with it. Empty when the child died before answering.
+pub fn in_child(f: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .ctx(|| "creating a pipe".into())?;
+    match clone_process(0).ctx(|| "starting a helper process".into())? {
+        Fork::Child => {
+            drop(r);
+            let out = f();
+            let _ = write_all(w.as_fd(), &out);
+            std::process::exit(0);
+        }
+        Fork::Parent(pid) => {
+            drop(w);
+            let mut out = Vec::new();
+            let _ = File::from(r).read_to_end(&mut out);
+            let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+            Ok(out)
+        }
+    }
+}
+
 /// A sandbox started in the background for a helper (the bus proxy): a
 /// child of this process prepares it and supervises it, and exits with
 /// its command's status. `stdio` becomes the command's stdin, stdout and

@@ -1,0 +1,120 @@
+//! The document portal (xdg-document-portal, `org.freedesktop.portal.Documents`
+//! on the session bus): a FUSE file system where a file the user opened is
+//! handed to one app, by a path of its own (`/run/user/UID/doc/ID/NAME`),
+//! without a filesystem grant. zbus's blocking API, on the host, before
+//! the sandbox starts, in a child process: zbus starts threads, and the
+//! launch must stay single-threaded until the sandbox is cloned.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+const DEST: &str = "org.freedesktop.portal.Documents";
+const PATH: &str = "/org/freedesktop/portal/documents";
+const IFACE: &str = "org.freedesktop.portal.Documents";
+
+/// `AddFull` flags (xdg-document-portal's `DocumentAddFullFlags`): the
+/// same document for the same file again, and none at all when the app
+/// sees the file anyway.
+const REUSE_EXISTING: u32 = 1 << 0;
+const AS_NEEDED_BY_APP: u32 = 1 << 2;
+
+fn connect(bus: &Path) -> zbus::Result<zbus::blocking::Connection> {
+    zbus::blocking::connection::Builder::address(format!("unix:path={}", bus.display()).as_str())?
+        .build()
+}
+
+/// Where the document portal is mounted on the host, if it runs (the call
+/// starts it when the bus can).
+pub fn mount_point(bus: &Path) -> Option<PathBuf> {
+    let out = berth_sandbox::exec::in_child(|| {
+        mount_point_here(bus)
+            .map(|p| p.into_os_string().into_encoded_bytes())
+            .unwrap_or_default()
+    })
+    .ok()?;
+    let p = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&out));
+    (p.is_absolute() && p.is_dir()).then_some(p)
+}
+
+fn mount_point_here(bus: &Path) -> Option<PathBuf> {
+    let conn = connect(bus).ok()?;
+    let reply = conn
+        .call_method(Some(DEST), PATH, Some(IFACE), "GetMountPoint", &())
+        .ok()?;
+    // `ay`, NUL-terminated.
+    let bytes: Vec<u8> = reply.body().deserialize().ok()?;
+    let bytes = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+    Some(PathBuf::from(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes),
+    ))
+}
+
+/// A file handed to `app_id` through the portal: its path relative to the
+/// portal's mount (`ID/NAME`), or None when the app sees the file anyway.
+pub fn add(
+    bus: &Path,
+    app_id: &str,
+    file: &Path,
+    writable: bool,
+) -> Result<Option<PathBuf>, String> {
+    // The answer: `+` and the path, `-` and nothing (seen anyway), `!` and
+    // why not.
+    let out = berth_sandbox::exec::in_child(|| match add_here(bus, app_id, file, writable) {
+        Ok(Some(p)) => [b"+".as_slice(), p.as_os_str().as_encoded_bytes()].concat(),
+        Ok(None) => b"-".to_vec(),
+        Err(why) => [b"!".as_slice(), why.as_bytes()].concat(),
+    })
+    .map_err(|e| e.to_string())?;
+    match out.split_first() {
+        Some((b'+', p)) => Ok(Some(PathBuf::from(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p),
+        ))),
+        Some((b'-', _)) => Ok(None),
+        Some((b'!', why)) => Err(String::from_utf8_lossy(why).into_owned()),
+        _ => Err("the helper talking to the document portal died".into()),
+    }
+}
+
+fn add_here(
+    bus: &Path,
+    app_id: &str,
+    file: &Path,
+    writable: bool,
+) -> Result<Option<PathBuf>, String> {
+    let conn = connect(bus).map_err(|e| format!("connecting to the session bus: {e}"))?;
+    let fd = rustix::fs::open(
+        file,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut perms = vec!["read"];
+    if writable {
+        perms.push("write");
+    }
+    let fds = vec![zbus::zvariant::Fd::from(fd.as_fd())];
+    let reply = conn
+        .call_method(
+            Some(DEST),
+            PATH,
+            Some(IFACE),
+            "AddFull",
+            &(fds, REUSE_EXISTING | AS_NEEDED_BY_APP, app_id, perms),
+        )
+        .map_err(|e| format!("the document portal refused it: {e}"))?;
+    let (ids, _extra): (
+        Vec<String>,
+        std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+    ) = reply
+        .body()
+        .deserialize()
+        .map_err(|e| format!("the document portal's answer: {e}"))?;
+    let id = ids.into_iter().next().unwrap_or_default();
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let name = file
+        .file_name()
+        .ok_or_else(|| format!("{} has no file name", file.display()))?;
+    Ok(Some(PathBuf::from(&id).join(name)))
+}
