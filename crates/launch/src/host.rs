@@ -256,10 +256,11 @@ pub fn protected_paths(store_root: &Path, state: &Path) -> Vec<Protected> {
     if let Ok(p) = programs::full_cli() {
         add(p, false);
     }
-    if let Some(p) = std::env::var_os(programs::FRONT_DOOR_ENV).map(PathBuf::from) {
-        if p.is_absolute() && p.exists() {
-            add(p, false);
-        }
+    if let Some(p) = std::env::var_os(programs::FRONT_DOOR_ENV)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute() && p.exists())
+    {
+        add(p, false);
     }
     out
 }
