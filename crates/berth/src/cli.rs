@@ -207,13 +207,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show an app's effective permissions and where each comes from
+    /// Show an app's effective permissions and where each comes from, and
+    /// what the portals remember for it
+    #[command(
+        long_about = "Show an app's effective permissions and where each comes from.\n\n\
+        Then what the portals' permission store holds for the app (camera, \
+        notifications, background, documents... as `flatpak permission-show` lists \
+        them), when a session bus is there. --json prints the effective permissions; \
+        --portals --json prints the portal entries."
+    )]
     Permissions {
         /// App ID
         app: String,
         /// Print as JSON
         #[arg(long)]
         json: bool,
+        /// Only what the portals' permission store holds for the app
+        #[arg(long)]
+        portals: bool,
+        /// Remove what the portals' permission store holds for the app
+        #[arg(long, conflicts_with = "portals")]
+        reset_portals: bool,
     },
     /// Grant or revoke permissions for an app, layered over the image's
     Override {

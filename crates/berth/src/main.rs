@@ -93,14 +93,9 @@ fn launch(cli: RunOnly) -> Result<ExitCode, Failed> {
         anyhow::Error::new(e).context(format!("opening the store at {}", root.display()))
     })?;
     let print_plan = a.print_plan;
-    // Printing the plan writes nothing, not even the runtime directory.
     let places = berth_launch::Places {
         store: root,
-        state: if print_plan {
-            berth_launch::host::runtime_dir()
-        } else {
-            berth_launch::host::ensure_runtime_dir()?
-        },
+        state: berth_launch::host::ensure_runtime_dir()?,
     };
     let plan = match berth_launch::plan(&store, &places, &run_args::request(a), &Stderr) {
         Ok(p) => p,

@@ -390,3 +390,107 @@ fn files_opened_from_the_menu_reach_the_app_alone() {
         "{out}"
     );
 }
+
+/// `berth permissions` shows what the portals' permission store holds for
+/// the app, and `--reset-portals` removes it, and nothing of other apps'.
+#[test]
+fn portal_permissions_are_shown_and_forgotten() {
+    for t in ["dbus-daemon", "gdbus", "/usr/libexec/xdg-permission-store"] {
+        if !have_tool("portal_permissions_are_shown_and_forgotten", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let data = env.path("xdg-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut daemon = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .arg(format!("--address=unix:path={}", env.path("bus").display()))
+        // The store it starts keeps its tables there.
+        .env("XDG_DATA_HOME", &data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    std::io::BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    let _procs = Killed(vec![daemon]);
+    let bus = address.trim().to_owned();
+    let store = |args: &[&str]| -> String {
+        let o = Command::new("gdbus")
+            .args([
+                "call",
+                "--session",
+                "--dest",
+                "org.freedesktop.impl.portal.PermissionStore",
+                "--object-path",
+                "/org/freedesktop/impl/portal/PermissionStore",
+                "--method",
+            ])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let id = "org.example.Cam";
+    install_host_app(&env, id, "/bin/true", "/bin/true", "", vec![]);
+    let set = "org.freedesktop.impl.portal.PermissionStore.SetPermission";
+    store(&[set, "devices", "true", "camera", id, "['yes']"]);
+    store(&[
+        set,
+        "devices",
+        "true",
+        "camera",
+        "org.example.Other",
+        "['no']",
+    ]);
+    store(&[set, "notifications", "true", "notification", id, "['yes']"]);
+
+    let berth = |args: &[&str]| -> String {
+        let o = env
+            .cmd()
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&berth(&["permissions", id, "--portals", "--json"])).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"table": "devices", "id": "camera", "permissions": ["yes"]},
+            {"table": "notifications", "id": "notification", "permissions": ["yes"]},
+        ])
+    );
+    let text = berth(&["permissions", id]);
+    assert!(text.contains("What the portals remember"), "{text}");
+    assert!(
+        text.contains("devices") && text.contains("camera"),
+        "{text}"
+    );
+    // The effective permissions' JSON stays what it was.
+    assert_eq!(berth(&["permissions", id, "--json"]).trim(), "[]");
+
+    let out = berth(&["permissions", "--reset-portals", id]);
+    assert!(out.contains("Removed 2 portal permission(s)"), "{out}");
+    let left = store(&[
+        "org.freedesktop.impl.portal.PermissionStore.Lookup",
+        "devices",
+        "camera",
+    ]);
+    assert!(
+        left.contains("org.example.Other") && !left.contains(id),
+        "{left}"
+    );
+    assert_eq!(
+        berth(&["permissions", id, "--portals", "--json"]).trim(),
+        "[]"
+    );
+}

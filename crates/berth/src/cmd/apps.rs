@@ -196,9 +196,64 @@ fn print_permissions(
     Ok(())
 }
 
-pub fn permissions(ctx: &Ctx, id: &str, json: bool) -> anyhow::Result<ExitCode> {
-    print_permissions(id, &ctx.engine.permissions(id)?, json)?;
+pub fn permissions(
+    ctx: &Ctx,
+    id: &str,
+    json: bool,
+    portals: bool,
+    reset_portals: bool,
+) -> anyhow::Result<ExitCode> {
+    if reset_portals {
+        let gone = ctx.engine.reset_portal_permissions(id)?;
+        if json {
+            ui::print_json(&gone)?;
+        } else {
+            println!(
+                "Removed {} portal permission(s) of {}",
+                gone.len(),
+                ui::safe(id)
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if portals {
+        let p = ctx.engine.portal_permissions(id)?;
+        if json {
+            ui::print_json(&p)?;
+        } else {
+            print_portal_permissions(id, &p);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let eff = ctx.engine.permissions(id)?;
+    print_permissions(id, &eff, json)?;
+    if !json {
+        // Without a session bus there is nothing to ask; said, not an error.
+        match ctx.engine.portal_permissions(id) {
+            Ok(p) => {
+                println!();
+                print_portal_permissions(id, &p);
+            }
+            Err(e) => ui::warn(&format!("portal permissions unknown: {e}")),
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_portal_permissions(id: &str, p: &[berth_engine::PortalPermission]) {
+    if p.is_empty() {
+        println!("The portals remember nothing for {}.", ui::safe(id));
+        return;
+    }
+    println!(
+        "What the portals remember (`berth permissions --reset-portals {}` forgets it):",
+        ui::safe(id)
+    );
+    let rows: Vec<Vec<String>> = p
+        .iter()
+        .map(|e| vec![e.table.clone(), e.id.clone(), e.permissions.join(", ")])
+        .collect();
+    ui::table(&["TABLE", "ID", "ALLOWED"], &rows);
 }
 
 pub fn override_(

@@ -242,7 +242,12 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
         } => apps::uninstall(ctx, &app, delete_data, json),
         Command::List { json } => apps::list(ctx, json),
         Command::Info { app, json } => apps::info(ctx, &app, json),
-        Command::Permissions { app, json } => apps::permissions(ctx, &app, json),
+        Command::Permissions {
+            app,
+            json,
+            portals,
+            reset_portals,
+        } => apps::permissions(ctx, &app, json, portals, reset_portals),
         Command::Override {
             app,
             grant,

@@ -16,14 +16,9 @@ impl berth_launch::Notes for TermNotes {
 
 pub fn run(store: &berth_image::Store, a: RunArgs) -> anyhow::Result<ExitCode> {
     let print_plan = a.print_plan;
-    // Printing the plan writes nothing, not even the runtime directory.
     let places = berth_launch::Places {
         store: store.root().to_owned(),
-        state: if print_plan {
-            berth_launch::host::runtime_dir()
-        } else {
-            berth_launch::host::ensure_runtime_dir()?
-        },
+        state: berth_launch::host::ensure_runtime_dir()?,
     };
     let plan = berth_launch::plan(store, &places, &crate::run_args::request(a), &TermNotes)?;
     if print_plan {
