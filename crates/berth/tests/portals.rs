@@ -494,3 +494,77 @@ fn portal_permissions_are_shown_and_forgotten() {
         "[]"
     );
 }
+
+/// The app reaches the accessibility bus (screen readers) through its own
+/// filter: embedding itself in the registry works, other calls do not.
+#[test]
+fn the_accessibility_bus_is_filtered() {
+    for t in [
+        "dbus-daemon",
+        "xdg-dbus-proxy",
+        "gdbus",
+        "/usr/libexec/at-spi-bus-launcher",
+    ] {
+        if !have_tool("the_accessibility_bus_is_filtered", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let run = env.path("xdg-run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    // A session bus that starts the accessibility bus when asked, as a
+    // desktop's does.
+    let mut daemon = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .arg(format!("--address=unix:path={}", env.path("bus").display()))
+        .env("XDG_RUNTIME_DIR", &run)
+        .env_remove("DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    std::io::BufReader::new(daemon.stdout.take().unwrap())
+        .read_line(&mut address)
+        .unwrap();
+    let _procs = Killed(vec![daemon]);
+    let bus = address.trim().to_owned();
+    let id = "org.example.Reader";
+    install_host_app(&env, id, "/usr/bin/gdbus", "/bin/sh -c", "", vec![]);
+    let registry = |method: &str| {
+        format!(
+            "gdbus call --address \"$AT_SPI_BUS_ADDRESS\" --dest org.a11y.atspi.Registry \
+             --object-path /org/a11y/atspi/registry --method {method} >/dev/null 2>&1 \
+             && echo {method}=ok || echo {method}=refused"
+        )
+    };
+    let script = format!(
+        "echo \"address=$AT_SPI_BUS_ADDRESS\"; {}; {}",
+        registry("org.a11y.atspi.Registry.GetRegisteredEvents"),
+        registry("org.freedesktop.DBus.Introspectable.Introspect"),
+    );
+    let o = env
+        .cmd()
+        .args(["run", id, "--", &script])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("XDG_RUNTIME_DIR", &run)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains("address=unix:path=/run/flatpak/at-spi-bus\n"),
+        "{out}"
+    );
+    assert!(out.contains("GetRegisteredEvents=ok"), "{out}");
+    assert!(out.contains("Introspect=refused"), "{out}");
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("at-spi.*{}", run.display())])
+        .status();
+}

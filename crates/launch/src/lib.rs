@@ -13,6 +13,7 @@
 //! launches (the front door, `berth`) stays small: loading, relocating and
 //! forking a big program was a fifth of a launch.
 
+pub mod a11y;
 mod apply;
 pub mod documents;
 mod error;

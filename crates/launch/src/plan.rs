@@ -186,6 +186,7 @@ fn proxy_sandbox(
     instance_id: &str,
     argv: Vec<String>,
     upstream: &std::path::Path,
+    other_buses: &[PathBuf],
     instance_dir: &std::path::Path,
     identity: &std::path::Path,
 ) -> Result<SandboxPlan> {
@@ -206,6 +207,11 @@ fn proxy_sandbox(
     .filter(|p| std::path::Path::new(p).exists())
     .map(ro)
     .collect();
+    internal.extend(other_buses.iter().map(|b| BindSpec {
+        src: b.clone(),
+        dest: b.clone(),
+        readonly: false,
+    }));
     internal.extend([
         BindSpec {
             src: upstream.to_owned(),
@@ -523,11 +529,30 @@ pub fn plan(
                             socket.display().to_string(),
                         ];
                         argv.extend(grants::proxy_args(app_id_of(&d.app_id), &g));
+                        // The accessibility bus, through the same proxy
+                        // process, with its own filter.
+                        let mut extra_sockets = Vec::new();
+                        if let Some(addr) = crate::a11y::bus_address(&bp.upstream) {
+                            let a11y = instance_dir.join("a11y-bus");
+                            argv.extend([addr.clone(), a11y.display().to_string()]);
+                            argv.extend(crate::a11y::proxy_args());
+                            extra_sockets.extend(crate::a11y::socket_path(&addr));
+                            internal.push(BindSpec {
+                                src: a11y,
+                                dest: crate::a11y::INNER_SOCKET.into(),
+                                readonly: false,
+                            });
+                            env.push((
+                                "AT_SPI_BUS_ADDRESS".into(),
+                                format!("unix:path={}", crate::a11y::INNER_SOCKET),
+                            ));
+                        }
                         let sandbox = proxy_sandbox(
                             places,
                             &instance_id,
                             argv,
                             &bp.upstream,
+                            &extra_sockets,
                             &instance_dir,
                             &identity,
                         )?;
