@@ -78,7 +78,37 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
     std::fs::write(
         dir.join("berthtest.portal"),
         "[portal]\nDBusName=org.freedesktop.impl.portal.desktop.berthtest\n\
-         Interfaces=org.freedesktop.impl.portal.Notification;\nUseIn=berthtest\n",
+         Interfaces=org.freedesktop.impl.portal.Notification;org.freedesktop.impl.portal.AppChooser;\n\
+         UseIn=berthtest\n",
+    )
+    .unwrap();
+    // The host's web browser, as far as the portal knows: a stub that
+    // writes down what it was asked to open.
+    let apps = env.path("xdg-data/applications");
+    std::fs::create_dir_all(&apps).unwrap();
+    let stub = env.path("stub-browser");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {}\n",
+            env.path("opened").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        apps.join("stub-browser.desktop"),
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Stub Browser\nExec={} %u\n\
+             MimeType=x-scheme-handler/https;x-scheme-handler/http;\n",
+            stub.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(env.path("xdg-config")).unwrap();
+    std::fs::write(
+        env.path("xdg-config/mimeapps.list"),
+        "[Default Applications]\nx-scheme-handler/https=stub-browser.desktop\n",
     )
     .unwrap();
     let portal = Command::new("/usr/libexec/xdg-desktop-portal")
@@ -87,6 +117,9 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
         .env("XDG_DESKTOP_PORTAL_DIR", &dir)
         .env("XDG_CURRENT_DESKTOP", "berthtest")
         .env("XDG_RUNTIME_DIR", env.path("xdg-run"))
+        .env("XDG_DATA_HOME", env.path("xdg-data"))
+        .env("XDG_DATA_DIRS", env.path("xdg-data"))
+        .env("XDG_CONFIG_HOME", env.path("xdg-config"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -137,13 +170,14 @@ fn notify(env: &Env, bus: &str, app: &str, id: &str) -> std::process::Output {
         .unwrap()
 }
 
-/// What the backend heard: (app ID, notification ID) per line.
+/// What the backend heard: (app ID, notification ID) per notification.
 fn heard(path: &Path, want: usize) -> Vec<(String, String)> {
     let t = Instant::now();
     loop {
         let lines: Vec<(String, String)> = std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()
+            .filter_map(|l| l.strip_prefix("notification\t"))
             .map(|l| {
                 let mut f = l.split('\t');
                 (
@@ -223,6 +257,37 @@ fn portals_know_the_app_by_its_id() {
     for bad in ["WROTE", "MOUNTED", "NESTED"] {
         assert!(!out.contains(bad), "{bad}: {out}");
     }
+    // OpenURI reaches the host's handler for the link.
+    let o = env
+        .cmd()
+        .args([
+            "run",
+            "org.example.Notifier",
+            "--",
+            "gdbus call --session --dest org.freedesktop.portal.Desktop \
+             --object-path /org/freedesktop/portal/desktop \
+             --method org.freedesktop.portal.OpenURI.OpenURI '' \
+             'https://example.invalid/from-the-app' '{}'",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = Instant::now();
+    let opened = loop {
+        let o = std::fs::read_to_string(env.path("opened")).unwrap_or_default();
+        if !o.is_empty() || t.elapsed() > Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        opened,
+        "https://example.invalid/from-the-app\n",
+        "{}",
+        std::fs::read_to_string(&heard_file).unwrap_or_default()
+    );
     // A host caller is still the host (app ID "").
     let o = Command::new("gdbus")
         .args([

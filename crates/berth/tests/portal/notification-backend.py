@@ -1,6 +1,7 @@
-# A notification backend for xdg-desktop-portal (org.freedesktop.impl.portal.Notification)
-# that writes down, one line each, the app ID the portal found for the
-# caller, the notification ID and its title. Usage: notification-backend.py OUT
+# A backend for xdg-desktop-portal, for the portal tests: Notification writes
+# down the app ID the portal found for the caller and the notification ID;
+# AppChooser writes down the choices it was offered and takes the first.
+# One tab-separated line each. Usage: notification-backend.py OUT
 import sys, gi
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib
@@ -8,16 +9,27 @@ XML = """<node><interface name="org.freedesktop.impl.portal.Notification">
 <method name="AddNotification"><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="a{sv}" direction="in"/></method>
 <method name="RemoveNotification"><arg type="s" direction="in"/><arg type="s" direction="in"/></method>
 <signal name="ActionInvoked"><arg type="s"/><arg type="s"/><arg type="s"/><arg type="av"/></signal>
+</interface>
+<interface name="org.freedesktop.impl.portal.AppChooser">
+<method name="ChooseApplication"><arg type="o" direction="in"/><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="as" direction="in"/><arg type="a{sv}" direction="in"/><arg type="u" direction="out"/><arg type="a{sv}" direction="out"/></method>
+<method name="UpdateChoices"><arg type="o" direction="in"/><arg type="as" direction="in"/></method>
 </interface></node>"""
 out = open(sys.argv[1], "a")
 def call(conn, sender, path, iface, method, params, inv):
     if method == "AddNotification":
         app_id, nid, n = params.unpack()
-        out.write("%s\t%s\t%s\n" % (app_id, nid, n.get("title", "")))
-        out.flush()
-    inv.return_value(None)
+        out.write("notification\t%s\t%s\n" % (app_id, nid)); out.flush()
+        inv.return_value(None)
+    elif method == "ChooseApplication":
+        handle, app_id, parent, choices, opts = params.unpack()
+        out.write("choose\t%s\t%s\n" % (app_id, ",".join(choices))); out.flush()
+        inv.return_value(GLib.Variant("(ua{sv})", (0, {"choice": GLib.Variant("s", choices[0] if choices else "")})))
+    else:
+        inv.return_value(None)
 bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-bus.register_object("/org/freedesktop/portal/desktop", Gio.DBusNodeInfo.new_for_xml(XML).interfaces[0], call, None, None)
+node = Gio.DBusNodeInfo.new_for_xml(XML)
+for i in node.interfaces:
+    bus.register_object("/org/freedesktop/portal/desktop", i, call, None, None)
 bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "RequestName",
               GLib.Variant("(su)", ("org.freedesktop.impl.portal.desktop.berthtest", 4)), None, 0, -1, None)
 print("ready", flush=True)
