@@ -3,7 +3,7 @@
 //! sees: the app's bus proxy, which runs in a sandbox of its own holding
 //! the app's `/.flatpak-info`. Real dbus-daemon, xdg-desktop-portal and
 //! xdg-dbus-proxy; the portal's notification backend is the test's own
-//! (tests/portal/notification-backend.py) and writes down the app ID the
+//! (tests/portal/backend.py) and writes down the app ID the
 //! portal passes it.
 #![allow(clippy::unwrap_used)]
 
@@ -32,9 +32,7 @@ fn backend_script() -> PathBuf {
     // with them.
     std::env::var_os("BERTH_PORTAL_BACKEND")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/notification-backend.py")
-        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/backend.py"))
 }
 
 /// A session bus with xdg-desktop-portal on it, its notifications going to
@@ -45,6 +43,10 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
     let mut daemon = Command::new("dbus-daemon")
         .args(["--session", "--nofork", "--print-address=1"])
         .arg(format!("--address=unix:path={}", env.path("bus").display()))
+        // What it starts (the permission store, the document portal) keeps
+        // its files here, not in the user's.
+        .env("XDG_DATA_HOME", env.path("xdg-data"))
+        .env("XDG_RUNTIME_DIR", env.path("xdg-run"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -78,7 +80,8 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
     std::fs::write(
         dir.join("berthtest.portal"),
         "[portal]\nDBusName=org.freedesktop.impl.portal.desktop.berthtest\n\
-         Interfaces=org.freedesktop.impl.portal.Notification;org.freedesktop.impl.portal.AppChooser;\n\
+         Interfaces=org.freedesktop.impl.portal.Notification;org.freedesktop.impl.portal.AppChooser;\
+         org.freedesktop.impl.portal.Access;\n\
          UseIn=berthtest\n",
     )
     .unwrap();
@@ -120,8 +123,9 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
         .env("XDG_DATA_HOME", env.path("xdg-data"))
         .env("XDG_DATA_DIRS", env.path("xdg-data"))
         .env("XDG_CONFIG_HOME", env.path("xdg-config"))
+        .env("G_MESSAGES_DEBUG", "all")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(env.path("portal.log")).unwrap())
         .spawn()
         .unwrap();
     procs.0.push(portal);
@@ -416,6 +420,7 @@ fn files_opened_from_the_menu_reach_the_app_alone() {
         .args(["--session", "--nofork", "--print-address=1"])
         .arg(format!("--address=unix:path={}", env.path("bus").display()))
         .env("XDG_RUNTIME_DIR", &run)
+        .env("XDG_DATA_HOME", env.path("xdg-data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -584,6 +589,7 @@ fn the_accessibility_bus_is_filtered() {
         .args(["--session", "--nofork", "--print-address=1"])
         .arg(format!("--address=unix:path={}", env.path("bus").display()))
         .env("XDG_RUNTIME_DIR", &run)
+        .env("XDG_DATA_HOME", env.path("xdg-data"))
         .env_remove("DISPLAY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -632,4 +638,104 @@ fn the_accessibility_bus_is_filtered() {
     let _ = Command::new("pkill")
         .args(["-f", &format!("at-spi.*{}", run.display())])
         .status();
+}
+
+/// The test's portal client (tests/portal/request.c), compiled here.
+fn request_client(env: &Env) -> PathBuf {
+    let src = std::env::var_os("BERTH_PORTAL_CLIENT_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/request.c"));
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "gio-2.0"])
+        .output()
+        .unwrap();
+    assert!(
+        flags.status.success(),
+        "pkg-config gio-2.0: libglib2.0-dev is needed"
+    );
+    let out = env.path("request");
+    let o = Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(String::from_utf8_lossy(&flags.stdout).split_whitespace())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+/// An app without `device=camera` asks for the camera through the Camera
+/// portal: the portal asks the user (here the test's backend, which
+/// grants), its answer reaches the app, and the grant shows in the app's
+/// portal permissions. (No camera or PipeWire here: what is tested is the
+/// way there and back.)
+#[test]
+fn the_camera_is_asked_for_through_the_portal() {
+    for t in [
+        "dbus-daemon",
+        "xdg-dbus-proxy",
+        "gcc",
+        "pkg-config",
+        "ldd",
+        "/usr/bin/python3",
+        "/usr/libexec/xdg-desktop-portal",
+    ] {
+        if !have_tool("the_camera_is_asked_for_through_the_portal", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("xdg-run")).unwrap();
+    let (bus, heard_file, _procs) = portal_session(&env);
+    let id = "org.example.Camera";
+    // gdbus brings the libraries the client needs (GIO); the client goes
+    // to /bin (the sandbox's /tmp, where the test builds it, is its own).
+    let client = std::fs::read(request_client(&env)).unwrap();
+    install_host_app(
+        &env,
+        id,
+        "/usr/bin/gdbus",
+        "/bin/sh -c",
+        "",
+        vec![file("bin/request", &client).mode(0o755)],
+    );
+    let o = env
+        .cmd()
+        .args([
+            "run",
+            id,
+            "--",
+            "/bin/request org.freedesktop.portal.Camera AccessCamera",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        out,
+        "response 0\n",
+        "the portal's answer did not reach the app: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let asked = std::fs::read_to_string(&heard_file).unwrap_or_default();
+    assert!(
+        asked.contains(&format!("access\t{id}\t")),
+        "{asked}{}",
+        std::fs::read_to_string(env.path("portal.log")).unwrap_or_default()
+    );
+    let o = env
+        .cmd()
+        .args(["permissions", id, "--portals", "--json"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"table": "devices", "id": "camera", "permissions": ["yes"]}]),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

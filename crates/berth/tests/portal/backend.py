@@ -1,7 +1,7 @@
-# A backend for xdg-desktop-portal, for the portal tests: Notification writes
-# down the app ID the portal found for the caller and the notification ID;
-# AppChooser writes down the choices it was offered and takes the first.
-# One tab-separated line each. Usage: notification-backend.py OUT
+# A backend for xdg-desktop-portal, for the portal tests, one tab-separated
+# line written down per call: Notification (the app ID the portal found for
+# the caller, the notification ID); AppChooser (the choices, takes the
+# first); Access (the app ID and the title; grants). Usage: backend.py OUT
 import sys, gi
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib
@@ -13,6 +13,9 @@ XML = """<node><interface name="org.freedesktop.impl.portal.Notification">
 <interface name="org.freedesktop.impl.portal.AppChooser">
 <method name="ChooseApplication"><arg type="o" direction="in"/><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="as" direction="in"/><arg type="a{sv}" direction="in"/><arg type="u" direction="out"/><arg type="a{sv}" direction="out"/></method>
 <method name="UpdateChoices"><arg type="o" direction="in"/><arg type="as" direction="in"/></method>
+</interface>
+<interface name="org.freedesktop.impl.portal.Access">
+<method name="AccessDialog"><arg type="o" direction="in"/><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="s" direction="in"/><arg type="a{sv}" direction="in"/><arg type="u" direction="out"/><arg type="a{sv}" direction="out"/></method>
 </interface></node>"""
 out = open(sys.argv[1], "a")
 def call(conn, sender, path, iface, method, params, inv):
@@ -24,6 +27,10 @@ def call(conn, sender, path, iface, method, params, inv):
         handle, app_id, parent, choices, opts = params.unpack()
         out.write("choose\t%s\t%s\n" % (app_id, ",".join(choices))); out.flush()
         inv.return_value(GLib.Variant("(ua{sv})", (0, {"choice": GLib.Variant("s", choices[0] if choices else "")})))
+    elif method == "AccessDialog":
+        handle, app_id, parent, title, subtitle, body, opts = params.unpack()
+        out.write("access\t%s\t%s\n" % (app_id, title)); out.flush()
+        inv.return_value(GLib.Variant("(ua{sv})", (0, {})))
     else:
         inv.return_value(None)
 bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
