@@ -58,9 +58,15 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
     procs.0.push(daemon);
     let address = address.trim().to_owned();
     let heard = env.path("heard");
+    // What the user picks when an app asks (FileChooser).
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    std::fs::write(files.join("picked.txt"), "picked by the user\n").unwrap();
+    std::fs::write(files.join("beside.txt"), "not picked\n").unwrap();
     let mut backend = Command::new("/usr/bin/python3")
         .arg(backend_script())
         .arg(&heard)
+        .arg(files.join("picked.txt"))
         .env("DBUS_SESSION_BUS_ADDRESS", &address)
         .stdout(Stdio::piped())
         .spawn()
@@ -81,7 +87,7 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
         dir.join("berthtest.portal"),
         "[portal]\nDBusName=org.freedesktop.impl.portal.desktop.berthtest\n\
          Interfaces=org.freedesktop.impl.portal.Notification;org.freedesktop.impl.portal.AppChooser;\
-         org.freedesktop.impl.portal.Access;\n\
+         org.freedesktop.impl.portal.Access;org.freedesktop.impl.portal.FileChooser;\n\
          UseIn=berthtest\n",
     )
     .unwrap();
@@ -738,4 +744,79 @@ fn the_camera_is_asked_for_through_the_portal() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// An app asks the user for a file (FileChooser.OpenFile): the portal
+/// hands it the picked file through the document portal, and the app reads
+/// it there, without a filesystem grant, and nothing beside it.
+#[test]
+fn a_file_the_user_picks_reaches_the_app() {
+    for t in [
+        "dbus-daemon",
+        "xdg-dbus-proxy",
+        "gcc",
+        "pkg-config",
+        "ldd",
+        "/usr/bin/python3",
+        "/usr/libexec/xdg-desktop-portal",
+        "/usr/libexec/xdg-document-portal",
+    ] {
+        if !have_tool("a_file_the_user_picks_reaches_the_app", t) {
+            return;
+        }
+    }
+    let env = Env::new();
+    let run = env.path("xdg-run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let (bus, heard_file, _procs) = portal_session(&env);
+    let id = "org.example.Picker";
+    let client = std::fs::read(request_client(&env)).unwrap();
+    install_host_app(
+        &env,
+        id,
+        "/usr/bin/gdbus",
+        "/bin/sh -c",
+        "",
+        vec![
+            file("bin/request", &client).mode(0o755),
+            symlink("bin/sed", "busybox"),
+            symlink("bin/dirname", "busybox"),
+        ],
+    );
+    let script = format!(
+        "uri=$(/bin/request org.freedesktop.portal.FileChooser OpenFile 'Open a text' | sed -n 's/^uri //p'); \
+         path=${{uri#file://}}; echo \"path=$path\"; cat \"$path\" && echo READ; \
+         cat \"$(dirname \"$path\")/beside.txt\" && echo BESIDE; \
+         cat {} && echo HOSTBESIDE; true",
+        env.path("files/beside.txt").display()
+    );
+    let o = env
+        .cmd()
+        .args(["run", id, "--", &script])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("XDG_RUNTIME_DIR", &run)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(out.contains("picked by the user\nREAD\n"), "{out}{err}");
+    assert!(
+        out.contains("/doc/") && out.contains("/picked.txt"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("BESIDE") && !out.contains("not picked"),
+        "{out}"
+    );
+    let heard = std::fs::read_to_string(&heard_file).unwrap_or_default();
+    assert!(
+        heard.contains(&format!("open-file\t{id}\tOpen a text")),
+        "{heard}"
+    );
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(run.join("doc"))
+        .status();
 }

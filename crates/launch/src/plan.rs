@@ -509,7 +509,14 @@ pub fn plan(
                     let by_app = m.join("by-app").join(app_id_of(&d.app_id));
                     if by_app.is_dir() {
                         let inner = inner_rt.join("doc");
-                        for dest in [PathBuf::from("/run/flatpak/doc"), inner.clone()] {
+                        // Also where the host has it, which is where the
+                        // portals' paths point when the host's runtime dir
+                        // is not /run/user/UID.
+                        let mut dests = vec![PathBuf::from("/run/flatpak/doc"), inner.clone()];
+                        if !dests.contains(&m) {
+                            dests.push(m.clone());
+                        }
+                        for dest in dests {
                             internal.push(BindSpec {
                                 src: by_app.clone(),
                                 dest,

@@ -1,7 +1,9 @@
 /* A portal client for the tests, run inside the sandbox: calls a portal
- * method that answers through a Request object (INTERFACE.METHOD with
- * {handle_token}), waits for the answer (the Response signal, sent to this
- * connection alone) and prints "response N". Usage: request INTERFACE METHOD */
+ * method that answers through a Request object, waits for the answer (the
+ * Response signal, sent to this connection alone) and prints "response N"
+ * and each URI it returned ("uri U"). Usage: request INTERFACE METHOD
+ * [TITLE]: with a TITLE, the method takes (parent_window, title, options),
+ * as FileChooser's do; otherwise (options). */
 #include <gio/gio.h>
 #include <stdio.h>
 
@@ -11,8 +13,13 @@ static int code = -1;
 static void on_response(GDBusConnection *c, const char *sender, const char *path,
                         const char *iface, const char *name, GVariant *params, gpointer data) {
     guint32 r;
-    g_variant_get(params, "(u@a{sv})", &r, NULL);
+    GVariant *results = NULL;
+    g_variant_get(params, "(u@a{sv})", &r, &results);
     code = (int)r;
+    const char **uris = NULL;
+    if (results && g_variant_lookup(results, "uris", "^a&s", &uris)) {
+        for (const char **u = uris; *u; u++) printf("uri %s\n", *u);
+    }
     g_main_loop_quit(loop);
 }
 
@@ -23,7 +30,7 @@ static gboolean give_up(gpointer data) {
 
 int main(int argc, char **argv) {
     GError *e = NULL;
-    if (argc != 3) return 2;
+    if (argc != 3 && argc != 4) return 2;
     GDBusConnection *c = g_bus_get_sync(G_BUS_TYPE_SESSION, NULL, &e);
     if (!c) { printf("bus: %s\n", e->message); return 1; }
     /* The request's object path follows from the caller's name and token. */
@@ -38,11 +45,13 @@ int main(int argc, char **argv) {
     g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
     g_variant_builder_add(&b, "{sv}", "handle_token", g_variant_new_string("berthtest"));
     GVariant *r = g_dbus_connection_call_sync(c, "org.freedesktop.portal.Desktop",
-        "/org/freedesktop/portal/desktop", argv[1], argv[2], g_variant_new("(a{sv})", &b),
+        "/org/freedesktop/portal/desktop", argv[1], argv[2],
+        argc == 4 ? g_variant_new("(ssa{sv})", "", argv[3], &b) : g_variant_new("(a{sv})", &b),
         NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &e);
     if (!r) { printf("call: %s\n", e->message); return 1; }
     g_timeout_add_seconds(10, give_up, NULL);
     g_main_loop_run(loop);
     printf("response %d\n", code);
+    fflush(stdout);
     return code == 0 ? 0 : 1;
 }
