@@ -5,7 +5,7 @@
 //! it, FileChooser hands out document-portal paths and the permission
 //! store keys its entries by the app ID. Pure: values in, text out.
 
-use crate::permissions::{Access, Permission, Place};
+use crate::permissions::Permission;
 
 /// What the file says.
 #[derive(Clone, Debug)]
@@ -75,20 +75,13 @@ fn context(perms: &[Permission]) -> Context {
             }
             Permission::Socket(s) => sockets.push(s.as_str().to_owned()),
             Permission::Device(d) => devices.push(d.as_str().to_owned()),
-            Permission::Filesystem(place, access) => {
-                let place = match place {
-                    Place::Host => "host".to_owned(),
-                    Place::Home => "home".to_owned(),
-                    Place::Xdg(d) => format!("xdg-{d}"),
-                    Place::HomePath(p) => format!("~/{p}"),
-                    Place::Absolute(p) => p.clone(),
-                };
-                fs.push(match access {
-                    Access::ReadOnly => format!("{place}:ro"),
-                    Access::Create => format!("{place}:create"),
-                    Access::ReadWrite => place,
-                });
-            }
+            // Flatpak's words are berth's: `PLACE[:ro|:create]`.
+            Permission::Filesystem(..) => fs.push(
+                p.to_string()
+                    .strip_prefix("filesystem=")
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
             Permission::Devel => features.push("devel".to_owned()),
             Permission::Multiarch => features.push("multiarch".to_owned()),
             Permission::Persist(d) => persistent.push(d.clone()),
@@ -144,6 +137,7 @@ pub fn render(id: &Identity<'_>) -> String {
 mod tests {
     use super::*;
     use crate::PermissionSet;
+    use crate::permissions::{Access, Place};
 
     fn perms(s: &str) -> Vec<Permission> {
         PermissionSet::parse_list(s)

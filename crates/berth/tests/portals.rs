@@ -35,18 +35,20 @@ fn backend_script() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/backend.py"))
 }
 
-/// A session bus with xdg-desktop-portal on it, its notifications going to
-/// the test's backend. Returns the bus address, the file the backend writes
-/// and the processes to stop.
-fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
-    let mut procs = Killed(Vec::new());
+/// A private session bus for one test, on `$TEST/bus`: what it starts (the
+/// permission store, the document portal, the accessibility bus) keeps its
+/// files in the test's directory (`xdg-data`, `xdg-run`), not the user's.
+/// Its address, and the daemon, stopped when dropped.
+fn session_bus(env: &Env) -> (String, Killed) {
+    let run = env.path("xdg-run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let mut daemon = Command::new("dbus-daemon")
         .args(["--session", "--nofork", "--print-address=1"])
         .arg(format!("--address=unix:path={}", env.path("bus").display()))
-        // What it starts (the permission store, the document portal) keeps
-        // its files here, not in the user's.
         .env("XDG_DATA_HOME", env.path("xdg-data"))
-        .env("XDG_RUNTIME_DIR", env.path("xdg-run"))
+        .env("XDG_RUNTIME_DIR", &run)
+        .env_remove("DISPLAY")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -55,8 +57,19 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
     std::io::BufReader::new(daemon.stdout.take().unwrap())
         .read_line(&mut address)
         .unwrap();
-    procs.0.push(daemon);
-    let address = address.trim().to_owned();
+    (address.trim().to_owned(), Killed(vec![daemon]))
+}
+
+/// Every tool the test needs, or a skip (a failure in CI).
+fn tools(test: &str, list: &[&str]) -> bool {
+    list.iter().all(|t| have_tool(test, t))
+}
+
+/// A session bus with xdg-desktop-portal on it, its notifications going to
+/// the test's backend. Returns the bus address, the file the backend writes
+/// and the processes to stop.
+fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
+    let (address, mut procs) = session_bus(env);
     let heard = env.path("heard");
     // What the user picks when an app asks (FileChooser).
     let files = env.path("files");
@@ -205,20 +218,20 @@ fn heard(path: &Path, want: usize) -> Vec<(String, String)> {
 
 #[test]
 fn portals_know_the_app_by_its_id() {
-    for t in [
-        "dbus-daemon",
-        "xdg-dbus-proxy",
-        "gdbus",
-        "ldd",
-        "/usr/bin/python3",
-        "/usr/libexec/xdg-desktop-portal",
-    ] {
-        if !have_tool("portals_know_the_app_by_its_id", t) {
-            return;
-        }
+    if !tools(
+        "portals_know_the_app_by_its_id",
+        &[
+            "dbus-daemon",
+            "xdg-dbus-proxy",
+            "gdbus",
+            "ldd",
+            "/usr/bin/python3",
+            "/usr/libexec/xdg-desktop-portal",
+        ],
+    ) {
+        return;
     }
     let env = Env::new();
-    std::fs::create_dir_all(env.path("xdg-run")).unwrap();
     let (bus, heard_file, _procs) = portal_session(&env);
     for id in ["org.example.Notifier", "org.example.Other"] {
         install_host_app(&env, id, "/usr/bin/gdbus", "/bin/sh -c", "", vec![]);
@@ -334,20 +347,19 @@ fn portals_know_the_app_by_its_id() {
 /// portal, berth binds that one file.
 #[test]
 fn files_opened_from_the_menu_reach_the_app_alone() {
-    for t in [
-        "dbus-daemon",
-        "xdg-dbus-proxy",
-        "gio",
-        "/usr/libexec/xdg-document-portal",
-    ] {
-        if !have_tool("files_opened_from_the_menu_reach_the_app_alone", t) {
-            return;
-        }
+    if !tools(
+        "files_opened_from_the_menu_reach_the_app_alone",
+        &[
+            "dbus-daemon",
+            "xdg-dbus-proxy",
+            "gio",
+            "/usr/libexec/xdg-document-portal",
+        ],
+    ) {
+        return;
     }
     let env = Env::new();
     let run = env.path("xdg-run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let files = env.path("files");
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("letter.txt"), "dear reader\n").unwrap();
@@ -422,21 +434,8 @@ fn files_opened_from_the_menu_reach_the_app_alone() {
     };
 
     // With the document portal: a path of its own, the file, nothing else.
-    let mut daemon = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .arg(format!("--address=unix:path={}", env.path("bus").display()))
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("XDG_DATA_HOME", env.path("xdg-data"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut address = String::new();
-    std::io::BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    let procs = Killed(vec![daemon]);
-    let out = open(Some(address.trim()));
+    let (address, procs) = session_bus(&env);
+    let out = open(Some(&address));
     let uid = rustix::process::getuid().as_raw();
     assert!(
         out.starts_with(&format!("arg=/run/user/{uid}/doc/")) && out.contains("/letter.txt\n"),
@@ -471,29 +470,14 @@ fn files_opened_from_the_menu_reach_the_app_alone() {
 /// the app, and `--reset-portals` removes it, and nothing of other apps'.
 #[test]
 fn portal_permissions_are_shown_and_forgotten() {
-    for t in ["dbus-daemon", "gdbus", "/usr/libexec/xdg-permission-store"] {
-        if !have_tool("portal_permissions_are_shown_and_forgotten", t) {
-            return;
-        }
+    if !tools(
+        "portal_permissions_are_shown_and_forgotten",
+        &["dbus-daemon", "gdbus", "/usr/libexec/xdg-permission-store"],
+    ) {
+        return;
     }
     let env = Env::new();
-    let data = env.path("xdg-data");
-    std::fs::create_dir_all(&data).unwrap();
-    let mut daemon = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .arg(format!("--address=unix:path={}", env.path("bus").display()))
-        // The store it starts keeps its tables there.
-        .env("XDG_DATA_HOME", &data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut address = String::new();
-    std::io::BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    let _procs = Killed(vec![daemon]);
-    let bus = address.trim().to_owned();
+    let (bus, _procs) = session_bus(&env);
     let store = |args: &[&str]| -> String {
         let o = Command::new("gdbus")
             .args([
@@ -575,38 +559,22 @@ fn portal_permissions_are_shown_and_forgotten() {
 /// filter: embedding itself in the registry works, other calls do not.
 #[test]
 fn the_accessibility_bus_is_filtered() {
-    for t in [
-        "dbus-daemon",
-        "xdg-dbus-proxy",
-        "gdbus",
-        "/usr/libexec/at-spi-bus-launcher",
-    ] {
-        if !have_tool("the_accessibility_bus_is_filtered", t) {
-            return;
-        }
+    if !tools(
+        "the_accessibility_bus_is_filtered",
+        &[
+            "dbus-daemon",
+            "xdg-dbus-proxy",
+            "gdbus",
+            "/usr/libexec/at-spi-bus-launcher",
+        ],
+    ) {
+        return;
     }
     let env = Env::new();
     let run = env.path("xdg-run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     // A session bus that starts the accessibility bus when asked, as a
     // desktop's does.
-    let mut daemon = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .arg(format!("--address=unix:path={}", env.path("bus").display()))
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("XDG_DATA_HOME", env.path("xdg-data"))
-        .env_remove("DISPLAY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut address = String::new();
-    std::io::BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    let _procs = Killed(vec![daemon]);
-    let bus = address.trim().to_owned();
+    let (bus, _procs) = session_bus(&env);
     let id = "org.example.Reader";
     install_host_app(&env, id, "/usr/bin/gdbus", "/bin/sh -c", "", vec![]);
     let registry = |method: &str| {
@@ -678,21 +646,21 @@ fn request_client(env: &Env) -> PathBuf {
 /// way there and back.)
 #[test]
 fn the_camera_is_asked_for_through_the_portal() {
-    for t in [
-        "dbus-daemon",
-        "xdg-dbus-proxy",
-        "gcc",
-        "pkg-config",
-        "ldd",
-        "/usr/bin/python3",
-        "/usr/libexec/xdg-desktop-portal",
-    ] {
-        if !have_tool("the_camera_is_asked_for_through_the_portal", t) {
-            return;
-        }
+    if !tools(
+        "the_camera_is_asked_for_through_the_portal",
+        &[
+            "dbus-daemon",
+            "xdg-dbus-proxy",
+            "gcc",
+            "pkg-config",
+            "ldd",
+            "/usr/bin/python3",
+            "/usr/libexec/xdg-desktop-portal",
+        ],
+    ) {
+        return;
     }
     let env = Env::new();
-    std::fs::create_dir_all(env.path("xdg-run")).unwrap();
     let (bus, heard_file, _procs) = portal_session(&env);
     let id = "org.example.Camera";
     // gdbus brings the libraries the client needs (GIO); the client goes
@@ -751,24 +719,23 @@ fn the_camera_is_asked_for_through_the_portal() {
 /// it there, without a filesystem grant, and nothing beside it.
 #[test]
 fn a_file_the_user_picks_reaches_the_app() {
-    for t in [
-        "dbus-daemon",
-        "xdg-dbus-proxy",
-        "gcc",
-        "pkg-config",
-        "ldd",
-        "/usr/bin/python3",
-        "/usr/libexec/xdg-desktop-portal",
-        "/usr/libexec/xdg-document-portal",
-    ] {
-        if !have_tool("a_file_the_user_picks_reaches_the_app", t) {
-            return;
-        }
+    if !tools(
+        "a_file_the_user_picks_reaches_the_app",
+        &[
+            "dbus-daemon",
+            "xdg-dbus-proxy",
+            "gcc",
+            "pkg-config",
+            "ldd",
+            "/usr/bin/python3",
+            "/usr/libexec/xdg-desktop-portal",
+            "/usr/libexec/xdg-document-portal",
+        ],
+    ) {
+        return;
     }
     let env = Env::new();
     let run = env.path("xdg-run");
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let (bus, heard_file, _procs) = portal_session(&env);
     let id = "org.example.Picker";
     let client = std::fs::read(request_client(&env)).unwrap();
