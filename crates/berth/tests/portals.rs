@@ -639,6 +639,16 @@ fn request_client(env: &Env) -> PathBuf {
     out
 }
 
+/// An app with the test's portal client at /bin/request, no permissions,
+/// and `extra` entries. gdbus brings the libraries the client needs (GIO);
+/// the client goes to /bin (the sandbox's /tmp, where it is built, is its
+/// own).
+fn install_client_app(env: &Env, id: &str, mut extra: Vec<E>) {
+    let client = std::fs::read(request_client(env)).unwrap();
+    extra.push(file("bin/request", &client).mode(0o755));
+    install_host_app(env, id, "/usr/bin/gdbus", "/bin/sh -c", "", extra);
+}
+
 /// An app without `device=camera` asks for the camera through the Camera
 /// portal: the portal asks the user (here the test's backend, which
 /// grants), its answer reaches the app, and the grant shows in the app's
@@ -663,17 +673,7 @@ fn the_camera_is_asked_for_through_the_portal() {
     let env = Env::new();
     let (bus, heard_file, _procs) = portal_session(&env);
     let id = "org.example.Camera";
-    // gdbus brings the libraries the client needs (GIO); the client goes
-    // to /bin (the sandbox's /tmp, where the test builds it, is its own).
-    let client = std::fs::read(request_client(&env)).unwrap();
-    install_host_app(
-        &env,
-        id,
-        "/usr/bin/gdbus",
-        "/bin/sh -c",
-        "",
-        vec![file("bin/request", &client).mode(0o755)],
-    );
+    install_client_app(&env, id, vec![]);
     let o = env
         .cmd()
         .args([
@@ -738,15 +738,10 @@ fn a_file_the_user_picks_reaches_the_app() {
     let run = env.path("xdg-run");
     let (bus, heard_file, _procs) = portal_session(&env);
     let id = "org.example.Picker";
-    let client = std::fs::read(request_client(&env)).unwrap();
-    install_host_app(
+    install_client_app(
         &env,
         id,
-        "/usr/bin/gdbus",
-        "/bin/sh -c",
-        "",
         vec![
-            file("bin/request", &client).mode(0o755),
             symlink("bin/sed", "busybox"),
             symlink("bin/dirname", "busybox"),
         ],
