@@ -193,6 +193,50 @@ impl Manager {
             body.append(&list);
         }
 
+        // What the portals remember (camera, notifications, documents...),
+        // when a session bus is there to ask.
+        if let Ok(remembered) = self.engine.portal_permissions(id)
+            && !remembered.is_empty()
+        {
+            body.append(&label("What the portals remember", &["title-4"]));
+            let list = boxed_list();
+            for e in &remembered {
+                let row = label(
+                    &safe(&format!(
+                        "{}: {} ({})",
+                        e.id,
+                        e.permissions.join(", "),
+                        e.table
+                    )),
+                    &[],
+                );
+                row.set_margin_start(12);
+                row.set_margin_end(12);
+                row.set_margin_top(10);
+                row.set_margin_bottom(10);
+                list.append(&row);
+            }
+            body.append(&list);
+            let forget = button("Forget portal permissions", None);
+            forget.set_tooltip_text(Some(
+                "The portals ask again the next time the app wants the camera, a document...",
+            ));
+            forget.connect_clicked({
+                let m = self.clone();
+                let id = id.to_owned();
+                move |_| match m.engine.reset_portal_permissions(&id) {
+                    Ok(gone) => {
+                        m.say(&format!("Forgot {} portal permission(s).", gone.len()));
+                        m.reshow_later(&id);
+                    }
+                    Err(e) => m.error(&message(&e)),
+                }
+            });
+            let line = hbox(12);
+            line.append(&forget);
+            body.append(&line);
+        }
+
         // Grant something the app did not ask for.
         let add = hbox(8);
         let entry = gtk::Entry::new();

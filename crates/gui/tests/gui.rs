@@ -694,3 +694,59 @@ fn killing_the_installer_midway_leaves_the_store_whole() {
     let _ = app.kill();
     let _ = app.wait();
 }
+
+/// The manager shows what the portals remember for the app and forgets it
+/// on request, as `berth permissions --reset-portals` does.
+#[test]
+fn manager_shows_and_forgets_portal_permissions() {
+    let Some(d) = desktop("manager_shows_and_forgets_portal_permissions") else {
+        return;
+    };
+    if !have_tool("manager_shows_and_forgets_portal_permissions", "gdbus") {
+        return;
+    }
+    let file = bundle(&d, "editor.tar", "Example Editor", "", "/bin/true");
+    d.env.ok(&["install", file.to_str().unwrap(), "--yes"]);
+    // The camera portal's answer, as the permission store keeps it.
+    let o = d
+        .cmd(Path::new("gdbus"))
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.impl.portal.PermissionStore",
+            "--object-path",
+            "/org/freedesktop/impl/portal/PermissionStore",
+            "--method",
+            "org.freedesktop.impl.portal.PermissionStore.SetPermission",
+            "devices",
+            "true",
+            "camera",
+            ID,
+            "['yes']",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let remembered = || -> serde_json::Value {
+        let o = d
+            .cmd(&berth_bin())
+            .args(["permissions", ID, "--portals", "--json"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(remembered().as_array().unwrap().len(), 1);
+    let mut app = d.gui(&["manage", ID]);
+    d.step(&mut app, &["wait", "What the portals remember", "30"]);
+    d.step(&mut app, &["wait", "camera: yes (devices)"]);
+    d.screenshot("manager-portals");
+    d.step(&mut app, &["click", "Forget portal permissions"]);
+    until("the window forgets them", || {
+        remembered().as_array().unwrap().is_empty()
+    });
+    d.step(&mut app, &["wait", "Forgot 1 portal permission(s)."]);
+    let _ = app.kill();
+    let _ = app.wait();
+}
