@@ -4,28 +4,15 @@
 //! device event controller's few calls); the screen reader, outside, talks
 //! to the app's connection as to any app's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Where the app finds it, as Flatpak puts it.
 pub const INNER_SOCKET: &str = "/run/flatpak/at-spi-bus";
 
 /// The accessibility bus's address, from `org.a11y.Bus` on the session bus
-/// (which starts it where it is activatable), if there is one. In a child
-/// process: zbus starts threads (see `documents`).
-pub fn bus_address(session: &Path) -> Option<String> {
-    let out =
-        berth_sandbox::exec::in_child(|| here(session).unwrap_or_default().into_bytes()).ok()?;
-    let a = String::from_utf8(out).ok()?;
-    (a.starts_with("unix:") && !a.chars().any(char::is_control)).then_some(a)
-}
-
-fn here(session: &Path) -> Option<String> {
-    let conn = zbus::blocking::connection::Builder::address(
-        format!("unix:path={}", session.display()).as_str(),
-    )
-    .ok()?
-    .build()
-    .ok()?;
+/// (which starts it where it is activatable), if there is one. On a
+/// connection the caller made, in its child process ([`crate::session`]).
+pub(crate) fn address_on(conn: &zbus::blocking::Connection) -> Option<String> {
     let reply = conn
         .call_method(
             Some("org.a11y.Bus"),
@@ -35,7 +22,8 @@ fn here(session: &Path) -> Option<String> {
             &(),
         )
         .ok()?;
-    reply.body().deserialize().ok()
+    let a: String = reply.body().deserialize().ok()?;
+    (a.starts_with("unix:") && !a.chars().any(char::is_control)).then_some(a)
 }
 
 /// The socket path of a `unix:path=` address (to bind into the proxy's

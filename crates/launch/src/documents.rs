@@ -18,26 +18,15 @@ const IFACE: &str = "org.freedesktop.portal.Documents";
 const REUSE_EXISTING: u32 = 1 << 0;
 const AS_NEEDED_BY_APP: u32 = 1 << 2;
 
-fn connect(bus: &Path) -> zbus::Result<zbus::blocking::Connection> {
+pub(crate) fn connect(bus: &Path) -> zbus::Result<zbus::blocking::Connection> {
     zbus::blocking::connection::Builder::address(format!("unix:path={}", bus.display()).as_str())?
         .build()
 }
 
 /// Where the document portal is mounted on the host, if it runs (the call
-/// starts it when the bus can).
-pub fn mount_point(bus: &Path) -> Option<PathBuf> {
-    let out = berth_sandbox::exec::in_child(|| {
-        mount_point_here(bus)
-            .map(|p| p.into_os_string().into_encoded_bytes())
-            .unwrap_or_default()
-    })
-    .ok()?;
-    let p = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&out));
-    (p.is_absolute() && p.is_dir()).then_some(p)
-}
-
-fn mount_point_here(bus: &Path) -> Option<PathBuf> {
-    let conn = connect(bus).ok()?;
+/// starts it when the bus can). On a connection the caller made, in its
+/// child process ([`crate::session`]).
+pub(crate) fn mount_point_on(conn: &zbus::blocking::Connection) -> Option<PathBuf> {
     let reply = conn
         .call_method(Some(DEST), PATH, Some(IFACE), "GetMountPoint", &())
         .ok()?;

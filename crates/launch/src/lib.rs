@@ -20,6 +20,7 @@ mod error;
 pub mod host;
 mod plan;
 pub mod programs;
+pub mod session;
 
 pub use apply::{Outcome, apply};
 pub use error::{Error, Result};

@@ -503,9 +503,10 @@ pub fn plan(
                 });
             }
             if let Some(bp) = &g.bus_proxy {
+                let facts = crate::session::ask(&bp.upstream);
                 // The document portal's view for this app, where Flatpak
                 // puts it: what the user picks or opens is readable there.
-                if let Some(m) = crate::documents::mount_point(&bp.upstream) {
+                if let Some(m) = &facts.documents {
                     let by_app = m.join("by-app").join(app_id_of(&d.app_id));
                     if by_app.is_dir() {
                         let inner = inner_rt.join("doc");
@@ -513,7 +514,7 @@ pub fn plan(
                         // portals' paths point when the host's runtime dir
                         // is not /run/user/UID.
                         let mut dests = vec![PathBuf::from("/run/flatpak/doc"), inner.clone()];
-                        if !dests.contains(&m) {
+                        if !dests.contains(m) {
                             dests.push(m.clone());
                         }
                         for dest in dests {
@@ -539,7 +540,7 @@ pub fn plan(
                         // The accessibility bus, through the same proxy
                         // process, with its own filter.
                         let mut extra_sockets = Vec::new();
-                        if let Some(addr) = crate::a11y::bus_address(&bp.upstream) {
+                        if let Some(addr) = facts.a11y.clone() {
                             let a11y = instance_dir.join("a11y-bus");
                             argv.extend([addr.clone(), a11y.display().to_string()]);
                             argv.extend(crate::a11y::proxy_args());
