@@ -59,4 +59,18 @@ for _ in $(seq 50); do
 done
 xwininfo -root -tree | grep '"Hello from berth"'
 wait $app
-echo "== done: the window appeared on $DISPLAY and the app exited cleanly"
+echo "== 6. an app from Debian packages (examples/mousepad: five lines)"
+BERTH_HOME=$author_store "$berth" build examples/mousepad/berth.toml
+BERTH_HOME=$author_store "$berth" bundle --thin org.xfce.mousepad:latest "$out/mousepad.berth"
+# A thin bundle installs over the runtime, which the user has on its own.
+BERTH_HOME=$author_store "$berth" export example/runtime:bookworm "$out/runtime.tar"
+BERTH_HOME=$user_store "$berth" import "$out/runtime.tar"
+BERTH_HOME=$user_store "$berth" install --yes "$out/mousepad.berth"
+BERTH_HOME=$user_store "$berth" run org.xfce.mousepad >/dev/null 2>&1 &
+for _ in $(seq 100); do
+  xwininfo -root -tree 2>/dev/null | grep -q 'Mousepad' && break
+  sleep 0.1
+done
+xwininfo -root -tree | grep -m1 'Mousepad'
+BERTH_HOME=$user_store "$berth" ps --quiet | while read -r id; do BERTH_HOME=$user_store "$berth" kill "$id"; done
+echo "== done: both windows appeared on $DISPLAY"

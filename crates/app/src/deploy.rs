@@ -49,6 +49,10 @@ pub struct Deployment {
     /// review showed (`PermissionSet`'s text, which round-trips).
     pub granted: String,
     pub installed_unix: u64,
+    /// A Flatpak app: the manifest digest of the runtime image it was
+    /// installed with (kept while the deployment is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 impl Deployment {
@@ -252,6 +256,7 @@ impl AppStore {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Deployment>(&b).ok())
                 {
+                    out.extend(dep.runtime);
                     out.push(dep.image);
                 }
             }
@@ -423,6 +428,7 @@ mod tests {
             command: vec![],
             granted: "socket=wayland;share=network".into(),
             installed_unix: 0,
+            runtime: None,
         }
     }
 

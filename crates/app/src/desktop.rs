@@ -257,71 +257,15 @@ fn exec_line(l: &Launch<'_>, app_exec: Option<&str>) -> Result<String, ExportErr
     Ok(line)
 }
 
-struct Group<'a> {
-    title: &'a str,
-    attrs: Vec<(String, Option<String>, String)>,
-}
+use crate::keyfile::Group;
 
-/// Parse a desktop entry the way GLib's key-file reader does, which is
-/// what decides what the host runs: lines, `[Group]` headers, `#`
-/// comments, `Key[locale] = value` with spaces around `=` ignored, and no
-/// line continuation. Written here because the crates at hand differ from
-/// GLib where it matters (freedesktop_entry_parser joins lines at any
-/// backslash, as systemd does; freedesktop-desktop-entry needs gettext),
-/// and a parser that reads a file differently from GLib is how a hidden
-/// `Exec` gets through. Stricter than GLib: duplicate keys or groups and
-/// malformed lines are errors, not last-one-wins.
+/// A desktop entry's groups, read as GLib reads them (see
+/// [`crate::keyfile`]); key names are letters, digits and `-`.
 fn parse_groups(text: &str) -> Result<Vec<Group<'_>>, ExportError> {
-    let mut groups: Vec<Group<'_>> = Vec::new();
-    for (n, line) in text.split('\n').enumerate() {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let at = |what: &str| entry_err(format!("line {}: {what}", n + 1));
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix('[') {
-            let title = rest
-                .strip_suffix(']')
-                .filter(|t| !t.is_empty() && !t.contains(['[', ']']) && !t.chars().any(is_unsafe))
-                .ok_or_else(|| at("malformed group header"))?;
-            if groups.iter().any(|g| g.title == title) {
-                return Err(at(&format!("group [{title}] appears twice")));
-            }
-            groups.push(Group {
-                title,
-                attrs: Vec::new(),
-            });
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| at("neither a group, a key nor a comment"))?;
-        let g = groups
-            .last_mut()
-            .ok_or_else(|| at("a key before the first group"))?;
-        let k = k.trim_end();
-        let v = v.trim_start();
-        let (name, param) = match k.split_once('[') {
-            Some((name, rest)) => (
-                name,
-                Some(
-                    rest.strip_suffix(']')
-                        .ok_or_else(|| at("malformed locale"))?
-                        .to_owned(),
-                ),
-            ),
-            None => (k, None),
-        };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(at(&format!("bad key name {:?}", crate::text::escape(k))));
-        }
-        if g.attrs.iter().any(|(n, p, _)| n == name && *p == param) {
-            return Err(at(&format!("key {k} appears twice")));
-        }
-        g.attrs.push((name.to_owned(), param, v.to_owned()));
-    }
-    Ok(groups)
+    crate::keyfile::parse(text, &|k: &str| {
+        k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+    .map_err(ExportError::Entry)
 }
 
 fn write_group(
@@ -355,6 +299,18 @@ fn write_group(
         }
     }
     Ok(())
+}
+
+/// The plain `Name=` of a desktop entry's main group, when the entry
+/// reads and the name is fit to show.
+pub fn entry_name(text: &str) -> Option<String> {
+    let groups = parse_groups(text).ok()?;
+    let name = groups
+        .iter()
+        .find(|g| g.title == "Desktop Entry")?
+        .get("Name")?
+        .trim();
+    (!name.is_empty() && check_value("Name", name).is_ok()).then(|| name.to_owned())
 }
 
 /// Generate the menu entry. `app_entry` is the image's desktop entry

@@ -91,7 +91,8 @@ fn context(perms: &[Permission]) -> Context {
             | Permission::Memory(_)
             | Permission::CpuWeight(_)
             | Permission::IoWeight(_)
-            | Permission::Pids(_) => {}
+            | Permission::Pids(_)
+            | Permission::Edit(_) => {}
         }
     }
     let keys = [

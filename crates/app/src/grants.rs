@@ -96,6 +96,9 @@ pub struct Grants {
     pub memory: Option<u64>,
     pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
+    /// MIME types (`type/subtype`, `type/*`) of opened files handed over
+    /// writable.
+    pub edit: Vec<String>,
     /// Grants that cannot be honoured here, with the reason.
     pub unavailable: Vec<String>,
 }
@@ -194,6 +197,7 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
             Permission::Memory(m) => g.memory = Some(*m),
             Permission::CpuWeight(w) => g.cpu_weight = Some(*w),
             Permission::Pids(n) => g.pids = Some(*n),
+            Permission::Edit(m) => g.edit.push(m.clone()),
             Permission::IoWeight(_) => g.unavailable.push("io-weight: not applied yet".into()),
             Permission::Env(k, v) => g.env.push((k.clone(), v.clone())),
             // The whole private home persists already.

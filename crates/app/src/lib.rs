@@ -6,9 +6,11 @@
 pub mod appstream;
 pub mod deploy;
 pub mod desktop;
+pub mod flatpak_image;
 pub mod flatpak_info;
 pub mod grants;
 pub mod hostids;
+pub mod keyfile;
 pub mod metadata;
 pub mod permissions;
 pub mod text;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::flatpak_image::{self, FlatpakApp, FlatpakError};
 use crate::permissions::{ParseError, PermissionSet};
 
 pub const LABEL_ID: &str = "org.berth.app.id";
@@ -28,6 +29,13 @@ pub enum MetaError {
     BadDesktop(String),
     #[error("label {LABEL_ICON} = {0:?} must be an absolute path inside the image")]
     BadIcon(String),
+    #[error(transparent)]
+    Flatpak(#[from] FlatpakError),
+    #[error(
+        "the image is labelled both as a berth app ({LABEL_ID}) and as a Flatpak ({}); it must be one or the other",
+        flatpak_image::LABEL_REF
+    )]
+    BothKinds,
     #[error("label {0} holds control or invisible formatting characters: {1:?}")]
     ControlChars(String, String),
     #[error(
@@ -86,6 +94,8 @@ pub struct AppMeta {
     pub permissions: PermissionSet,
     pub desktop: Option<String>,
     pub icon: Option<String>,
+    /// A Flatpak OCI image: its ref, runtime and what berth left out.
+    pub flatpak: Option<FlatpakApp>,
 }
 
 /// Flatpak's rules for application IDs.
@@ -123,11 +133,45 @@ pub fn app_id_of(key: &str) -> &str {
 }
 
 impl AppMeta {
+    /// A Flatpak app image (`org.flatpak.ref` = `app/...`): its name,
+    /// desktop entry and icon are files in the image, read at review.
+    fn from_flatpak_labels(
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Option<AppMeta>, MetaError> {
+        let Some(app) = flatpak_image::parse_app(
+            labels.get(flatpak_image::LABEL_REF).map(String::as_str),
+            labels
+                .get(flatpak_image::LABEL_METADATA)
+                .map(String::as_str),
+        )?
+        else {
+            return Ok(None);
+        };
+        let id = app.app.id.clone();
+        if let Some(ns) = reserved_namespace(&id) {
+            return Err(MetaError::ReservedId(id, ns.to_owned()));
+        }
+        Ok(Some(AppMeta {
+            name: id.clone(),
+            id,
+            command: vec![app.command.clone()],
+            permissions: app.permissions.clone(),
+            desktop: None,
+            icon: None,
+            flatpak: Some(app),
+        }))
+    }
+
     /// `Ok(None)`: the image declares no app (no `org.berth.app.id`).
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Result<Option<AppMeta>, MetaError> {
         let Some(id) = labels.get(LABEL_ID).map(|s| s.trim().to_owned()) else {
-            return Ok(None);
+            return Self::from_flatpak_labels(labels);
         };
+        // One image, one way to run it: a berth app's layers stack at /,
+        // a Flatpak's are mounted at /app on a runtime.
+        if labels.contains_key(flatpak_image::LABEL_REF) {
+            return Err(MetaError::BothKinds);
+        }
         if !valid_app_id(&id) {
             return Err(MetaError::BadId(id));
         }
@@ -198,6 +242,7 @@ impl AppMeta {
             permissions,
             desktop,
             icon,
+            flatpak: None,
         }))
     }
 }

@@ -125,6 +125,10 @@ pub enum Permission {
     CpuWeight(u64),
     IoWeight(u64),
     Pids(u64),
+    /// `edit=text/plain`, `edit=image/*`: a file of this type the user
+    /// opens with the app (from a menu or file manager) is handed over
+    /// writable; any other, read-only.
+    Edit(String),
 }
 
 const XDG_DIRS: [&str; 8] = [
@@ -150,6 +154,16 @@ fn valid_bus_name(n: &str) -> bool {
                 && p.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         })
+}
+
+/// `type/subtype` or `type/*` (every subtype of a media type).
+fn valid_edit_pattern(v: &str) -> bool {
+    match v.strip_suffix("/*") {
+        Some(media) => {
+            !media.contains('/') && crate::desktop::valid_mime_type(&format!("{media}/x"))
+        }
+        None => crate::desktop::valid_mime_type(v),
+    }
 }
 
 /// Normalize a relative path: drop empty and `.` components; `..` is
@@ -351,10 +365,16 @@ impl Permission {
                 Permission::IoWeight(w)
             }
             "pids" => Permission::Pids(parse_number(t, value)?),
+            "edit" => {
+                if !valid_edit_pattern(value) {
+                    return Err(err(t, "expected a MIME type like text/plain, or text/*"));
+                }
+                Permission::Edit(value.to_ascii_lowercase())
+            }
             _ => {
                 return Err(err(
                     t,
-                    "unknown key; one of: socket device share filesystem talk-name own-name env persist allow memory cpu-weight io-weight pids",
+                    "unknown key; one of: socket device share filesystem talk-name own-name env persist allow memory cpu-weight io-weight pids edit",
                 ));
             }
         })
@@ -457,6 +477,25 @@ impl Permission {
             Permission::CpuWeight(w) => (format!("CPU weight {w} (default 100)"), Low),
             Permission::IoWeight(w) => (format!("I/O weight {w} (default 100)"), Low),
             Permission::Pids(p) => (format!("Run at most {p} processes"), Low),
+            // Every stream type inherits application/octet-stream, and
+            // every text type text/plain.
+            Permission::Edit(m) if m == "application/octet-stream" => {
+                (s("Change any file you open with it"), Low)
+            }
+            Permission::Edit(m) if m == "text/plain" || m == "text/*" => (
+                s("Change the text files you open with it (scripts and settings files included)"),
+                Low,
+            ),
+            Permission::Edit(m) => match m.strip_suffix("/*") {
+                Some(media) => (
+                    format!("Change the {media} files you open with it (any {m} type)"),
+                    Low,
+                ),
+                None => (
+                    format!("Change the files you open with it that are {m}, or a kind of it"),
+                    Low,
+                ),
+            },
         }
     }
 }
@@ -676,6 +715,7 @@ impl fmt::Display for Permission {
             Permission::CpuWeight(w) => write!(f, "cpu-weight={w}"),
             Permission::IoWeight(w) => write!(f, "io-weight={w}"),
             Permission::Pids(p) => write!(f, "pids={p}"),
+            Permission::Edit(m) => write!(f, "edit={m}"),
         }
     }
 }
@@ -854,9 +894,13 @@ mod tests {
             "cpu-weight=200",
             "io-weight=50",
             "pids=100",
+            "edit=text/plain",
+            "edit=image/*",
+            "edit=application/vnd.oasis.opendocument.text",
         ] {
             assert_eq!(p(s).to_string(), s, "{s}");
         }
+        assert_eq!(p("edit=Text/Plain").to_string(), "edit=text/plain");
         assert_eq!(p("memory=512M"), Permission::Memory(512 << 20));
         assert_eq!(p("filesystem=home:rw").to_string(), "filesystem=home");
     }
@@ -890,6 +934,13 @@ mod tests {
             "cpu-weight=20000",
             "frobnicate=yes",
             "filesystem=relative",
+            "edit=text",
+            "edit=*/*",
+            "edit=text/**",
+            "edit=text/plain/x",
+            "edit=/plain",
+            "edit=text/",
+            "edit=te xt/plain",
         ] {
             assert!(Permission::parse(s).is_err(), "{s:?} should be refused");
         }
@@ -947,6 +998,7 @@ mod tests {
                 "cpu-weight",
                 "io-weight",
                 "pids",
+                "edit",
             ]);
             let value = prop::string::string_regex(
                 "(~|/|xdg-|host|home|wayland|network|devel|org\\.x\\.Y|[a-z./~:=;]|ro|rw|create|\\.\\.|[0-9]{1,3}[kM]?| |\\x1b|\\u202e){0,8}",

@@ -324,11 +324,14 @@ pub enum Command {
     #[command(
         long_about = "Fetch an image from any OCI distribution registry into the store.\n\n\
         Only blobs the store lacks are downloaded, four at a time, each verified against its \
-        digest before use. An interrupted pull resumes where it stopped (range requests). \
-        Credentials come from $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or \
-        ~/.docker/config.json (what `podman login` and `docker login` write); basic and token \
-        auth both work. Loopback registries use plain HTTP; others need TLS unless listed in \
-        $BERTH_INSECURE_REGISTRIES.",
+        digest before use; the layers of a runtime the store has are not fetched, whatever \
+        their compression. An interrupted pull resumes where it stopped (range requests). \
+        Credentials come from the auth files `podman login` and `docker login` write, and \
+        their credential helpers; basic and token auth both work. The containers \
+        configuration applies: registries.conf (short names, mirrors, insecure and blocked \
+        registries), policy.json and certs.d (docs/registries.md). Loopback registries use \
+        plain HTTP; others need TLS unless registries.conf marks them insecure or they are \
+        listed in $BERTH_INSECURE_REGISTRIES.",
         after_help = "Example:\n  berth pull localhost:5000/apps/hello-x11:1.0"
     )]
     Pull {
@@ -514,6 +517,12 @@ pub enum RuntimeCommand {
         /// Debian mirror URL or sources line, passed to mmdebstrap (repeatable)
         #[arg(long, value_name = "URL")]
         mirror: Vec<String>,
+        /// Split the runtime into up to N layers by package (2-64): big
+        /// packages alone, the others by name, so an update of one package
+        /// changes one small layer (docs/on-disk-format.md). Default: one layer
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        chunks: u16,
     },
     /// List the packages (with versions) a runtime or SDK was built from
     Packages {

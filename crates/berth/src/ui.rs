@@ -25,11 +25,24 @@ pub struct Term {
     yes: bool,
     /// stdout is for the JSON result: reviews are not printed there.
     json: bool,
+    /// Permissions the user allowed before a download: the review after
+    /// it does not ask about them again.
+    consented: std::cell::RefCell<Vec<String>>,
 }
 
 impl Term {
     pub fn new(yes: bool, json: bool) -> Term {
-        Term { yes, json }
+        Term {
+            yes,
+            json,
+            consented: std::cell::RefCell::default(),
+        }
+    }
+
+    /// Were all of these allowed already, before the download?
+    pub fn consented_to(&self, lines: &[berth_app::permissions::ReviewLine]) -> bool {
+        let c = self.consented.borrow();
+        !c.is_empty() && lines.iter().all(|l| c.contains(&l.permission))
     }
 
     /// A yes/no question; without a terminal, consent must come from --yes.
@@ -69,6 +82,42 @@ impl berth_engine::Frontend for Term {
         } else {
             println!("{msg}");
         }
+    }
+
+    fn before_download(
+        &self,
+        p: &berth_engine::DownloadPreview,
+    ) -> Result<bool, berth_engine::Error> {
+        if !self.json {
+            let what = match (&p.name, &p.id) {
+                (Some(n), Some(id)) => format!("{} ({})", safe(n), safe(id)),
+                _ => safe(&p.reference).into_owned(),
+            };
+            println!(
+                "{what}: {} to download{}",
+                human_size(p.download),
+                if p.shared > 0 {
+                    format!(", {} already on this computer", human_size(p.shared))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if p.id.is_none() || p.permissions.is_empty() {
+            return Ok(true);
+        }
+        if !self.json {
+            println!("It asks to:");
+            crate::cmd::print_lines(&p.permissions);
+        }
+        let ok = self
+            .ask("Allow this and download?")
+            .map_err(|e| berth_engine::Error::Invalid(format!("{e:#}")))?;
+        if ok {
+            *self.consented.borrow_mut() =
+                p.permissions.iter().map(|l| l.permission.clone()).collect();
+        }
+        Ok(ok)
     }
 
     fn consent(&self, review: &berth_engine::Review) -> Result<bool, berth_engine::Error> {

@@ -717,6 +717,41 @@ fn a_symlink_does_not_widen_a_grant() {
     assert!(text.contains("plain file"), "{text}");
 }
 
+/// A link the app plants in its own (persistent) home never leads a
+/// grant's mount point onto the host: the launch is refused instead.
+#[test]
+fn a_link_planted_in_the_apps_home_does_not_steer_a_grant() {
+    let env = Env::new();
+    let id = "org.example.Plant";
+    let home = env.dir.path();
+    let p = labelled_app(&env, "plant", id, &[], vec![]);
+    std::fs::create_dir_all(home.join("Docs/sub")).unwrap();
+    let outside = env.path("outside");
+    let run = |script: &str| {
+        env.cmd()
+            .args(["run", id, "--", script])
+            .env("HOME", home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    install_with_home(&env, &p, home);
+    // Without the grant, the app plants a link where the grant will go.
+    let o = run(&format!(
+        "ln -s {} \"$HOME/Docs\" && echo planted",
+        outside.display()
+    ));
+    assert!(out(&o).contains("planted"), "{}", out(&o));
+    env.ok(&["override", id, "--grant", "filesystem=~/Docs/sub:ro"]);
+    let o = run("echo ran");
+    let text = out(&o);
+    assert!(
+        !o.status.success() && text.contains("symbolic link"),
+        "{text}"
+    );
+    assert!(!outside.exists(), "a mount point was made on the host");
+}
+
 /// `--command` runs another program with the app's permissions, instead
 /// of appending to the app's own command.
 #[test]

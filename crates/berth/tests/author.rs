@@ -451,23 +451,7 @@ fn containerfile_app_built_by_buildah() {
             ),
         ],
     );
-    let buildah = |args: &[&str]| {
-        let o = Command::new("buildah")
-            .arg("--root")
-            .arg(env.path("buildah/root"))
-            .arg("--runroot")
-            .arg(env.path("buildah/run"))
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .current_dir(env.dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let buildah = |args: &[&str]| buildah(&env, args);
     buildah(&[
         "build",
         "--quiet",
@@ -484,15 +468,126 @@ fn containerfile_app_built_by_buildah() {
         "localhost/cf:1",
         &format!("oci-archive:{}", out.display()),
     ]);
+    // The runtime is in the store first, as on a user's machine.
+    env.ok(&["import", env.path("base.tar").to_str().unwrap()]);
+    let imported = json(&env.ok(&["import", "--json", out.to_str().unwrap()]));
+    let app_id = imported[0]["id"].as_str().unwrap().to_owned();
     let o = env.ok(&["install", "--yes", out.to_str().unwrap()]);
     assert!(o.contains("Share memory with other programs"), "{o}");
+    // The review counts the runtime's layer as shared, by content.
+    assert!(
+        o.contains("shared with installed runtimes and apps") && o.contains("new on disk"),
+        "{o}"
+    );
     assert_eq!(
         env.ok(&["run", "org.example.Containerfile"]),
         "hello from a Containerfile\n"
     );
+
+    // buildah recompressed the runtime's layer: another blob, the same
+    // content (diff-id). The store keeps that content once.
+    let rt = json(&env.ok(&["inspect", "--json", "base/busybox:1"]));
+    let app = json(&env.ok(&["inspect", "--json", &app_id]));
+    let layer =
+        |v: &serde_json::Value, i: usize, k: &str| v["layers"][i][k].as_str().unwrap().to_owned();
+    assert_eq!(layer(&app, 0, "diff_id"), layer(&rt, 0, "diff_id"));
+    assert_ne!(
+        layer(&app, 0, "digest"),
+        layer(&rt, 0, "digest"),
+        "buildah kept the runtime's blob; this test needs a recompressed one"
+    );
+    let blob = |d: &str| env.home().join("blobs/sha256").join(&d[7..]);
+    assert!(blob(&layer(&rt, 0, "digest")).is_file());
+    assert!(
+        !blob(&layer(&app, 0, "digest")).exists(),
+        "the recompressed runtime layer is stored a second time"
+    );
+    assert!(env.ok(&["fsck"]).contains(": clean ("), "fsck");
+
+    // A thin bundle leaves the runtime's layer out, matched by content.
+    let thin = env.path("cf-thin.berth");
+    let o = env.ok(&[
+        "bundle",
+        "--thin",
+        "org.example.Containerfile",
+        thin.to_str().unwrap(),
+    ]);
+    assert!(o.contains("thin bundle"), "{o}");
+    let full = env.path("cf-full.berth");
+    let o = env.ok(&[
+        "bundle",
+        "org.example.Containerfile",
+        full.to_str().unwrap(),
+    ]);
+    assert!(o.contains("store's copy of the same content"), "{o}");
+    assert!(
+        std::fs::metadata(&thin).unwrap().len() * 4 < std::fs::metadata(&full).unwrap().len(),
+        "the thin bundle holds the runtime"
+    );
+    // Elsewhere, over the same runtime: installs and runs.
+    let user = Env::new();
+    user.ok(&["import", env.path("base.tar").to_str().unwrap()]);
+    user.ok(&["install", "--yes", thin.to_str().unwrap()]);
+    assert_eq!(
+        user.ok(&["run", "org.example.Containerfile"]),
+        "hello from a Containerfile\n"
+    );
+    assert!(user.ok(&["fsck"]).contains(": clean ("), "fsck");
+    // Without it: refused, naming what is missing.
+    let bare = Env::new();
+    let err = bare.fails(&["install", "--yes", thin.to_str().unwrap()]);
+    assert!(err.contains("thin bundle"), "{err}");
+    // The full bundle works anywhere.
+    bare.ok(&["install", "--yes", full.to_str().unwrap()]);
+    assert_eq!(
+        bare.ok(&["run", "org.example.Containerfile"]),
+        "hello from a Containerfile\n"
+    );
+    // The runtime's layers inside an app do not make a runtime: an app's
+    // layers are its own, and a thin bundle cannot lean on them.
+    let lone = Env::new();
+    lone.ok(&["install", "--yes", full.to_str().unwrap()]);
+    let err = lone.fails(&["install", "--yes", thin.to_str().unwrap()]);
+    assert!(err.contains("thin bundle"), "{err}");
+
+    // Rebase onto a patched runtime, matched by content as well.
+    let patched = busybox_img("base/busybox:2", vec![file("etc/patched", b"yes\n")], &[]);
+    let p = user.write("base2.tar", &patched.oci_archive());
+    user.ok(&["import", p.to_str().unwrap()]);
+    let o = user.ok(&[
+        "rebase",
+        "org.example.Containerfile",
+        "--onto",
+        "base/busybox:2",
+    ]);
+    assert!(o.contains("1 runtime layer(s) replaced"), "{o}");
+    assert_eq!(
+        user.ok(&[
+            "run",
+            "org.example.Containerfile",
+            "--command",
+            "/bin/cat",
+            "--",
+            "/etc/patched"
+        ]),
+        "yes\n"
+    );
+    // gc keeps what the elided blob stands on.
+    env.ok(&["gc"]);
+    assert!(env.ok(&["fsck"]).contains(": clean ("), "fsck after gc");
+    let again = env.path("cf-again.berth");
+    env.ok(&[
+        "bundle",
+        "org.example.Containerfile",
+        again.to_str().unwrap(),
+    ]);
 }
 
-/// The README's author workflow with a real Debian runtime and SDK.
+/// Layers the test's runtime is split into (`runtime create --chunks`).
+const CHUNKS: &str = "12";
+
+/// The README's author workflow with a real Debian runtime and SDK, the
+/// runtime split by package.
 #[test]
 fn author_workflow_debian_runtime_to_window() {
     const T: &str = "author_workflow_debian_runtime_to_window";
@@ -519,6 +614,8 @@ fn author_workflow_debian_runtime_to_window() {
         "libx11-6",
         "--sdk-packages",
         "gcc,libc6-dev,libx11-dev,make",
+        "--chunks",
+        CHUNKS,
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     if !o.status.success() {
@@ -530,13 +627,15 @@ fn author_workflow_debian_runtime_to_window() {
         skip(T, &format!("runtime create failed: {stderr}"));
         return;
     }
-    // The SDK shares the runtime's layer and adds one; both list packages.
+    // The runtime is split by package; the SDK shares its layers and adds
+    // one; both list packages.
     let rt = json(&author.ok(&["inspect", "--json", "example/runtime:bookworm"]));
     let sdk = json(&author.ok(&["inspect", "--json", "example/runtime-sdk:bookworm"]));
     let layers = |v: &serde_json::Value| v["layers"].as_array().unwrap().clone();
-    assert_eq!(layers(&rt).len(), 1);
-    assert_eq!(layers(&sdk).len(), 2);
-    assert_eq!(layers(&sdk)[0]["digest"], layers(&rt)[0]["digest"]);
+    let n = layers(&rt).len();
+    assert!(n > 4, "{n} layers");
+    assert_eq!(layers(&sdk).len(), n + 1);
+    assert_eq!(layers(&sdk)[..n], layers(&rt)[..]);
     let pkgs = |img: &str| -> Vec<String> {
         json(&author.ok(&["runtime", "packages", "--json", img]))
             .as_array()
@@ -647,6 +746,8 @@ fn runtime_update_of_one_package(author: &Env, proj: &Path) {
         &format!("libx11-6,{}", deb.display()),
         "--sdk-packages",
         "gcc,libc6-dev,libx11-dev,make",
+        "--chunks",
+        CHUNKS,
     ]);
     let pkgs = author.ok(&["runtime", "packages", "example/runtime:bookworm"]);
     assert!(
@@ -659,6 +760,20 @@ fn runtime_update_of_one_package(author: &Env, proj: &Path) {
 
     let dry = user.ok(&["update", "--dry-run"]);
     assert!(dry.contains("would update"), "{dry}");
+    // One package changed: its layer, the top one and the app's are
+    // fetched, not the runtime.
+    let rt: u64 = json(&author.ok(&["inspect", "--json", "example/runtime:bookworm"]))["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum();
+    let fetch: u64 = dry
+        .lines()
+        .find_map(|l| l.strip_prefix("Total: "))
+        .and_then(|l| l.trim_end_matches(" bytes to download").parse().ok())
+        .unwrap_or_else(|| panic!("{dry}"));
+    assert!(fetch * 3 < rt, "{fetch} of the runtime's {rt} bytes: {dry}");
     let out = user.ok(&["update", "--yes"]);
     assert!(out.contains("No new permissions"), "{out}");
     let info = json(&user.ok(&["info", "--json", "org.berth.examples.HelloX11"]));

@@ -437,3 +437,111 @@ fn not_an_image_at_all() {
     files.insert("hello.txt".to_string(), b"hi".to_vec());
     v.refused(&tar_of(&files), "not an OCI archive");
 }
+
+/// A crafted image names a blob the store has (the runtime's) with the
+/// diff-id of another image's private layer, to get that layer into its
+/// sandbox without carrying it: refused, the blob is read as what it is.
+#[test]
+fn a_stored_blob_cannot_be_claimed_as_another_layer() {
+    let env = Env::new();
+    let base = layer(&[dir("etc"), file("etc/base", b"base\n")]);
+    let secret = layer(&[file("secret.txt", b"TOP SECRET\n")]);
+    let rt = Img::new(vec![(base.clone(), Comp::Gzip)]).named("example/rt:1");
+    env.ok(&[
+        "import",
+        env.write("rt.tar", &rt.oci_archive()).to_str().unwrap(),
+    ]);
+    let mut private = Img::new(vec![
+        (base.clone(), Comp::Gzip),
+        (secret.clone(), Comp::Gzip),
+    ])
+    .named("corp/private:1");
+    private
+        .labels
+        .insert("org.berth.app.id".into(), "com.corp.Private".into());
+    private
+        .labels
+        .insert("org.berth.app.command".into(), "/bin/true".into());
+    env.ok(&[
+        "import",
+        env.write("p.tar", &private.oci_archive()).to_str().unwrap(),
+    ]);
+    // Layers: the runtime's blob twice; the config says the second is the
+    // secret layer.
+    let mut att =
+        Img::new(vec![(base.clone(), Comp::Gzip), (base.clone(), Comp::Gzip)]).named("att/x:1");
+    att.raw_config = Some(
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [sha(&base), sha(&secret)]},
+        }))
+        .unwrap(),
+    );
+    let err = env.fails(&[
+        "import",
+        env.write("att.tar", &att.oci_archive()).to_str().unwrap(),
+    ]);
+    assert!(err.contains("diff_id") || err.contains("digest"), "{err}");
+    assert!(!env.image_names().contains(&"att/x:1".to_owned()));
+
+    // A thin bundle leaving out the private app's layers (not a runtime's):
+    // refused as a thin bundle whose runtime is missing.
+    let own = layer(&[file("own", b"x\n")]);
+    let thin = Img::new(vec![
+        (base.clone(), Comp::Gzip),
+        (secret.clone(), Comp::Gzip),
+        (own, Comp::Gzip),
+    ])
+    .named("att/thin:1");
+    let mut files = thin.oci_files();
+    for t in [&base, &secret] {
+        let blob = common::compress(t, Comp::Gzip);
+        files.remove(&format!("blobs/sha256/{}", &sha(&blob)[7..]));
+    }
+    let p = env.write("thin.tar", &tar_of(&files));
+    let err = env.fails(&["import", p.to_str().unwrap()]);
+    assert!(err.contains("needs its base image"), "{err}");
+    assert!(!env.image_names().contains(&"att/thin:1".to_owned()));
+}
+
+/// An OCI layout directory whose blob is a FIFO: refused at once, never a
+/// hang on opening it.
+#[test]
+fn a_fifo_in_a_layout_directory_does_not_hang() {
+    let env = Env::new();
+    let img = busybox_img("fifo/app:1", vec![], &[]);
+    let d = env.path("layout");
+    img.oci_dir(&d);
+    let blob = {
+        let layer = common::compress(&img.layers[0].0, img.layers[0].1);
+        d.join("blobs/sha256").join(&sha(&layer)[7..])
+    };
+    std::fs::remove_file(&blob).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &blob,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let mut child = env
+        .cmd()
+        .args(["import", d.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("berth import hangs on a FIFO");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!st.success());
+}

@@ -298,3 +298,75 @@ fn multi_image_docker_archive_and_tag_conflict() {
     env.ok(&["import", p.to_str().unwrap()]);
     assert_eq!(env.image_names(), vec!["m/a:1", "m/b:1"]);
 }
+
+/// The containers/image `dir:` transport (`podman save --format
+/// docker-dir`/`oci-dir`, `skopeo copy ... dir:`), with a Docker and an
+/// OCI manifest; the image has no name there, so its ID is what to type.
+#[test]
+fn image_directories_from_skopeo() {
+    const T: &str = "image_directories_from_skopeo";
+    if !have_tool(T, "skopeo") {
+        return;
+    }
+    for format in ["v2s2", "oci"] {
+        let env = Env::new();
+        let img = busybox_img("test/dir:1", vec![file("etc/hello", b"hello s\n")], &[]);
+        // An OCI layout directory as skopeo's source: rootless, skopeo
+        // cannot untar an archive whose entries it would chown.
+        let layout = env.path("layout");
+        img.oci_dir(&layout);
+        let dir = env.path("dir");
+        let o = std::process::Command::new("skopeo")
+            .args(["copy", "--quiet", "--format", format])
+            .arg(format!("oci:{}", layout.display()))
+            .arg(format!("dir:{}", dir.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = import_ok(&env, &dir, &[]);
+        assert!(out.contains("image directory (dir: transport)"), "{out}");
+        assert!(out.contains("It has no name: use its ID"), "{out}");
+        let v: serde_json::Value = serde_json::from_str(&env.ok(&["images", "--json"])).unwrap();
+        let id = v[0]["id"].as_str().unwrap().to_owned();
+        assert!(
+            env.ok(&["images"]).contains(&format!("{id}  ")),
+            "listed by ID"
+        );
+        assert_eq!(
+            env.ok(&["run", &id, "--", "/bin/cat", "/etc/hello"]),
+            "hello s\n",
+            "{format}"
+        );
+        env.assert_fsck_clean();
+    }
+    // Not an image directory: said plainly.
+    let env = Env::new();
+    let d = env.path("junk");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("manifest.json"), "{}").unwrap();
+    std::fs::write(d.join("version"), "Directory Transport Version: 9\n").unwrap();
+    let err = env.fails(&["import", d.to_str().unwrap()]);
+    assert!(err.contains("image directory version"), "{err}");
+}
+
+/// A name the store has is found there first, even one that looks like a
+/// registry's (podman's `localhost/NAME` for local builds).
+#[test]
+fn local_names_resolve_before_registries() {
+    let env = Env::new();
+    let img = busybox_img(
+        "localhost/hello:1",
+        vec![],
+        &[
+            ("org.berth.app.id", "org.example.LocalHello"),
+            ("org.berth.app.command", "/bin/echo local"),
+        ],
+    );
+    let p = env.write("hello.tar", &img.oci_archive());
+    env.ok(&["import", p.to_str().unwrap()]);
+    env.ok(&["install", "--yes", "localhost/hello:1"]);
+    assert_eq!(env.ok(&["run", "org.example.LocalHello"]), "local\n");
+    // `update` does not go looking for a registry on localhost.
+    let o = env.ok(&["update"]);
+    assert!(!o.contains("onnection refused"), "{o}");
+}

@@ -27,12 +27,13 @@ impl Drop for Killed {
     }
 }
 
-fn backend_script() -> PathBuf {
-    // CI copies the tests elsewhere to run them rootless; the script goes
-    // with them.
-    std::env::var_os("BERTH_PORTAL_BACKEND")
+/// A file of the tests' portal helpers (tests/portal): CI copies them
+/// elsewhere to run the tests rootless, and says where (`BERTH_PORTAL_DIR`).
+fn portal_file(name: &str) -> PathBuf {
+    std::env::var_os("BERTH_PORTAL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/backend.py"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal"))
+        .join(name)
 }
 
 /// A private session bus for one test, on `$TEST/bus`: what it starts (the
@@ -65,6 +66,36 @@ fn tools(test: &str, list: &[&str]) -> bool {
     list.iter().all(|t| have_tool(test, t))
 }
 
+/// Wait until `name` has an owner on the bus at `address`.
+fn wait_for_name(address: &str, name: &str) {
+    let t = Instant::now();
+    while !Command::new("gdbus")
+        .args([
+            "call",
+            "--session",
+            "--dest",
+            "org.freedesktop.DBus",
+            "--object-path",
+            "/org/freedesktop/DBus",
+            "--method",
+            "org.freedesktop.DBus.GetNameOwner",
+            name,
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{name} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A session bus with xdg-desktop-portal on it, its notifications going to
 /// the test's backend. Returns the bus address, the file the backend writes
 /// and the processes to stop.
@@ -77,7 +108,7 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
     std::fs::write(files.join("picked.txt"), "picked by the user\n").unwrap();
     std::fs::write(files.join("beside.txt"), "not picked\n").unwrap();
     let mut backend = Command::new("/usr/bin/python3")
-        .arg(backend_script())
+        .arg(portal_file("backend.py"))
         .arg(&heard)
         .arg(files.join("picked.txt"))
         .env("DBUS_SESSION_BUS_ADDRESS", &address)
@@ -133,10 +164,18 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
         "[Default Applications]\nx-scheme-handler/https=stub-browser.desktop\n",
     )
     .unwrap();
+    procs.0.push(start_portal(env, &address, &dir));
+    (address, heard, procs)
+}
+
+/// xdg-desktop-portal on the bus at `address`, its backends the `.portal`
+/// files in `dir` that name the desktop "berthtest"; its debug log in
+/// `portal.log`. Returns once it owns its name.
+fn start_portal(env: &Env, address: &str, dir: &Path) -> Child {
     let portal = Command::new("/usr/libexec/xdg-desktop-portal")
         .arg("--replace")
-        .env("DBUS_SESSION_BUS_ADDRESS", &address)
-        .env("XDG_DESKTOP_PORTAL_DIR", &dir)
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .env("XDG_DESKTOP_PORTAL_DIR", dir)
         .env("XDG_CURRENT_DESKTOP", "berthtest")
         .env("XDG_RUNTIME_DIR", env.path("xdg-run"))
         .env("XDG_DATA_HOME", env.path("xdg-data"))
@@ -147,35 +186,8 @@ fn portal_session(env: &Env) -> (String, PathBuf, Killed) {
         .stderr(std::fs::File::create(env.path("portal.log")).unwrap())
         .spawn()
         .unwrap();
-    procs.0.push(portal);
-    // Ready once it owns its name.
-    let t = Instant::now();
-    while !Command::new("gdbus")
-        .args([
-            "call",
-            "--session",
-            "--dest",
-            "org.freedesktop.DBus",
-            "--object-path",
-            "/org/freedesktop/DBus",
-            "--method",
-            "org.freedesktop.DBus.GetNameOwner",
-            "org.freedesktop.portal.Desktop",
-        ])
-        .env("DBUS_SESSION_BUS_ADDRESS", &address)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success()
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "xdg-desktop-portal did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (address, heard, procs)
+    wait_for_name(address, "org.freedesktop.portal.Desktop");
+    portal
 }
 
 /// Send a notification through the portal from inside `app`.
@@ -367,6 +379,7 @@ fn files_opened_from_the_menu_reach_the_app_alone() {
     let id = "org.example.Reader";
     let script = format!(
         "#!/bin/sh\n{{ echo \"arg=$1\"; cat \"$1\" && echo READ; \
+         echo changed >> \"$1\" && echo WROTE; \
          cat \"$(dirname \"$1\")/neighbour.txt\" && echo NEIGHBOUR; \
          cat {} && echo HOSTNEIGHBOUR; }} > \"$HOME/result.tmp\" 2>&1; \
          mv \"$HOME/result.tmp\" \"$HOME/result\"\n",
@@ -446,24 +459,53 @@ fn files_opened_from_the_menu_reach_the_app_alone() {
         !out.contains("NEIGHBOUR") && !out.contains("not yours"),
         "{out}"
     );
+    // Read-only: the app declares no `edit=` for text.
+    assert!(!out.contains("WROTE"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(files.join("letter.txt")).unwrap(),
+        "dear reader\n"
+    );
+    // `edit=text/*` (the user's override here; an app declares it in its
+    // image): the same file, now writable, and still nothing beside it.
+    env.ok(&["override", id, "--grant", "edit=text/*"]);
+    let out = open(Some(&address));
+    assert!(out.contains("dear reader\nREAD\nWROTE\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(files.join("letter.txt")).unwrap(),
+        "dear reader\nchanged\n"
+    );
+    assert!(!out.contains("NEIGHBOUR"), "{out}");
+    // A type it does not edit stays read-only.
+    env.ok(&["override", id, "--reset"]);
+    env.ok(&["override", id, "--grant", "edit=image/png"]);
+    std::fs::write(files.join("letter.txt"), "dear reader\n").unwrap();
+    let out = open(Some(&address));
+    assert!(out.contains("READ\n") && !out.contains("WROTE"), "{out}");
+    env.ok(&["override", id, "--reset"]);
     // Stop the bus and the document portal it started (it unmounts).
     drop(procs);
     let _ = Command::new("fusermount3")
         .arg("-u")
         .arg(run.join("doc"))
+        .stderr(Stdio::null())
         .status();
 
-    // Without one: that file alone, where it is.
+    // Without one: that file alone, where it is; read-only unless edited.
     let out = open(None);
     assert!(
         out.starts_with(&format!("arg={}\n", files.join("letter.txt").display())),
         "{out}"
     );
     assert!(out.contains("dear reader\nREAD\n"), "{out}");
+    assert!(!out.contains("WROTE"), "{out}");
     assert!(
         !out.contains("NEIGHBOUR") && !out.contains("not yours"),
         "{out}"
     );
+    env.ok(&["override", id, "--grant", "edit=text/plain"]);
+    let out = open(None);
+    assert!(out.contains("dear reader\nREAD\nWROTE\n"), "{out}");
+    assert!(!out.contains("NEIGHBOUR"), "{out}");
 }
 
 /// `berth permissions` shows what the portals' permission store holds for
@@ -616,9 +658,7 @@ fn the_accessibility_bus_is_filtered() {
 
 /// The test's portal client (tests/portal/request.c), compiled here.
 fn request_client(env: &Env) -> PathBuf {
-    let src = std::env::var_os("BERTH_PORTAL_CLIENT_SRC")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/portal/request.c"));
+    let src = portal_file("request.c");
     let flags = Command::new("pkg-config")
         .args(["--cflags", "--libs", "gio-2.0"])
         .output()
@@ -780,5 +820,328 @@ fn a_file_the_user_picks_reaches_the_app() {
     let _ = Command::new("fusermount3")
         .arg("-u")
         .arg(run.join("doc"))
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A session bus with xdg-desktop-portal and its GTK backend,
+/// xdg-desktop-portal-gtk, whose real dialogs show on `x`; and a
+/// notification daemon (tests/portal/notifyd.py). Returns the bus address,
+/// the file the daemon writes and the processes to stop.
+fn gtk_portal_session(env: &Env, x: &Xvfb) -> (String, PathBuf, Killed) {
+    let (address, mut procs) = session_bus(env);
+    let notes = env.path("notifications");
+    let mut notifyd = Command::new("/usr/bin/python3")
+        .arg(portal_file("notifyd.py"))
+        .arg(&notes)
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(notifyd.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(
+        ready.trim(),
+        "ready",
+        "the notification daemon did not start"
+    );
+    procs.0.push(notifyd);
+    // Debian's gtk.portal says it is for GNOME; this desktop is "berthtest".
+    let dir = env.path("portals");
+    std::fs::create_dir_all(&dir).unwrap();
+    let gtk = std::fs::read_to_string("/usr/share/xdg-desktop-portal/portals/gtk.portal").unwrap();
+    let gtk: String = gtk
+        .lines()
+        .map(|l| {
+            if l.starts_with("UseIn=") {
+                "UseIn=berthtest"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("gtk.portal"), gtk + "\n").unwrap();
+    let backend = Command::new("/usr/libexec/xdg-desktop-portal-gtk")
+        .arg("--replace")
+        .env("DBUS_SESSION_BUS_ADDRESS", &address)
+        .env("DISPLAY", format!(":{}", x.display))
+        .env("XAUTHORITY", &x.auth)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("XDG_CURRENT_DESKTOP", "berthtest")
+        .env("XDG_RUNTIME_DIR", env.path("xdg-run"))
+        .env("XDG_DATA_HOME", env.path("xdg-data"))
+        .env("XDG_CONFIG_HOME", env.path("xdg-config"))
+        .env("GSETTINGS_BACKEND", "memory")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.path("portal-gtk.log")).unwrap())
+        .spawn()
+        .unwrap();
+    procs.0.push(backend);
+    wait_for_name(&address, "org.freedesktop.impl.portal.desktop.gtk");
+    procs.0.push(start_portal(env, &address, &dir));
+    (address, notes, procs)
+}
+
+/// xdotool on display `x`; its output.
+fn xdotool(x: &Xvfb, args: &[&str]) -> String {
+    let o = Command::new("xdotool")
+        .args(args)
+        .env("DISPLAY", format!(":{}", x.display))
+        .env("XAUTHORITY", &x.auth)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The first visible window whose name matches `name` (a regex) and, if
+/// given, whose WM_CLASS instance name matches `class`, waiting for it up
+/// to `secs`.
+fn find_window(x: &Xvfb, name: &str, class: Option<&str>, secs: u64) -> Option<String> {
+    // `xdotool search --name|--classname PATTERN` lists the windows whose
+    // name (or class) matches one pattern.
+    let search = |field: &str, pattern: &str| -> Vec<String> {
+        let o = Command::new("xdotool")
+            .args(["search", "--onlyvisible", field, pattern])
+            .env("DISPLAY", format!(":{}", x.display))
+            .env("XAUTHORITY", &x.auth)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let t = Instant::now();
+    loop {
+        let mut found = search("--name", name);
+        if let Some(cl) = class {
+            let of_class = search("--classname", cl);
+            found.retain(|w| of_class.contains(w));
+        }
+        if let Some(w) = found.into_iter().next() {
+            return Some(w);
+        }
+        if t.elapsed() > Duration::from_secs(secs) {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A screenshot of `x` as PNG in the test's directory (ImageMagick), for
+/// a failing test's message.
+fn screenshot(env: &Env, x: &Xvfb, name: &str) -> PathBuf {
+    let p = env.path(name);
+    let _ = Command::new("import")
+        .args(["-window", "root", "-display", &format!(":{}", x.display)])
+        .arg(&p)
+        .env("XAUTHORITY", &x.auth)
+        .status();
+    p
+}
+
+/// An unmodified Debian GTK app (GNOME Text Editor, GTK 4, from
+/// bookworm's packages), installed with no filesystem grant: Ctrl+O makes
+/// GTK ask the FileChooser portal (it sees `/.flatpak-info`), the real
+/// dialog of xdg-desktop-portal-gtk opens on the host and is answered
+/// with the keyboard (xdotool), and the app shows the file's text, read
+/// through the document portal (checked through the accessibility bus, as
+/// a screen reader reads it). The file beside it stays out of reach. A
+/// notification from an app reaches the notification daemon through the
+/// GTK backend.
+#[test]
+fn a_debian_gtk_app_opens_a_file_through_the_portal_dialog() {
+    const T: &str = "a_debian_gtk_app_opens_a_file_through_the_portal_dialog";
+    if !tools(
+        T,
+        &[
+            "dbus-daemon",
+            "xdg-dbus-proxy",
+            "Xvfb",
+            "xauth",
+            "xwininfo",
+            "xdotool",
+            "import",
+            "gdbus",
+            "/usr/bin/python3",
+            "/usr/libexec/xdg-desktop-portal",
+            "/usr/libexec/xdg-desktop-portal-gtk",
+            "/usr/libexec/xdg-document-portal",
+            "/usr/libexec/at-spi-bus-launcher",
+        ],
+    ) {
+        return;
+    }
+    let Some(rootfs) = debian_rootfs(
+        T,
+        "text-editor",
+        &["gnome-text-editor", "gsettings-desktop-schemas"],
+    ) else {
+        return;
+    };
+    let env = Env::new();
+    let id = "org.gnome.TextEditor";
+    let mut img = Img::new(vec![(std::fs::read(&rootfs).unwrap(), Comp::None)])
+        .named("debian/text-editor:bookworm");
+    for (k, v) in [
+        ("org.berth.app.id", id),
+        ("org.berth.app.name", "Text Editor (Debian)"),
+        ("org.berth.app.command", "/usr/bin/gnome-text-editor"),
+        ("org.berth.app.permissions", "socket=x11"),
+    ] {
+        img.labels.insert(k.into(), v.into());
+    }
+    let archive = env.write("text-editor.tar", &img.oci_archive());
+    drop(img);
+    env.ok(&["install", "--yes", archive.to_str().unwrap()]);
+    let files = env.path("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let chosen = files.join("chosen.txt");
+    std::fs::write(&chosen, "hello from a file the user picked\n").unwrap();
+    std::fs::write(files.join("beside.txt"), "not picked\n").unwrap();
+
+    let x = start_xvfb_sized(env.dir.path(), "1024x768x24");
+    let (bus, notes, procs) = gtk_portal_session(&env, &x);
+    let run = env.path("xdg-run");
+    let mut app = env
+        .cmd()
+        .args(["run", id])
+        .env("DISPLAY", format!(":{}", x.display))
+        .env("XAUTHORITY", &x.auth)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+        .env("XDG_RUNTIME_DIR", &run)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_window(&x, &mut app, "Text Editor", Duration::from_secs(60));
+    let editor = find_window(&x, "Text Editor", None, 10).unwrap();
+    let inst = wait_for_instance(&env);
+    let inst = inst["id"].as_str().unwrap().to_owned();
+
+    // Ctrl+O: the portal's dialog, drawn by xdg-desktop-portal-gtk on the
+    // host (not by the app).
+    let mut dialog = None;
+    for _ in 0..3 {
+        xdotool(&x, &["windowfocus", "--sync", &editor]);
+        std::thread::sleep(Duration::from_millis(300));
+        xdotool(&x, &["key", "ctrl+o"]);
+        dialog = find_window(&x, "^Open File$", Some("xdg-desktop-portal-gtk"), 10);
+        if dialog.is_some() {
+            break;
+        }
+    }
+    let Some(dialog) = dialog else {
+        panic!(
+            "no portal dialog; windows: {}\nportal: {}\nscreenshot: {}",
+            window_names(&x),
+            std::fs::read_to_string(env.path("portal.log")).unwrap_or_default(),
+            screenshot(&env, &x, "no-dialog.png").display()
+        );
+    };
+    assert!(
+        !window_names(&x).contains("(\"gnome-text-editor\" \"gnome-text-editor\")  1096x"),
+        "the app drew its own file chooser"
+    );
+    // The user types the file's path and presses Enter.
+    xdotool(&x, &["windowfocus", "--sync", &dialog]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&x, &["key", "ctrl+l"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&x, &["type", "--delay", "20", chosen.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&x, &["key", "Return"]);
+
+    // The editor opens it from the document portal: its title says where.
+    let opened = find_window(&x, "^chosen\\.txt .*/doc/.* - Text Editor$", None, 20);
+    assert!(
+        opened.is_some(),
+        "the app did not open the picked file; windows: {}\nscreenshot: {}",
+        window_names(&x),
+        screenshot(&env, &x, "not-opened.png").display()
+    );
+    // Its text, as a screen reader reads it.
+    let t = Instant::now();
+    let text = loop {
+        let o = Command::new("/usr/bin/python3")
+            .arg(portal_file("a11y_text.py"))
+            .arg("gnome-text-editor")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+            .env("DISPLAY", format!(":{}", x.display))
+            .env("XAUTHORITY", &x.auth)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("hello from a file the user picked")
+            || t.elapsed() > Duration::from_secs(15)
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        text.contains("hello from a file the user picked"),
+        "the editor does not show the file's text: {text:?}\nscreenshot: {}",
+        screenshot(&env, &x, "no-text.png").display()
+    );
+    screenshot(&env, &x, "opened.png");
+    // The app holds that one file: not the one beside it, not the host path.
+    for p in [files.join("beside.txt"), chosen.clone()] {
+        let o = env
+            .cmd()
+            .args(["enter", &inst, "--", "/bin/cat"])
+            .arg(&p)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("picked"),
+            "the app reads {}",
+            p.display()
+        );
+    }
+    env.ok(&["kill", &inst]);
+    let _ = app.wait();
+
+    // A notification through the portal reaches the notification daemon,
+    // by way of xdg-desktop-portal-gtk.
+    let notifier = "org.example.Notifier";
+    install_host_app(&env, notifier, "/usr/bin/gdbus", "/bin/sh -c", "", vec![]);
+    let o = notify(&env, &bus, notifier, "n1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = Instant::now();
+    let heard = loop {
+        let h = std::fs::read_to_string(&notes).unwrap_or_default();
+        if h.contains("\thello\t") || t.elapsed() > Duration::from_secs(10) {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // notify, app name, summary, body, desktop-entry: the portal's app ID.
+    assert!(
+        heard.lines().any(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            f.len() == 5 && f[0] == "notify" && f[2] == "hello" && f[4] == notifier
+        }),
+        "the daemon heard: {heard:?}\n{}",
+        std::fs::read_to_string(env.path("portal-gtk.log")).unwrap_or_default()
+    );
+    drop(procs);
+    let _ = Command::new("pkill")
+        .args(["-f", &format!("at-spi.*{}", run.display())])
+        .status();
+    let _ = Command::new("fusermount3")
+        .arg("-u")
+        .arg(run.join("doc"))
+        .stderr(Stdio::null())
         .status();
 }

@@ -376,18 +376,63 @@ fn token_auth_registry() {
     let _ = server.wait();
 }
 
-#[test]
-fn install_update_rollback_mask() {
-    const T: &str = "install_update_rollback_mask";
-    if !tools(T) {
-        return;
+/// A registry with `example/show:1` (on `example/rt:1`, asking for
+/// `perms`) pushed as `apps/show:stable`: the author, the registry, the
+/// reference.
+fn published_show(test: &str, perms: &[&str]) -> Option<(Env, Registry, String)> {
+    if !tools(test) {
+        return None;
     }
     let author = Env::new();
     let reg = start_registry(author.dir.path(), None);
     let r = format!("localhost:{}/apps/show:stable", reg.port);
     runtime(&author, "example/rt:1", "1");
-    let v1 = build_app(&author, "example/rt:1", "1", &[]);
+    let v1 = build_app(&author, "example/rt:1", "1", perms);
     author.ok(&["push", &v1, &r]);
+    Some((author, reg, r))
+}
+
+/// Installing from a registry shows what will be downloaded, what is on
+/// this computer already, and what the app asks for, before any layer
+/// is fetched; without consent nothing is.
+#[test]
+fn install_reviews_before_downloading() {
+    let Some((author, reg, r)) =
+        published_show("install_reviews_before_downloading", &["share=network"])
+    else {
+        return;
+    };
+    author.ok(&[
+        "push",
+        "example/rt:1",
+        &format!("localhost:{}/rt:1", reg.port),
+    ]);
+
+    // No terminal and no --yes: refused before the download.
+    let user = Env::new();
+    let o = user.run(&["install", &r]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success());
+    assert!(out.contains("to download"), "{out}");
+    assert!(out.contains("(share=network)"), "{out}");
+    assert!(user.image_count() == 0, "nothing is stored");
+    let blobs = std::fs::read_dir(user.home().join("blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(blobs <= 1, "only the config may be fetched: {blobs} blobs");
+
+    // With the runtime on this computer, its bytes are not downloaded.
+    user.ok(&["pull", &format!("localhost:{}/rt:1", reg.port)]);
+    let out = user.ok(&["install", "--yes", &r]);
+    assert!(out.contains("already on this computer"), "{out}");
+    assert!(out.contains("Installed org.example.Show"), "{out}");
+}
+
+#[test]
+fn install_update_rollback_mask() {
+    let Some((author, _reg, r)) = published_show("install_update_rollback_mask", &[]) else {
+        return;
+    };
 
     let user = Env::new();
     let out = user.ok(&["install", "--yes", &r]);
@@ -615,7 +660,7 @@ fn rebase_onto_a_patched_runtime() {
     runtime(&other, "example/rt:1.1", "x");
     let err = other.fails(&["rebase", "org.example.Plain", "--onto", "example/rt:1.1"]);
     assert!(
-        err.contains("no org.opencontainers.image.base.name"),
+        err.contains("no image in the store is the bottom of its layers"),
         "{err}"
     );
 
@@ -845,4 +890,55 @@ fn channels_install_as_and_promote() {
     assert!(err.contains("ID@CHANNEL"), "{err}");
     let err = user.fails(&["install", "--yes", "--as", "Bad Name", &testing]);
     assert!(err.contains("channel name"), "{err}");
+}
+
+/// An app whose runtime layer another tool recompressed (same diff-id,
+/// another blob): a user who has the runtime downloads only the app's own
+/// layer, and the runtime's content stays stored once.
+#[test]
+fn pulls_skip_a_recompressed_runtime_the_store_has() {
+    const T: &str = "pulls_skip_a_recompressed_runtime_the_store_has";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    // The runtime, gzip; the app: the same layer uncompressed, plus its own.
+    let base = layer(&[dir("etc"), file("etc/base", &noise(200_000, 7))]);
+    let rt = Img::new(vec![(base.clone(), Comp::Gzip)]).named("example/base:1");
+    let mut app = Img::new(vec![
+        (base, Comp::None),
+        (layer(&[dir("app"), file("app/hello", b"hi\n")]), Comp::Gzip),
+    ])
+    .named("example/recompressed:1");
+    app.labels
+        .insert("org.berth.app.id".into(), "org.example.Recompressed".into());
+    app.labels
+        .insert("org.berth.app.command".into(), "/app/hello".into());
+    let app_tar = author.write("app.tar", &app.oci_archive());
+    author.ok(&["import", app_tar.to_str().unwrap()]);
+    let r = format!("localhost:{}/apps/recompressed:1", reg.port);
+    author.ok(&["push", "example/recompressed:1", &r]);
+
+    let user = Env::new();
+    let rt_tar = user.write("rt.tar", &rt.oci_archive());
+    user.ok(&["import", rt_tar.to_str().unwrap()]);
+    let v = json(&user.ok(&["pull", "--json", &r]));
+    let got = v["downloaded_bytes"].as_u64().unwrap();
+    assert!(
+        got < 10_000,
+        "the runtime's layer was downloaded again ({got} bytes)"
+    );
+    let inspect = json(&user.ok(&["inspect", "--json", &r]));
+    let first = inspect["layers"][0]["digest"].as_str().unwrap();
+    assert!(
+        !user.home().join("blobs/sha256").join(&first[7..]).exists(),
+        "the recompressed copy is stored"
+    );
+    assert!(user.ok(&["fsck"]).contains(": clean ("));
+    // The image is the author's, byte for byte: its digest did not change.
+    assert_eq!(
+        inspect["digest"],
+        json(&author.ok(&["inspect", "--json", "example/recompressed:1"]))["digest"]
+    );
 }

@@ -773,3 +773,41 @@ fn pasta_ends_with_the_app() {
         pastas_of(&env).is_empty()
     });
 }
+
+/// An image of more layers than one mount(2) call can name (a runtime
+/// split by package) runs: past a page of options, the overlay is
+/// mounted layer by layer with the new mount API.
+#[test]
+fn an_image_of_many_layers_runs() {
+    let env = setup();
+    let base = busybox_img("x:1", vec![], &[]);
+    let mut layers = base.layers.clone();
+    for i in 0..70 {
+        layers.push((
+            layer(&[
+                dir("layers"),
+                file(&format!("layers/{i}"), format!("{i}\n").as_bytes()),
+            ]),
+            Comp::Gzip,
+        ));
+    }
+    let img = Img::new(layers).named("test/many:1");
+    let p = env.write("many.tar", &img.oci_archive());
+    env.ok(&["import", p.to_str().unwrap()]);
+    let home = env.home().display().to_string();
+    assert!(
+        71 * (home.len() + 80) > 4096,
+        "the layer paths fit one mount(2) call; the test proves nothing"
+    );
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "test/many:1",
+            "--",
+            "/bin/cat",
+            "/layers/0",
+            "/layers/69"
+        ]),
+        "0\n69\n"
+    );
+}

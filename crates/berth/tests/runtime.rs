@@ -1,61 +1,28 @@
-//! A Debian runtime built with mmdebstrap from Debian packages (cached in
-//! target/), carrying the unmodified x11-apps, installed as an app: xlogo
-//! opens a window on Xvfb. Root only (mmdebstrap needs it here); the
-//! rootless pass covers the same path with host binaries (display.rs).
+//! A Debian runtime built with mmdebstrap from Debian packages (cached, see
+//! `common::debian_rootfs`; CI's root pass builds it, the rootless pass
+//! reads it), carrying the unmodified x11-apps, installed as an app: xlogo
+//! opens a window on Xvfb.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 
-/// The runtime tarball, built once and kept between runs.
-fn runtime_tarball() -> Option<PathBuf> {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bookworm-x11-apps.tar");
-    if cache.exists() {
-        return Some(cache);
-    }
-    let partial = cache.with_file_name("partial-bookworm-x11-apps.tar");
-    let o = Command::new("mmdebstrap")
-        .args(["--variant=minbase", "--include=x11-apps", "bookworm"])
-        .arg(&partial)
-        .output()
-        .unwrap();
-    if !o.status.success() {
-        // No Debian mirror reachable: say so; CI requires it to work.
-        assert!(
-            std::env::var("BERTH_TEST_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "mmdebstrap failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        skip(
-            "debian_runtime_app_opens_a_window",
-            "mmdebstrap could not build the runtime",
-        );
-        return None;
-    }
-    std::fs::rename(&partial, &cache).unwrap();
-    Some(cache)
-}
-
 #[test]
 fn debian_runtime_app_opens_a_window() {
-    if !is_root() {
-        skip(
-            "debian_runtime_app_opens_a_window",
-            "needs root to build the runtime with mmdebstrap",
-        );
-        return;
-    }
-    for t in ["mmdebstrap", "Xvfb", "xwd", "xwininfo", "xauth"] {
+    for t in ["Xvfb", "xwd", "xwininfo", "xauth"] {
         if !have_tool("debian_runtime_app_opens_a_window", t) {
             return;
         }
     }
-    let Some(tarball) = runtime_tarball() else {
+    let Some(tarball) = debian_rootfs(
+        "debian_runtime_app_opens_a_window",
+        "x11-apps",
+        &["x11-apps"],
+    ) else {
         return;
     };
     let env = Env::new();

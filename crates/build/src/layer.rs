@@ -107,8 +107,21 @@ pub fn dir_layer(
     w: &mut LayerWriter,
 ) -> Result<DirLayerStats> {
     let prefix = prefix.trim_matches('/');
-    if prefix.is_empty()
-        || prefix
+    if prefix.is_empty() {
+        return Err(Error::invalid("layer prefix", prefix.to_owned()));
+    }
+    tree_layer(dir, prefix, mtime, w)
+}
+
+/// Write `dir` into `w` as the root of the file system (`usr/bin/...`):
+/// a layer of unpacked packages. Otherwise as [`dir_layer`].
+pub fn root_layer(dir: &Path, mtime: u64, w: &mut LayerWriter) -> Result<DirLayerStats> {
+    tree_layer(dir, "", mtime, w)
+}
+
+fn tree_layer(dir: &Path, prefix: &str, mtime: u64, w: &mut LayerWriter) -> Result<DirLayerStats> {
+    if !prefix.is_empty()
+        && prefix
             .split('/')
             .any(|c| c.is_empty() || c == "." || c == "..")
     {
@@ -122,7 +135,7 @@ pub fn dir_layer(
     };
     // The prefix's own directories, so the layer stands alone.
     let mut acc = String::new();
-    for c in prefix.split('/') {
+    for c in prefix.split('/').filter(|c| !c.is_empty()) {
         acc.push_str(c);
         acc.push('/');
         let mut h = header(tar::EntryType::Directory, 0o755, mtime);

@@ -7,12 +7,14 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod chunk;
 pub mod debian;
 pub mod dpkg;
 pub mod error;
 pub mod layer;
 pub mod manifest;
 pub mod oci;
+pub mod packages;
 pub mod tardiff;
 
 pub use error::{Error, Result};

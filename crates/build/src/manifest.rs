@@ -30,7 +30,7 @@ impl Command {
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct BuildSection {
     /// Source directory, relative to the manifest. Copied, so the build
     /// never writes into it.
@@ -42,9 +42,20 @@ pub struct BuildSection {
     /// Where the steps install the app; becomes the app's layer.
     #[serde(default = "app_dir")]
     pub install_dir: String,
-    #[serde(default)]
     pub env: BTreeMap<String, String>,
     pub steps: Vec<String>,
+}
+
+impl Default for BuildSection {
+    fn default() -> Self {
+        BuildSection {
+            source: dot(),
+            network: false,
+            install_dir: app_dir(),
+            env: BTreeMap::new(),
+            steps: Vec::new(),
+        }
+    }
 }
 
 fn dot() -> String {
@@ -74,6 +85,14 @@ pub struct BuildManifest {
     pub sdk: Option<String>,
     /// Name of the result (default: the ID in lower case, tag `latest`).
     pub image: Option<String>,
+    /// Debian packages to install on the runtime: resolved against the
+    /// runtime's own package list, only what it lacks becomes a layer.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Local `.deb` files (relative to the manifest), installed the same way.
+    #[serde(default)]
+    pub debs: Vec<String>,
+    #[serde(default)]
     pub build: BuildSection,
 }
 
@@ -91,8 +110,22 @@ impl BuildManifest {
             reason,
         };
         let m: BuildManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if m.build.steps.is_empty() {
-            return Err(bad("[build] steps is empty: nothing would be built".into()));
+        if m.build.steps.is_empty() && m.packages.is_empty() && m.debs.is_empty() {
+            return Err(bad(
+                "no packages, debs or [build] steps: nothing would be built".into(),
+            ));
+        }
+        for p in &m.packages {
+            if !crate::debian::valid_package(p) {
+                return Err(bad(format!("packages: {p:?} is not a Debian package name")));
+            }
+        }
+        for d in &m.debs {
+            if d.starts_with('/') || d.split('/').any(|c| c == "..") || !d.ends_with(".deb") {
+                return Err(bad(format!(
+                    "debs: {d:?} must be a .deb file inside the manifest's directory"
+                )));
+            }
         }
         let dir = &m.build.install_dir;
         let comps: Vec<&str> = dir.split('/').skip(1).collect();
@@ -184,6 +217,38 @@ impl BuildManifest {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_examples_parse() {
+        for (f, text) in [
+            (
+                "hello-x11",
+                include_str!("../../../examples/hello-x11/berth.toml"),
+            ),
+            (
+                "mousepad",
+                include_str!("../../../examples/mousepad/berth.toml"),
+            ),
+            (
+                "featherpad",
+                include_str!("../../../examples/featherpad/berth.toml"),
+            ),
+        ] {
+            BuildManifest::parse(text, f).unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+
+    #[test]
+    fn packages_alone_are_a_build() {
+        let m = BuildManifest::parse(
+            "id = \"org.xfce.mousepad\"\ncommand = \"mousepad\"\npermissions = [\"socket=x11\"]\nruntime = \"example/runtime:bookworm\"\npackages = [\"mousepad\"]\n",
+            "m.toml",
+        )
+        .unwrap();
+        assert_eq!(m.packages, vec!["mousepad"]);
+        assert!(m.build.steps.is_empty());
+        assert_eq!(m.build.install_dir, "/app");
+    }
+
     const GOOD: &str = r#"
 id = "org.example.Hello"
 name = "Hello"
@@ -232,6 +297,13 @@ env = { CFLAGS = "-O2" }
             "steps = []",
         );
         assert!(err(&none).contains("nothing would be built"));
+        assert!(
+            err(&GOOD.replace("[build]", "packages = [\"Bad Name\"]\n[build]"))
+                .contains("Debian package")
+        );
+        assert!(
+            err(&GOOD.replace("[build]", "debs = [\"../x.deb\"]\n[build]")).contains(".deb file")
+        );
         assert!(err("this is not toml [").contains("m.toml"));
     }
 }

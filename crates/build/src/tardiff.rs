@@ -6,7 +6,7 @@
 //! (index the lower tree; find changed paths in the upper; write them), so
 //! neither tree is ever extracted and no root is needed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
@@ -182,11 +182,6 @@ pub fn diff(lower: Option<&Path>, upper: &Path, w: &mut LayerWriter) -> Result<D
             break;
         }
     }
-    let parent = |p: &[u8]| -> Vec<u8> {
-        p.iter()
-            .rposition(|&c| c == b'/')
-            .map_or(Vec::new(), |i| p[..i].to_vec())
-    };
     let mut removed: Vec<Vec<u8>> = low
         .keys()
         .filter(|p| !p.is_empty() && !present.contains(*p))
@@ -197,37 +192,9 @@ pub fn diff(lower: Option<&Path>, upper: &Path, w: &mut LayerWriter) -> Result<D
 
     // Pass 3: write. Directory headers are kept so parents can be written
     // before a changed child even when the directory itself did not change.
-    let werr = |e: io::Error| Error::Io {
-        context: "writing the SDK layer".into(),
-        source: e,
-    };
     let mut tar = tar::Builder::new(&mut *w);
     let mut dirs: HashMap<Vec<u8>, tar::Header> = HashMap::new();
     let mut written: HashSet<Vec<u8>> = HashSet::new();
-    let ensure_parents = |p: &[u8],
-                          tar: &mut tar::Builder<&mut LayerWriter>,
-                          dirs: &HashMap<Vec<u8>, tar::Header>,
-                          written: &mut HashSet<Vec<u8>>|
-     -> Result<()> {
-        let mut chain = Vec::new();
-        let mut q = parent(p);
-        while !q.is_empty() && !written.contains(&q) {
-            chain.push(q.clone());
-            q = parent(&q);
-        }
-        for d in chain.into_iter().rev() {
-            let mut h = dirs
-                .get(&d)
-                .cloned()
-                .unwrap_or_else(|| header(tar::EntryType::Directory, 0o755, 0));
-            let mut name = d.clone();
-            name.push(b'/');
-            tar.append_data(&mut h, bytes_path(&name), io::empty())
-                .map_err(werr)?;
-            written.insert(d);
-        }
-        Ok(())
-    };
     each(upper, |p, e| {
         let kind = e.header().entry_type();
         if kind.is_dir() {
@@ -241,33 +208,13 @@ pub fn diff(lower: Option<&Path>, upper: &Path, w: &mut LayerWriter) -> Result<D
         if kind.is_block_special() || kind.is_character_special() || kind.is_fifo() {
             return Ok(());
         }
-        ensure_parents(&p, &mut tar, &dirs, &mut written)?;
-        let exts = xattrs(e).map_err(rerr(upper))?;
-        if !exts.is_empty() {
-            tar.append_pax_extensions(exts.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                .map_err(werr)?;
-        }
-        let mut h = e.header().clone();
-        h.set_mode(h.mode().map_err(rerr(upper))? & !0o6000);
-        let mut name = p.clone();
-        if kind.is_dir() {
-            name.push(b'/');
-        }
-        if kind.is_hard_link() || kind.is_symlink() {
-            let target = e.link_name_bytes().map(|l| norm_link(kind.as_byte(), &l));
-            let target = target.unwrap_or_default();
-            h.set_size(0);
-            tar.append_link(&mut h, bytes_path(&name), bytes_path(&target))
-                .map_err(werr)?;
-        } else {
-            tar.append_data(&mut h, bytes_path(&name), &mut *e)
-                .map_err(werr)?;
-        }
+        ensure_parents(&p, &mut tar, &dirs, &mut written, None)?;
+        append_entry(&mut tar, e, &p, upper, None)?;
         written.insert(p);
         Ok(())
     })?;
     for p in &removed {
-        ensure_parents(p, &mut tar, &dirs, &mut written)?;
+        ensure_parents(p, &mut tar, &dirs, &mut written, None)?;
         let par = parent(p);
         let base = &p[par.len() + usize::from(!par.is_empty())..];
         let mut name = par.clone();
@@ -287,9 +234,188 @@ pub fn diff(lower: Option<&Path>, upper: &Path, w: &mut LayerWriter) -> Result<D
     })
 }
 
+fn werr(e: io::Error) -> Error {
+    Error::Io {
+        context: "writing a layer".into(),
+        source: e,
+    }
+}
+
+fn parent(p: &[u8]) -> Vec<u8> {
+    p.iter()
+        .rposition(|&c| c == b'/')
+        .map_or(Vec::new(), |i| p[..i].to_vec())
+}
+
+/// Write the directories above `p` that this layer lacks, with the
+/// upper tree's own headers (so their modes stay), before `p` itself.
+fn ensure_parents(
+    p: &[u8],
+    tar: &mut tar::Builder<&mut LayerWriter>,
+    dirs: &HashMap<Vec<u8>, tar::Header>,
+    written: &mut HashSet<Vec<u8>>,
+    mtime: Option<u64>,
+) -> Result<()> {
+    let mut chain = Vec::new();
+    let mut q = parent(p);
+    while !q.is_empty() && !written.contains(&q) {
+        chain.push(q.clone());
+        q = parent(&q);
+    }
+    for d in chain.into_iter().rev() {
+        let mut h = dirs
+            .get(&d)
+            .cloned()
+            .unwrap_or_else(|| header(tar::EntryType::Directory, 0o755, 0));
+        if let Some(t) = mtime {
+            h.set_mtime(t);
+        }
+        let mut name = d.clone();
+        name.push(b'/');
+        tar.append_data(&mut h, bytes_path(&name), io::empty())
+            .map_err(werr)?;
+        written.insert(d);
+    }
+    Ok(())
+}
+
+/// Copy one entry of `upper` (at `p`) into `tar`: its xattrs, its header
+/// without setuid/setgid bits, and its data or link target.
+fn append_entry(
+    tar: &mut tar::Builder<&mut LayerWriter>,
+    e: &mut tar::Entry<BufReader<File>>,
+    p: &[u8],
+    upper: &Path,
+    mtime: Option<u64>,
+) -> Result<()> {
+    let rerr = |e: io::Error| Error::Io {
+        context: format!("reading {}", upper.display()),
+        source: e,
+    };
+    let kind = e.header().entry_type();
+    let exts = xattrs(e).map_err(rerr)?;
+    if !exts.is_empty() {
+        tar.append_pax_extensions(exts.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .map_err(werr)?;
+    }
+    let mut h = e.header().clone();
+    h.set_mode(h.mode().map_err(rerr)? & !0o6000);
+    if let Some(t) = mtime {
+        h.set_mtime(t);
+    }
+    let mut name = p.to_vec();
+    if kind.is_dir() {
+        name.push(b'/');
+    }
+    if kind.is_hard_link() || kind.is_symlink() {
+        let target = e.link_name_bytes().map(|l| norm_link(kind.as_byte(), &l));
+        let target = target.unwrap_or_default();
+        h.set_size(0);
+        tar.append_link(&mut h, bytes_path(&name), bytes_path(&target))
+            .map_err(werr)?;
+    } else {
+        tar.append_data(&mut h, bytes_path(&name), &mut *e)
+            .map_err(werr)?;
+    }
+    Ok(())
+}
+
+/// Write all of `upper` into the layers of `w`: each entry into the one
+/// `layer_of` names (`None`: left out; a hard link into its target's), each layer with the
+/// parent directories its entries need, and every modification time 0.
+/// Device nodes and fifos are left out and setuid/setgid bits cleared, as
+/// by [`diff`]. Returns how many entries each layer got.
+pub fn split(
+    upper: &Path,
+    layer_of: &dyn Fn(&[u8]) -> Option<usize>,
+    w: &mut [LayerWriter],
+) -> Result<Vec<usize>> {
+    let n = w.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tars: Vec<tar::Builder<&mut LayerWriter>> =
+        w.iter_mut().map(tar::Builder::new).collect();
+    let mut written: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); n];
+    let mut dirs: HashMap<Vec<u8>, tar::Header> = HashMap::new();
+    let mut placed: HashMap<Vec<u8>, usize> = HashMap::new();
+    let mut counts = vec![0; n];
+    each(upper, |p, e| {
+        let kind = e.header().entry_type();
+        if kind.is_dir() {
+            let mut h = e.header().clone();
+            h.set_size(0);
+            dirs.insert(p.clone(), h);
+        }
+        if p.is_empty() || kind.is_block_special() || kind.is_character_special() || kind.is_fifo()
+        {
+            return Ok(());
+        }
+        // A layer cannot link to a file in another: the link goes where
+        // its target went.
+        let target = kind
+            .is_hard_link()
+            .then(|| e.link_name_bytes().map(|l| norm(&l)))
+            .flatten();
+        let Some(i) = target
+            .and_then(|t| placed.get(&t).copied())
+            .or_else(|| layer_of(&p))
+        else {
+            return Ok(());
+        };
+        let i = i.min(n - 1);
+        if written[i].contains(&p) {
+            return Ok(());
+        }
+        // Every time is 0, as OSTree stores them: the times dpkg and the
+        // build wrote (its database, directories) would make each build's
+        // layers differ, and the same packages must give the same layers.
+        ensure_parents(&p, &mut tars[i], &dirs, &mut written[i], Some(0))?;
+        append_entry(&mut tars[i], e, &p, upper, Some(0))?;
+        written[i].insert(p.clone());
+        placed.insert(p, i);
+        counts[i] += 1;
+        Ok(())
+    })?;
+    for t in &mut tars {
+        t.finish().map_err(werr)?;
+    }
+    Ok(counts)
+}
+
 fn bytes_path(b: &[u8]) -> &Path {
     use std::os::unix::ffi::OsStrExt;
     Path::new(std::ffi::OsStr::from_bytes(b))
+}
+
+/// Package -> the text of its `var/lib/dpkg/info/PKG.list`; path -> size.
+pub type Lists = (BTreeMap<String, String>, HashMap<Vec<u8>, u64>);
+
+/// dpkg's file lists in a root filesystem tarball (package -> the text
+/// of `var/lib/dpkg/info/PKG.list`), and the size of every regular file.
+pub fn dpkg_lists(tarball: &Path) -> Result<Lists> {
+    let mut lists = BTreeMap::new();
+    let mut sizes = HashMap::new();
+    each(tarball, |p, e| {
+        if !e.header().entry_type().is_file() {
+            return Ok(());
+        }
+        let size = e.header().size().unwrap_or(0);
+        if p.ends_with(b".list")
+            && let Some(pkg) = crate::chunk::info_package(&p)
+            && size <= 16 << 20
+        {
+            let mut text = String::new();
+            e.read_to_string(&mut text).map_err(|source| Error::Io {
+                context: format!("reading {}", String::from_utf8_lossy(&p)),
+                source,
+            })?;
+            lists.insert(pkg, text);
+        }
+        sizes.insert(p, size);
+        Ok(())
+    })?;
+    Ok((lists, sizes))
 }
 
 /// Read one small file (at most `limit` bytes) out of a tarball.
@@ -417,6 +543,50 @@ mod tests {
         .collect();
         assert_eq!(got, want);
         assert_eq!(stats.removed, 2);
+    }
+
+    #[test]
+    fn split_puts_each_entry_in_its_layer_with_its_parents() {
+        let t = tempfile::tempdir().unwrap();
+        let up = t.path().join("up");
+        tarball(
+            &up,
+            &[
+                E::Dir("./"),
+                E::Dir("./usr/"),
+                E::Dir("./usr/bin/"),
+                E::File("./usr/bin/a", "a"),
+                E::File("./usr/bin/b", "b"),
+                E::Link("./usr/bin/b2", "./usr/bin/b"),
+                E::Dir("./etc/"),
+                E::File("./etc/rest", "rest"),
+                E::File("./etc/gone", "left out"),
+            ],
+        );
+        let paths: Vec<_> = (0..3).map(|i| t.path().join(format!("l{i}"))).collect();
+        let mut w: Vec<LayerWriter> = paths
+            .iter()
+            .map(|p| LayerWriter::create(p).unwrap())
+            .collect();
+        let layer_of = |p: &[u8]| match p {
+            b"usr/bin/a" => Some(1),
+            b"usr/bin/b" | b"usr/bin/b2" => Some(2),
+            b"etc/gone" => None,
+            // The link follows its target, whatever this says.
+            _ => Some(0),
+        };
+        let counts = split(&up, &layer_of, &mut w).unwrap();
+        for w in w {
+            w.finish().unwrap();
+        }
+        let got: Vec<Vec<String>> = paths
+            .iter()
+            .map(|p| read_layer(p).into_keys().collect())
+            .collect();
+        assert_eq!(got[0], ["etc/", "etc/rest", "usr/", "usr/bin/"]);
+        assert_eq!(got[1], ["usr/", "usr/bin/", "usr/bin/a"]);
+        assert_eq!(got[2], ["usr/", "usr/bin/", "usr/bin/b", "usr/bin/b2"]);
+        assert_eq!(counts, [4, 1, 2]);
     }
 
     #[test]

@@ -50,8 +50,17 @@ pub fn prepare(meta: &AppMeta, image: &Image, store: &Store, fe: &dyn Frontend) 
         icon: &meta.id,
         name: &meta.name,
     };
-    let generated = desktop::generate_entry(&launch, meta.desktop.as_deref())
-        .context("the image's desktop entry (label org.berth.app.desktop) cannot be exported")?;
+    let generated =
+        desktop::generate_entry(&launch, meta.desktop.as_deref()).with_context(|| {
+            format!(
+                "the image's desktop entry ({}) cannot be exported",
+                if meta.flatpak.is_some() {
+                    format!("export/share/applications/{app_id}.desktop")
+                } else {
+                    "label org.berth.app.desktop".to_owned()
+                }
+            )
+        })?;
     if !generated.dropped.is_empty() {
         let mut d = generated.dropped.clone();
         d.sort();
@@ -79,7 +88,14 @@ pub fn prepare(meta: &AppMeta, image: &Image, store: &Store, fe: &dyn Frontend) 
     // MIME types the app defines, from its own shared-mime-info file only,
     // and only types the host does not define itself.
     let mut mime = None;
-    let path = format!("/usr/share/mime/packages/{app_id}.xml");
+    // A Flatpak image keeps what it exports under export/, the rest of
+    // its data under files/ (its /app).
+    let mime_dir = if meta.flatpak.is_some() {
+        "/export/share"
+    } else {
+        "/usr/share"
+    };
+    let path = format!("{mime_dir}/mime/packages/{app_id}.xml");
     if let Some(xml) = read_from_image(store, image, &path)? {
         let text = String::from_utf8(xml)
             .map_err(|_| Error::Refused(format!("{path} in the image is not UTF-8")))?;
@@ -123,11 +139,16 @@ fn metainfo_of(
     fe: &dyn Frontend,
 ) -> Result<String> {
     use berth_app::appstream;
+    let data_dir = if meta.flatpak.is_some() {
+        "/files/share"
+    } else {
+        "/usr/share"
+    };
     let mut parsed = None;
     for path in [
-        format!("/usr/share/metainfo/{app_id}.metainfo.xml"),
-        format!("/usr/share/metainfo/{app_id}.appdata.xml"),
-        format!("/usr/share/appdata/{app_id}.appdata.xml"),
+        format!("{data_dir}/metainfo/{app_id}.metainfo.xml"),
+        format!("{data_dir}/metainfo/{app_id}.appdata.xml"),
+        format!("{data_dir}/appdata/{app_id}.appdata.xml"),
     ] {
         let Some(xml) = read_from_image(store, image, &path)? else {
             continue;
@@ -189,7 +210,7 @@ pub fn host_conflict(home: &Path, id: &str) -> Option<String> {
 
 /// Read a file from the image's layers, topmost first, without following
 /// symlinks out of a layer.
-fn read_from_image(store: &Store, image: &Image, path: &str) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_from_image(store: &Store, image: &Image, path: &str) -> Result<Option<Vec<u8>>> {
     let rel = path.trim_start_matches('/');
     for d in image.diff_ids()?.iter().rev() {
         let layer = store.layer_path(d);

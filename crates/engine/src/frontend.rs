@@ -5,6 +5,7 @@
 use berth_image::progress::Progress;
 
 use crate::Review;
+use crate::source::DownloadPreview;
 
 pub trait Frontend {
     /// A progress display for one long step ("importing", "pulling").
@@ -18,6 +19,13 @@ pub trait Frontend {
     /// that needs no consent is shown and answered at once. Nothing is
     /// installed on `false`.
     fn consent(&self, review: &Review) -> Result<bool, crate::Error>;
+    /// Before an install downloads an image's layers: what it would
+    /// fetch, and what the app asks for (from its config, fetched first).
+    /// Nothing is downloaded on `false`. By default, go on: the review
+    /// after the download asks.
+    fn before_download(&self, _preview: &DownloadPreview) -> Result<bool, crate::Error> {
+        Ok(true)
+    }
 }
 
 /// For scripts and tests: no output, and consent only when told so.

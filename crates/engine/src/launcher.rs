@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Result, io};
 use crate::frontend::Frontend;
-use crate::review::app_of;
 use crate::{Engine, desktop};
 
 fn record(home: &Path) -> PathBuf {
@@ -252,7 +251,7 @@ impl Engine {
                 .entry_by_digest(&berth_image::Digest::parse(&d.image)?)
                 .with_context(|| format!("the image of {}", d.app_id))?;
             let image = self.store.load_image(&entry)?;
-            let mut meta = app_of(&image)?;
+            let mut meta = self.app_meta(&image)?;
             meta.id = d.app_id.clone();
             let x = desktop::prepare(&meta, &image, &self.store, fe)?;
             desktop::export_files(self.store.root(), &x, &self.store.tmp_dir())?;

@@ -15,6 +15,7 @@
 
 pub mod desktop;
 mod error;
+mod flatpak;
 pub mod frontend;
 pub mod launcher;
 mod lifecycle;
@@ -35,7 +36,7 @@ pub use frontend::{Frontend, Quiet};
 pub use lifecycle::{AppInfo, EffectivePermission, Installed, PermissionRow, Uninstalled};
 pub use portal_store::PortalPermission;
 pub use review::{Action, Review, app_of, risk_summary};
-pub use source::{PullPlan, Pulled};
+pub use source::{DownloadPreview, PullPlan, Pulled};
 pub use update::{Rebased, RolledBack, UpdateCheck, UpdateOutcome};
 
 /// The opened store and the apps installed in it.

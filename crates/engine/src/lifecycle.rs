@@ -81,9 +81,11 @@ impl Engine {
         if now != p.previous {
             return Err(Error::Stale(p.meta.id.clone()));
         }
-        self.store
-            .entry_by_digest(&p.entry.digest)
-            .map_err(|_| Error::Stale(p.meta.id.clone()))?;
+        for e in std::iter::once(&p.entry).chain(&p.runtime) {
+            self.store
+                .entry_by_digest(&e.digest)
+                .map_err(|_| Error::Stale(p.meta.id.clone()))?;
+        }
         let d = self.apps.deploy(Deployment {
             serial: 0,
             app_id: p.meta.id.clone(),
@@ -96,6 +98,7 @@ impl Engine {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            runtime: p.runtime.as_ref().map(|r| r.digest.to_string()),
         })?;
         let exported = desktop::export(self.store.root(), &p.exports, &self.store.tmp_dir())?;
         self.after_export(fe);
@@ -310,6 +313,7 @@ mod tests {
                 command: vec!["/bin/true".into()],
                 granted: granted.into(),
                 installed_unix: 0,
+                runtime: None,
             })
             .unwrap();
         (dir, e)

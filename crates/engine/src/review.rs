@@ -1,7 +1,7 @@
 //! The review: what installing a source would do, as data. The CLI prints
 //! it, the installer window shows it; both then hand it to `install`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use berth_app::deploy::Deployment;
@@ -45,7 +45,8 @@ pub struct Review {
     pub origin: String,
     /// The image's size as stored (compressed layers and config).
     pub size: u64,
-    /// Of `size`, layers other installed apps use already (a shared runtime).
+    /// Of `size`, layers whose content the store has for other images
+    /// (installed runtimes and apps), whatever their compression.
     pub shared: u64,
     /// Bytes fetched from a registry to make this review.
     pub downloaded: u64,
@@ -55,6 +56,15 @@ pub struct Review {
     /// is new on an update or reinstall.
     pub new_permissions: Vec<ReviewLine>,
     pub highest_risk: Option<Risk>,
+    /// A Flatpak app: the runtime it runs on (its ref, and the image in
+    /// the store that is it).
+    pub runtime: Option<String>,
+    /// An update or reinstall that moves the app onto another runtime
+    /// image: the new one, and the one it ran on. Needs consent.
+    pub runtime_change: Option<String>,
+    /// What the app asks for that berth has no permission for, so does
+    /// not grant, in the app's own words.
+    pub left_out: Vec<String>,
     #[serde(skip)]
     pub(crate) pending: Pending,
 }
@@ -66,12 +76,14 @@ pub(crate) struct Pending {
     pub exports: Exports,
     /// The deployment the review was made against.
     pub previous: Option<u64>,
+    /// A Flatpak app's runtime image.
+    pub runtime: Option<ImageEntry>,
 }
 
 impl Review {
     /// Does installing need the user's yes?
     pub fn needs_consent(&self) -> bool {
-        !self.new_permissions.is_empty()
+        !self.new_permissions.is_empty() || self.runtime_change.is_some()
     }
 
     /// Bytes this install adds to the disk (not shared with other apps).
@@ -114,15 +126,7 @@ pub(crate) fn image_size(img: &Image) -> u64 {
 
 /// The app an image declares, or a clear error.
 pub fn app_of(image: &Image) -> Result<AppMeta> {
-    let labels: BTreeMap<String, String> = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.labels().clone())
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    AppMeta::from_labels(&labels)
+    AppMeta::from_labels(&image.labels())
         .map_err(|e| Error::Context {
             context: "the image's app labels are invalid".into(),
             source: Box::new(e.into()),
@@ -162,8 +166,15 @@ impl Engine {
     /// Import a file or directory, pull a reference, or find an image.
     fn source_image(&self, source: &str, fe: &dyn Frontend) -> Result<(ImageEntry, String, u64)> {
         let path = Path::new(source);
+        // A name the store has is the store's image, registry-like or not
+        // (podman names every local build `localhost/NAME:TAG`).
+        if !path.exists()
+            && let Ok(entry) = self.store.resolve(source)
+        {
+            return Ok((entry, source.to_owned(), 0));
+        }
         if !path.exists() && berth_registry::remote::is_registry_ref(source) {
-            let p = self.pull(source, fe)?;
+            let p = self.pull_reviewed(source, fe)?;
             return Ok((p.entry, source.to_owned(), p.downloaded));
         }
         if path.exists() {
@@ -177,7 +188,9 @@ impl Engine {
                         base_name: Some(name),
                         base_digest: Some(digest),
                         ..
-                    }) if berth_registry::remote::is_registry_ref(name) => {
+                    }) if berth_registry::remote::is_registry_ref(name)
+                        && !berth_registry::remote::is_local_name(name) =>
+                    {
                         let repo = name.rsplit_once(':').filter(|(_, t)| !t.contains('/'));
                         let r = format!("{}@{digest}", repo.map_or(name.as_str(), |(r, _)| r));
                         fe.info(&format!(
@@ -220,7 +233,20 @@ impl Engine {
                 "{source}: no such file or directory"
             )));
         }
-        Ok((self.store.resolve(source)?, source.to_owned(), 0))
+        match self.store.resolve(source) {
+            Ok(e) => Ok((e, source.to_owned(), 0)),
+            // A short name: the registries registries.conf searches.
+            Err(berth_image::Error::NotFound(_))
+                if !berth_registry::containers::Registries::load()?
+                    .unqualified_search
+                    .is_empty() =>
+            {
+                let p = self.pull_reviewed(source, fe)?;
+                let origin = p.named.clone();
+                Ok((p.entry, origin, p.downloaded))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Review an image already in the store as the install `key` (default:
@@ -240,7 +266,7 @@ impl Engine {
                 entry.digest.short()
             )));
         }
-        let mut meta = app_of(&image)?;
+        let mut meta = self.app_meta(&image)?;
         // A channel copy (`ID@CHANNEL`) is its own install: own deployments,
         // data and menu entry, named after the key.
         if let Some(k) = key.filter(|k| k.contains('@')) {
@@ -255,6 +281,40 @@ impl Engine {
             meta.id = k.to_owned();
         }
         let previous = self.apps.current(&meta.id)?;
+        let runtime = match &meta.flatpak {
+            Some(fp) => {
+                let pinned = previous.as_ref().and_then(|p| p.runtime.as_deref());
+                Some(match self.flatpak_runtime(fp, pinned) {
+                    Ok(r) => r,
+                    // From a registry: its Flatpak index may have it.
+                    Err(_)
+                        if berth_registry::remote::is_registry_ref(&origin)
+                            && !berth_registry::remote::is_local_name(&origin)
+                            && !Path::new(&origin).exists() =>
+                    {
+                        self.pull_flatpak_runtime(&origin, &fp.runtime, fe)?;
+                        self.flatpak_runtime(fp, pinned)?
+                    }
+                    Err(e) => return Err(e),
+                })
+            }
+            None => None,
+        };
+        // Moving an installed app onto another runtime image changes the
+        // code it runs with its grants: that needs the user's yes.
+        let runtime_change = match (&previous, &runtime) {
+            (Some(p), Some(r)) if p.runtime.as_deref() != Some(r.digest.to_string().as_str()) => {
+                Some(format!(
+                    "{} (was {})",
+                    r.digest.short(),
+                    p.runtime
+                        .as_deref()
+                        .and_then(|d| Digest::parse(d).ok())
+                        .map_or_else(|| "none".to_owned(), |d| d.short().to_owned())
+                ))
+            }
+            _ => None,
+        };
         let granted_before = previous
             .as_ref()
             .map(Deployment::granted)
@@ -293,32 +353,60 @@ impl Engine {
             permissions: meta.permissions.review(&home),
             new_permissions: new,
             highest_risk: meta.permissions.highest_risk(&home),
+            runtime: meta
+                .flatpak
+                .as_ref()
+                .zip(runtime.as_ref())
+                .map(|(fp, r)| format!("{} (image {})", fp.runtime, r.digest.short())),
+            runtime_change,
+            left_out: meta
+                .flatpak
+                .as_ref()
+                .map(|fp| fp.left_out.clone())
+                .unwrap_or_default(),
             pending: Pending {
                 entry: entry.clone(),
                 meta,
                 exports,
                 previous: previous.map(|p| p.serial),
+                runtime,
             },
         })
     }
 
-    /// Bytes of `image`'s layers that other installed apps' images have.
+    /// Bytes of `image`'s layers whose content (diff-id) the store's other
+    /// images (installed runtimes and apps) have: they cost nothing more.
     fn shared_bytes(&self, image: &Image, key: &str) -> u64 {
-        let mut theirs: HashSet<String> = HashSet::new();
-        for d in self.apps.list().iter().filter(|d| d.app_id != key) {
-            let Ok(dg) = Digest::parse(&d.image) else {
-                continue;
-            };
-            if let Ok(m) = self.store.load_manifest(&dg) {
-                theirs.extend(m.layers().iter().map(|l| l.digest().to_string()));
+        let mut theirs: HashSet<Digest> = HashSet::new();
+        let mut roots: Vec<Digest> = self
+            .apps
+            .list()
+            .iter()
+            .filter(|d| d.app_id != key)
+            .filter_map(|d| Digest::parse(&d.image).ok())
+            .collect();
+        roots.extend(
+            self.store
+                .images()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.digest),
+        );
+        for dg in roots.into_iter().filter(|d| *d != image.entry.digest) {
+            if let Ok(e) = self.store.entry_by_digest(&dg)
+                && let Ok(ids) = self.store.load_image(&e).and_then(|i| i.diff_ids())
+            {
+                theirs.extend(ids);
             }
         }
+        let ids = image.diff_ids().unwrap_or_default();
         image
             .manifest
             .layers()
             .iter()
-            .filter(|l| theirs.contains(&l.digest().to_string()))
-            .map(|l| l.size())
+            .zip(ids)
+            .filter(|(_, id)| theirs.contains(id))
+            .map(|(l, _)| l.size())
             .sum()
     }
 }

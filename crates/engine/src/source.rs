@@ -25,20 +25,44 @@ pub struct Pulled {
     pub entry: ImageEntry,
     pub downloaded: u64,
     pub blobs: usize,
+    /// The full reference pulled (a short name completed by the
+    /// registries registries.conf searches).
+    pub named: String,
 }
 
 /// What a pull would fetch: blobs the store lacks, with sizes.
 pub struct PullPlan {
     pub remote: Remote,
     pub resolved: berth_registry::Resolved,
+    /// Layer blobs to download (not those of a runtime the store has).
     pub missing: Vec<(Digest, u64)>,
     pub config: Digest,
+    /// The config, fetched already when the store lacked it.
+    pub config_bytes: Option<Vec<u8>>,
 }
 
 impl PullPlan {
     pub fn bytes(&self) -> u64 {
         self.missing.iter().map(|(_, s)| s).sum()
     }
+}
+
+/// What installing a registry image would download, shown before any
+/// layer is: the app's permissions are in its config, fetched first.
+#[derive(Debug, serde::Serialize)]
+pub struct DownloadPreview {
+    pub reference: String,
+    /// The app the image declares (`None`: not an app, or its labels are
+    /// invalid; the review after the download says why).
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// Everything it asks for, highest risk first.
+    pub permissions: Vec<berth_app::permissions::ReviewLine>,
+    /// Layer bytes to download.
+    pub download: u64,
+    /// Layer bytes the store has already (a runtime's, an earlier
+    /// version's).
+    pub shared: u64,
 }
 
 impl Engine {
@@ -156,7 +180,31 @@ impl Engine {
     /// Resolve a reference and list what the store lacks, under the trust
     /// policy (a rejected registry is not even asked).
     pub fn pull_plan(&self, reference: &str) -> Result<PullPlan> {
-        let remote = Remote::new(reference)?;
+        // policy.json first: a rejected registry is not even asked (a short
+        // name is checked once completed).
+        if berth_registry::remote::is_registry_ref(reference) {
+            containers_policy(reference)?;
+            let repo = berth_registry::containers::repository_of(reference);
+            if self.policy()?.decide(repo).0 == Rule::Reject {
+                return Err(Error::Refused(format!(
+                    "the trust policy rejects images from {repo}"
+                )));
+            }
+        }
+        // Each place a short name could be is judged before it is asked.
+        let berth_policy = self.policy()?;
+        let allow = |c: &str| -> berth_registry::Result<()> {
+            containers_policy(c).map_err(|e| berth_registry::Error::Invalid(e.to_string()))?;
+            let repo = berth_registry::containers::repository_of(c);
+            if berth_policy.decide(repo).0 == Rule::Reject {
+                return Err(berth_registry::Error::Invalid(format!(
+                    "the trust policy rejects images from {repo}"
+                )));
+            }
+            Ok(())
+        };
+        let remote = Remote::new_checked(reference, &allow)?;
+        containers_policy(remote.named())?;
         if self.policy()?.decide(&remote.repository()).0 == Rule::Reject {
             return Err(Error::Refused(format!(
                 "the trust policy rejects images from {}",
@@ -170,11 +218,51 @@ impl Engine {
                 "the manifest of {reference} is not an image manifest"
             ))
         })?;
+        let config = Digest::from_oci(manifest.config().digest())?;
+        // The config first (small): its diff-ids say which layers the store
+        // holds already as a runtime's, whatever their compression.
+        let config_bytes = if self.store.has_blob(&config) {
+            None
+        } else {
+            Some(
+                remote
+                    .fetch_small(&config, berth_image::store::MAX_CONFIG_BYTES)
+                    .with_context(|| format!("fetching the config of {reference}"))?,
+            )
+        };
+        let (ids, app_id) = {
+            let bytes = match &config_bytes {
+                Some(b) => b.clone(),
+                None => self
+                    .store
+                    .read_blob(&config, berth_image::store::MAX_CONFIG_BYTES)?,
+            };
+            let c: oci_spec::image::ImageConfiguration =
+                berth_image::store::parse_json(&bytes, &format!("the config of {reference}"))?;
+            let ids = c
+                .rootfs()
+                .diff_ids()
+                .iter()
+                .map(|d| Digest::parse(d))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            (ids, berth_image::base::app_id_of_config(&c))
+        };
+        // Not downloaded: a runtime's layers the store has, and what an
+        // earlier version of the same app has (the rules import applies to
+        // what an input leaves out).
+        let base = berth_image::base::stored_base_run(&self.store, &ids)?;
+        let lent = match &app_id {
+            Some(id) => berth_image::base::same_app_blobs(&self.store, id)?,
+            None => Vec::new(),
+        };
         let mut missing = Vec::new();
-        let c = manifest.config();
-        for d in std::iter::once(c).chain(manifest.layers().iter()) {
+        for (i, d) in manifest.layers().iter().enumerate() {
             let dg = Digest::from_oci(d.digest())?;
-            if !self.store.has_blob(&dg) && !missing.iter().any(|(m, _)| m == &dg) {
+            let id = ids.get(i);
+            if i < base || lent.iter().any(|(b, l)| *b == dg && Some(l) == id) {
+                continue;
+            }
+            if !missing.iter().any(|(m, _)| m == &dg) {
                 missing.push((dg, d.size()));
             }
         }
@@ -182,7 +270,46 @@ impl Engine {
             remote,
             resolved,
             missing,
-            config: Digest::from_oci(manifest.config().digest())?,
+            config,
+            config_bytes,
+        })
+    }
+
+    /// Pull for an install: the front end sees what would be downloaded
+    /// and what the app asks for before any layer is fetched.
+    pub(crate) fn pull_reviewed(&self, reference: &str, fe: &dyn Frontend) -> Result<Pulled> {
+        let p = self.pull_plan(reference)?;
+        let preview = self.preview(reference, &p)?;
+        if !fe.before_download(&preview)? {
+            return Err(Error::NoConsent);
+        }
+        self.pull_planned(reference, p, fe)
+    }
+
+    fn preview(&self, reference: &str, p: &PullPlan) -> Result<DownloadPreview> {
+        let bytes = match &p.config_bytes {
+            Some(b) => b.clone(),
+            None => self
+                .store
+                .read_blob(&p.config, berth_image::store::MAX_CONFIG_BYTES)?,
+        };
+        let c: oci_spec::image::ImageConfiguration =
+            berth_image::store::parse_json(&bytes, &format!("the config of {reference}"))?;
+        let meta = berth_app::AppMeta::from_labels(&berth_image::store::config_labels(&c))
+            .ok()
+            .flatten();
+        let manifest: ImageManifest = serde_json::from_slice(&p.resolved.manifest)?;
+        let total: u64 = manifest.layers().iter().map(|l| l.size()).sum();
+        let download = p.bytes();
+        Ok(DownloadPreview {
+            reference: p.remote.named().to_owned(),
+            id: meta.as_ref().map(|m| m.id.clone()),
+            name: meta.as_ref().map(|m| m.name.clone()),
+            permissions: meta
+                .map(|m| m.permissions.review(&crate::user_home()))
+                .unwrap_or_default(),
+            download,
+            shared: total.saturating_sub(download),
         })
     }
 
@@ -191,6 +318,10 @@ impl Engine {
     /// interrupted pull resumes there. The caller holds the shared lock.
     pub fn pull(&self, reference: &str, fe: &dyn Frontend) -> Result<Pulled> {
         let p = self.pull_plan(reference)?;
+        self.pull_planned(reference, p, fe)
+    }
+
+    fn pull_planned(&self, reference: &str, p: PullPlan, fe: &dyn Frontend) -> Result<Pulled> {
         let dir = self
             .store
             .tmp_dir()
@@ -210,11 +341,15 @@ impl Engine {
         write(sha.join(p.resolved.digest.hex()), &p.resolved.manifest)?;
         // Import reads the config from the layout even when the store has it.
         let config = sha.join(p.config.hex());
-        if !config.exists() {
-            io(
-                std::fs::copy(self.store.blob_path(&p.config), &config),
-                || "copying the image config".into(),
-            )?;
+        match &p.config_bytes {
+            Some(b) => write(config, b)?,
+            None if !config.exists() => {
+                io(
+                    std::fs::copy(self.store.blob_path(&p.config), &config),
+                    || "copying the image config".into(),
+                )?;
+            }
+            None => {}
         }
         write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         let mut desc = Descriptor::new(
@@ -222,7 +357,8 @@ impl Engine {
             p.resolved.manifest.len() as u64,
             p.resolved.digest.to_oci(),
         );
-        let name = reference.split_once('@').map_or(reference, |(n, _)| n);
+        let named = p.remote.named().to_owned();
+        let name = named.split_once('@').map_or(named.as_str(), |(n, _)| n);
         if p.remote.reference.digest().is_none()
             && let Ok(n) = ImageName::parse(name)
         {
@@ -243,6 +379,7 @@ impl Engine {
             entry,
             downloaded,
             blobs: p.missing.len(),
+            named,
         })
     }
 
@@ -253,5 +390,26 @@ impl Engine {
             Err(_) if berth_registry::remote::is_registry_ref(r) => Ok(self.pull(r, fe)?.entry),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// What the containers `policy.json` podman and skopeo obey says of
+/// `reference`; berth's own policy.toml is checked as well, and both must
+/// accept.
+fn containers_policy(reference: &str) -> Result<()> {
+    use berth_registry::containers::{Policy, Verdict};
+    let Some((policy, file)) = Policy::load()? else {
+        return Ok(());
+    };
+    match policy.decide(reference) {
+        Verdict::Accept => Ok(()),
+        Verdict::Reject => Err(Error::Refused(format!(
+            "{} rejects images from {reference}",
+            file.display()
+        ))),
+        Verdict::Unverifiable(kind) => Err(Error::Refused(format!(
+            "{} requires {kind} signatures for {reference}, which berth cannot verify (berth checks its own signatures, required in policy.toml: docs/signatures.md)",
+            file.display()
+        ))),
     }
 }

@@ -12,7 +12,6 @@ use berth_registry::remote::is_registry_ref;
 use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
-use crate::review::app_of;
 use crate::{Engine, Frontend, Installed, WorkDir, desktop};
 
 /// What `update` would do for one app.
@@ -81,7 +80,7 @@ impl Engine {
         if self.apps.is_masked(&d.app_id) {
             return Ok(UpdateCheck::Masked);
         }
-        if !is_registry_ref(&d.origin) {
+        if !is_registry_ref(&d.origin) || berth_registry::remote::is_local_name(&d.origin) {
             return Ok(UpdateCheck::NotFromRegistry {
                 origin: d.origin.clone(),
             });
@@ -152,18 +151,16 @@ impl Engine {
     pub fn rollback(&self, id: &str, fe: &dyn Frontend) -> Result<RolledBack> {
         let _lock = self.lock_shared(fe)?;
         let cur = self.apps.require(id)?;
-        let prev = self
-            .apps
-            .history(id)?
-            .into_iter()
-            .rev()
-            .find(|d| d.serial < cur.serial && d.image != cur.image);
+        let prev =
+            self.apps.history(id)?.into_iter().rev().find(|d| {
+                d.serial < cur.serial && (d.image != cur.image || d.runtime != cur.runtime)
+            });
         // The older image's menu entry, generated before anything changes.
         let exports = match &prev {
             Some(p) => {
                 let entry = self.store.entry_by_digest(&Digest::parse(&p.image)?)?;
                 let image = self.store.load_image(&entry)?;
-                let mut meta = app_of(&image)?;
+                let mut meta = self.app_meta(&image)?;
                 meta.id = id.to_owned();
                 Some(desktop::prepare(&meta, &image, &self.store, fe)?)
             }
@@ -196,43 +193,52 @@ impl Engine {
         let d = self.apps.require(id)?;
         let entry = self.store.entry_by_digest(&Digest::parse(&d.image)?)?;
         let app = self.store.load_image(&entry)?;
+        // The current runtime, matched by content (diff-ids): a tool that
+        // rebuilt the image may have recompressed its layers or named a
+        // base digest of its own.
         let ann = app.manifest.annotations().clone().unwrap_or_default();
-        let (Some(old_name), Some(old_digest)) = (ann.get(BASE_NAME), ann.get(BASE_DIGEST)) else {
-            return Err(Error::Refused(format!(
-                "{id} cannot be rebased: its image has no {BASE_NAME}/{BASE_DIGEST} annotations, so berth cannot tell its runtime's layers from its own (rebuild it with `berth build` or a tool that records its base)"
-            )));
-        };
-        let old_digest = Digest::parse(old_digest)?;
-        let old = match self.store.load_manifest(&old_digest) {
-            Ok(m) => m,
-            Err(_) if is_registry_ref(old_name) => {
+        let base = match berth_image::base::find_base(&self.store, &app)? {
+            Some(b) => b,
+            None => {
+                let (Some(old_name), Some(old_digest)) = (ann.get(BASE_NAME), ann.get(BASE_DIGEST))
+                else {
+                    return Err(Error::Refused(format!(
+                        "{id} cannot be rebased: no image in the store is the bottom of its layers, and its image names no base ({BASE_NAME}/{BASE_DIGEST}) to fetch; import or pull its runtime first"
+                    )));
+                };
+                let digest = Digest::parse(old_digest)?;
+                let mismatch = || {
+                    Error::Refused(format!(
+                        "refusing to rebase {id}: its image does not start with the layers of its recorded runtime {old_name} ({old_digest})"
+                    ))
+                };
+                if self.store.entry_by_digest(&digest).is_ok() {
+                    return Err(mismatch());
+                }
+                if !is_registry_ref(old_name) {
+                    return Err(Error::Refused(format!(
+                        "{id}'s current runtime {old_name} ({old_digest}) is not in the store, so its layers cannot be told from the app's; import or pull it first"
+                    )));
+                }
                 let r = format!(
-                    "{}@{old_digest}",
-                    old_name.split(':').next().unwrap_or(old_name)
+                    "{}@{digest}",
+                    old_name.split(':').next().unwrap_or(old_name),
                 );
-                let p = self
-                    .pull(&r, fe)
+                self.pull(&r, fe)
                     .with_context(|| format!("fetching {id}'s current runtime {old_name}"))?;
-                self.store.load_image(&p.entry)?.manifest
-            }
-            Err(_) => {
-                return Err(Error::Refused(format!(
-                    "{id}'s current runtime {old_name} ({old_digest}) is not in the store, so its layers cannot be checked; import or pull it first"
-                )));
+                berth_image::base::find_base(&self.store, &app)?.ok_or_else(mismatch)?
             }
         };
+        let old_name = base
+            .entry
+            .names
+            .first()
+            .cloned()
+            .or_else(|| ann.get(BASE_NAME).cloned())
+            .unwrap_or_else(|| base.entry.digest.short().to_owned());
+        let old_digest = base.entry.digest.clone();
         let ours = app.manifest.layers();
-        let theirs = old.layers();
-        if theirs.len() >= ours.len()
-            || !theirs
-                .iter()
-                .zip(ours)
-                .all(|(a, b)| a.digest() == b.digest())
-        {
-            return Err(Error::Refused(format!(
-                "refusing to rebase {id}: its image does not start with the layers of its recorded runtime {old_name} ({old_digest})"
-            )));
-        }
+        let theirs_len = base.layers;
         let new_entry = self.image_or_pull(onto, fe)?;
         let mut out = Rebased {
             id: id.to_owned(),
@@ -240,8 +246,8 @@ impl Engine {
             from_digest: old_digest.to_string(),
             onto: onto.to_owned(),
             onto_digest: new_entry.digest.to_string(),
-            runtime_layers: theirs.len(),
-            app_layers: ours.len() - theirs.len(),
+            runtime_layers: theirs_len,
+            app_layers: ours.len().saturating_sub(theirs_len),
             installed: None,
         };
         if new_entry.digest == old_digest {
@@ -251,7 +257,7 @@ impl Engine {
 
         // The new runtime's layers, then the app's own, unchanged.
         let mut layers = LayerRef::of_image(&new)?;
-        layers.extend(LayerRef::of_image(&app)?.into_iter().skip(theirs.len()));
+        layers.extend(LayerRef::of_image(&app)?.into_iter().skip(theirs_len));
         let mut config = app.config.config().clone().unwrap_or_default();
         // The runtime's record of itself follows the runtime.
         let mut labels: HashMap<String, String> = config.labels().clone().unwrap_or_default();

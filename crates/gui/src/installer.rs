@@ -190,7 +190,7 @@ fn sizes(r: &ReviewView) -> String {
     let mut s = format!("Size: {}", human_size(r.size));
     if r.shared > 0 {
         s += &format!(
-            " ({} shared with installed apps, {} new on disk)",
+            " ({} shared with installed runtimes and apps, {} new on disk)",
             human_size(r.shared),
             human_size(r.new_on_disk)
         );
@@ -236,6 +236,18 @@ fn review_page(
         &["dim-label", "caption"],
     );
     facts.append(&origin);
+    if let Some(rt) = &r.runtime {
+        facts.append(&label(
+            &format!("Runs on the Flatpak runtime {}", safe(rt)),
+            &["dim-label", "caption"],
+        ));
+    }
+    if let Some(c) = &r.runtime_change {
+        facts.append(&label(
+            &format!("Moves to another image of that runtime: {}", safe(c)),
+            &[],
+        ));
+    }
     body.append(&facts);
 
     let heading = match (r.action, r.lines.is_empty()) {
@@ -257,6 +269,19 @@ fn review_page(
         }
         body.append(&list);
         body.append(&label(&risk_summary(&r.lines), &["dim-label"]));
+    }
+    if !r.left_out.is_empty() {
+        body.append(&label(
+            &format!(
+                "Not granted (berth has no such permission): {}",
+                r.left_out
+                    .iter()
+                    .map(|s| safe(s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            &["dim-label"],
+        ));
     }
     for n in notes {
         body.append(&label(n, &["dim-label", "caption"]));

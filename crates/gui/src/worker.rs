@@ -42,6 +42,11 @@ pub struct ReviewView {
     /// new on an update or a reinstall.
     pub lines: Vec<ReviewLine>,
     pub icon: Option<Vec<u8>>,
+    /// A Flatpak app's runtime, and what it asks for that berth does not
+    /// grant.
+    pub runtime: Option<String>,
+    pub runtime_change: Option<String>,
+    pub left_out: Vec<String>,
 }
 
 impl ReviewView {
@@ -57,6 +62,9 @@ impl ReviewView {
             downloaded: r.downloaded,
             lines: r.new_permissions.clone(),
             icon: r.icon().map(|(_, b)| b.to_vec()),
+            runtime: r.runtime.clone(),
+            runtime_change: r.runtime_change.clone(),
+            left_out: r.left_out.clone(),
         }
     }
 }

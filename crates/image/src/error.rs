@@ -52,9 +52,10 @@ pub enum Error {
         needed: u64,
         free: u64,
     },
-    /// A thin bundle (or partial layout) whose base layers are neither in
-    /// the input nor in the store.
-    #[error("{missing} layer(s) of this image are neither in the input nor in the store; it needs its base image {}{}", base_name.as_deref().unwrap_or("(not named)"), base_digest.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    /// A thin bundle (or partial layout) that leaves out layers the store
+    /// does not have as its runtime's (or as an earlier version's of the
+    /// same app).
+    #[error("{missing} layer(s) of this image are not in it, and the store does not have them as its runtime's or as an earlier version's of the same app; it needs its base image {}{}", base_name.as_deref().unwrap_or("(not named)"), base_digest.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     MissingBase {
         missing: usize,
         base_name: Option<String>,

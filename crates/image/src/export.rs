@@ -14,9 +14,25 @@ use crate::fsutil::{fsync_dir, unique_name};
 use crate::progress::Progress;
 use crate::store::{ImageEntry, REF_NAME, Store, new_index};
 
+/// What an export wrote.
+#[derive(Debug)]
+pub struct Exported {
+    /// The archive's size.
+    pub bytes: u64,
+    /// The manifest in the archive: the store's, or one that names stored
+    /// blobs in place of elided ones.
+    pub digest: Digest,
+    /// Layer blobs the store holds only as content (another compression
+    /// of a stored layer): written as the stored blob of that layer.
+    pub replaced: usize,
+}
+
 /// Write `entry` to `out` atomically. `name` becomes the archive's
 /// `org.opencontainers.image.ref.name`. Layer blobs in `omit` are left out
-/// (a thin bundle without its runtime). Returns the archive size.
+/// (a thin bundle without its runtime), and so the manifest is the store's
+/// byte for byte. A layer blob the store elided (it holds that layer's
+/// content from another blob) is written as that other blob, in a manifest
+/// rewritten to name it: a new image digest, said in `Exported`.
 pub fn export(
     store: &Store,
     entry: &ImageEntry,
@@ -24,17 +40,24 @@ pub fn export(
     out: &Path,
     omit: &[Digest],
     progress: &dyn Progress,
-) -> Result<u64> {
+) -> Result<Exported> {
     let image = store.load_image(entry)?;
-    let mut blobs: Vec<(Digest, u64)> =
-        vec![(image.config_digest.clone(), image.manifest.config().size())];
-    for l in image.manifest.layers() {
-        let d = Digest::from_oci(l.digest())?;
-        if !omit.contains(&d) {
-            blobs.push((d, l.size()));
-        }
+    let Portable {
+        manifest: manifest_bytes,
+        digest: manifest_digest,
+        mut blobs,
+        replaced,
+    } = portable(store, &image, omit)?;
+    let manifest_bytes = (replaced > 0).then_some(manifest_bytes);
+    // Two layers may share a stand-in: each blob once.
+    let mut once = std::collections::HashSet::new();
+    blobs.retain(|(d, _)| once.insert(d.clone()));
+    let manifest_size = manifest_bytes
+        .as_ref()
+        .map_or(entry.size, |b| b.len() as u64);
+    if manifest_bytes.is_none() {
+        blobs.push((entry.digest.clone(), entry.size));
     }
-    blobs.push((entry.digest.clone(), entry.size));
     for (d, _) in &blobs {
         if !store.has_blob(d) {
             return Err(Error::Conflict(format!(
@@ -44,7 +67,11 @@ pub fn export(
     }
     progress.add_total(blobs.iter().map(|(_, s)| s).sum());
 
-    let mut desc = Descriptor::new(MediaType::ImageManifest, entry.size, entry.digest.to_oci());
+    let mut desc = Descriptor::new(
+        MediaType::ImageManifest,
+        manifest_size,
+        manifest_digest.to_oci(),
+    );
     if let Some(n) = name {
         desc.set_annotations(Some(HashMap::from([(REF_NAME.to_owned(), n.to_owned())])));
     }
@@ -101,6 +128,15 @@ pub fn export(
                 )));
             }
         }
+        if let Some(bytes) = &manifest_bytes {
+            let mut h = header(tar::EntryType::Regular, bytes.len() as u64, 0o644);
+            tar.append_data(
+                &mut h,
+                format!("blobs/sha256/{}", manifest_digest.hex()),
+                &bytes[..],
+            )
+            .map_err(werr)?;
+        }
         let mut w = tar.into_inner().map_err(werr)?;
         w.flush().map_err(werr)?;
         let file = w.into_inner().map_err(|e| werr(e.into_error()))?;
@@ -108,12 +144,77 @@ pub fn export(
         let len = file.metadata().map_err(werr)?.len();
         fs::rename(&tmp, out).ctx(|| format!("moving the archive to {}", out.display()))?;
         fsync_dir(dir)?;
-        Ok(len)
+        Ok(Exported {
+            bytes: len,
+            digest: manifest_digest.clone(),
+            replaced,
+        })
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     res
+}
+
+/// An image as it can leave the store: its manifest (rewritten to name
+/// stand-in blobs if any of its layer blobs are elided), that manifest's
+/// digest, and the config and layer blobs to send, less `omit`.
+pub struct Portable {
+    pub manifest: Vec<u8>,
+    pub digest: Digest,
+    pub blobs: Vec<(Digest, u64)>,
+    /// Elided layer blobs replaced by a stored blob of the same layer.
+    pub replaced: usize,
+}
+
+pub fn portable(store: &Store, image: &crate::store::Image, omit: &[Digest]) -> Result<Portable> {
+    let mut blobs: Vec<(Digest, u64)> =
+        vec![(image.config_digest.clone(), image.manifest.config().size())];
+    let mut manifest = image.manifest.clone();
+    let mut layers = manifest.layers().clone();
+    let mut replaced = 0;
+    for l in &mut layers {
+        let d = Digest::from_oci(l.digest())?;
+        if omit.contains(&d) {
+            continue;
+        }
+        if !store.has_blob(&d) {
+            match store.elided(&d).and_then(|e| e.same_as) {
+                Some(same) if store.has_blob(&same.digest) => {
+                    l.set_digest(same.digest.to_oci());
+                    l.set_size(same.size);
+                    l.set_media_type(MediaType::from(same.media_type.as_str()));
+                    blobs.push((same.digest, same.size));
+                    replaced += 1;
+                    continue;
+                }
+                _ => {
+                    return Err(Error::Conflict(format!(
+                        "blob {d} is missing from the store; run `berth fsck`"
+                    )));
+                }
+            }
+        }
+        blobs.push((d, l.size()));
+    }
+    let (manifest, digest) = if replaced == 0 {
+        let bytes = store.read_blob(&image.entry.digest, crate::store::MAX_MANIFEST_BYTES)?;
+        (bytes, image.entry.digest.clone())
+    } else {
+        manifest.set_layers(layers);
+        let bytes = serde_json::to_vec(&manifest).map_err(|source| Error::BadJson {
+            what: "rewritten manifest".into(),
+            source,
+        })?;
+        let d = Digest::of(&bytes);
+        (bytes, d)
+    };
+    Ok(Portable {
+        manifest,
+        digest,
+        blobs,
+        replaced,
+    })
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {

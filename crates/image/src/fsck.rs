@@ -293,12 +293,44 @@ fn check_image(
             return;
         }
     };
-    for d in &digests {
+    let mut stand_ins = Vec::new();
+    for (i, d) in digests.iter().enumerate() {
         live_blobs.insert(d.clone());
-        if !present.contains(d) && !r.missing_blobs.contains(d) {
-            r.problems
-                .push(format!("image {label}: layer blob {d} is missing"));
-            r.missing_blobs.push(d.clone());
+        if present.contains(d) || r.missing_blobs.contains(d) {
+            continue;
+        }
+        // Elided: held as its layer's content (another blob of the same
+        // layer stands in for it); the layer itself is checked below.
+        match store.elided(d) {
+            Some(e) if Some(&e.diff_id) == diff_ids.get(i) => match e.same_as {
+                Some(same) if present.contains(&same.digest) => {
+                    live_blobs.insert(same.digest.clone());
+                    stand_ins.push((e.diff_id, same));
+                }
+                Some(same) => {
+                    r.problems.push(format!(
+                        "image {label}: layer blob {d} is held as content, and the blob that stands in for it ({}) is missing; re-import or pull the image",
+                        same.digest
+                    ));
+                    r.missing_blobs.push(d.clone());
+                }
+                None => r.notes.push(format!(
+                    "image {label}: layer blob {d} is held only as its layer's content (no compressed copy): the image runs, but export and push cannot write it"
+                )),
+            },
+            Some(e) => {
+                r.problems.push(format!(
+                    "image {label}: layer blob {d} is recorded as the content of layer {}, but the image says {}",
+                    e.diff_id,
+                    diff_ids.get(i).map_or("nothing".into(), ToString::to_string)
+                ));
+                r.missing_blobs.push(d.clone());
+            }
+            None => {
+                r.problems
+                    .push(format!("image {label}: layer blob {d} is missing"));
+                r.missing_blobs.push(d.clone());
+            }
         }
     }
     for (i, d) in diff_ids.into_iter().enumerate() {
@@ -312,6 +344,17 @@ fn check_image(
         let slot = live_layers.entry(d).or_default();
         if let Some(src) = src.filter(|s| !slot.iter().any(|o| o.blob == s.blob)) {
             slot.push(src);
+        }
+    }
+    // A stand-in blob can re-create the layer too.
+    for (diff_id, same) in stand_ins {
+        let slot = live_layers.entry(diff_id).or_default();
+        if !slot.iter().any(|o| o.blob == same.digest) {
+            slot.push(LayerSource {
+                blob: same.digest,
+                size: same.size,
+                declared: Compression::declared_by(&same.media_type),
+            });
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct GcReport {
 pub struct Live {
     pub blobs: HashSet<Digest>,
     pub layers: HashSet<Digest>,
+    /// Records of elided layer blobs (`elided/<hex>`).
+    pub elided: HashSet<Digest>,
 }
 
 /// Walk from index.json (plus `extra` manifest digests, e.g. deployments).
@@ -51,7 +53,17 @@ pub fn live_set(store: &Store, extra: &[Digest]) -> Result<Live> {
             ))
         })?;
         live.blobs.insert(img.config_digest.clone());
-        live.blobs.extend(img.layer_digests()?);
+        for d in img.layer_digests()? {
+            // A live layer blob keeps its record; an elided one, also the
+            // blob standing in for it.
+            if let Some(e) = store.blob_record(&d) {
+                if e.elided && !store.has_blob(&d) {
+                    live.blobs.extend(e.same_as.map(|s| s.digest));
+                }
+                live.elided.insert(d.clone());
+            }
+            live.blobs.insert(d);
+        }
         live.layers.extend(img.diff_ids()?);
     }
     Ok(live)
@@ -60,9 +72,17 @@ pub fn live_set(store: &Store, extra: &[Digest]) -> Result<Live> {
 /// Remove every blob not named by a digest in `keep`; returns the count
 /// and bytes freed. A blob is one file, so its unlink is atomic.
 fn sweep_blobs(store: &Store, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
-    let dir = store.blobs_dir();
+    sweep_named(store, &store.blobs_dir(), keep)
+}
+
+/// Remove every entry of `dir` not named by a digest in `keep`.
+fn sweep_named(
+    store: &Store,
+    dir: &std::path::Path,
+    keep: &HashSet<Digest>,
+) -> Result<(usize, u64)> {
     let (mut n, mut freed) = (0, 0);
-    for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
+    for e in fs::read_dir(dir).ctx(|| format!("listing {}", dir.display()))? {
         let e = e.ctx(|| format!("listing {}", dir.display()))?;
         let live = e
             .file_name()
@@ -76,6 +96,14 @@ fn sweep_blobs(store: &Store, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
         }
     }
     Ok((n, freed))
+}
+
+/// Remove the records of elided blobs no live image names.
+fn sweep_elided(store: &Store, keep: &HashSet<Digest>) -> Result<()> {
+    if store.elided_dir().is_dir() {
+        sweep_named(store, &store.elided_dir(), keep)?;
+    }
+    Ok(())
 }
 
 /// Remove unpacked layers (tree and record) not in `keep`, each unmarked
@@ -126,6 +154,7 @@ pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
     let (n, freed) = sweep_layers(store, &live.layers)?;
     r.layers_removed = n;
     r.bytes_freed += freed;
+    sweep_elided(store, &live.elided)?;
     // Under the exclusive lock no import or pull is writing; what else
     // works in tmp/ without the lock (a build's scratch tree, a menu
     // export) carries a live writer's pid in its name and stays.

@@ -30,6 +30,10 @@ pub enum Format {
     OciArchive,
     OciDir,
     DockerArchive,
+    /// The containers/image `dir:` transport (`podman save --format
+    /// docker-dir` or `oci-dir`, `skopeo copy ... dir:`): `manifest.json`
+    /// (one image manifest), `version`, and blobs named by their hex digest.
+    Dir,
 }
 
 impl std::fmt::Display for Format {
@@ -38,6 +42,7 @@ impl std::fmt::Display for Format {
             Format::OciArchive => "OCI archive",
             Format::OciDir => "OCI layout directory",
             Format::DockerArchive => "Docker archive",
+            Format::Dir => "image directory (dir: transport)",
         })
     }
 }
@@ -75,6 +80,8 @@ struct SrcLayer {
     size_hint: u64,
     /// The compression its media type declares (OCI sources).
     declared: Option<Compression>,
+    /// Its media type, as the manifest says (OCI sources).
+    media_type: String,
 }
 
 /// One image found in the input, before its layers are stored.
@@ -102,6 +109,8 @@ pub fn import(
             Format::OciArchive
         };
         (f, plan_oci(source.as_ref(), progress)?)
+    } else if source.exists("manifest.json") && source.exists("version") {
+        (Format::Dir, plan_dir(source.as_ref())?)
     } else if source.exists("manifest.json") {
         (
             Format::DockerArchive,
@@ -109,7 +118,7 @@ pub fn import(
         )
     } else {
         return Err(Error::Unsupported(format!(
-            "{} is not an OCI archive, OCI layout directory or Docker archive (no oci-layout or manifest.json)",
+            "{} is not an OCI archive, OCI layout directory, Docker archive or `dir:` directory (no oci-layout or manifest.json)",
             path.display()
         )));
     };
@@ -131,28 +140,60 @@ pub fn import(
     }
 
     // One job per distinct layer; work already in the store is skipped.
-    let mut jobs: Vec<(String, LayerJob)> = Vec::new();
+    // A layer whose content the store holds already keeps no second blob
+    // when another blob of it is stored (a runtime layer that another tool
+    // recompressed) or the input leaves it out (a thin bundle): its blob
+    // is elided, the manifest kept as it is (see `elide_layers`). A blob
+    // counts as a layer's only once berth has read it as that layer: a
+    // stored blob named with another image's diff-id is read again.
+    let mut jobs: Vec<(JobSource, LayerJob)> = Vec::new();
     let mut seen = HashSet::new();
+    let mut unpacking = HashSet::new();
     for p in &planned {
         for l in &p.layers {
-            if !seen.insert(l.diff_id.clone()) {
+            let blob = l.expected.as_ref().map(|(d, _)| d.clone());
+            if !seen.insert((
+                l.diff_id.clone(),
+                blob.clone().unwrap_or_else(|| l.diff_id.clone()),
+            )) {
                 continue;
             }
-            let unpack = !store.has_layer(&l.diff_id);
-            let write_blob = match &l.expected {
-                Some((d, _)) => !store.has_blob(d),
-                None => true, // Docker: the digest is only known by reading
+            let before = store.has_layer(&l.diff_id);
+            // One job unpacks a layer; others of the same content only
+            // store or check their blob.
+            let unpack = !before && unpacking.insert(l.diff_id.clone());
+            let here = source.exists(&l.path);
+            let (known, in_store) = match &blob {
+                Some(d) => (store.holds_layer_blob(d, &l.diff_id), store.has_blob(d)),
+                None => (false, false),
             };
-            if !unpack && !write_blob {
+            let write_blob = match &blob {
+                Some(_) if known || in_store => false,
+                // Content there, blob absent: a thin bundle (checked
+                // below), or another compression of a stored blob.
+                Some(_) if before && (!here || store.blob_for_layer(&l.diff_id)?.is_some()) => {
+                    false
+                }
+                _ => true,
+            };
+            // Read once to check it is what its diff-id says: an elided
+            // blob the input carries, or a stored one not yet known as
+            // this layer.
+            let check = blob.is_some() && !known && !write_blob && !unpack && (here || in_store);
+            if !unpack && !write_blob && !check {
                 continue;
             }
+            let from = match &blob {
+                Some(d) if !here && in_store => JobSource::Store(d.clone()),
+                _ => JobSource::Input(l.path.clone()),
+            };
             progress.add_total(l.size_hint);
             let name = l
                 .expected
                 .as_ref()
                 .map_or(l.path.clone(), |(d, _)| d.short().to_owned());
             jobs.push((
-                l.path.clone(),
+                from,
                 LayerJob {
                     name,
                     expected: l.expected.clone(),
@@ -164,21 +205,39 @@ pub fn import(
             ));
         }
     }
-    // A thin bundle leaves out its runtime's layers: say which base is
-    // missing before doing any work.
+    // An input may leave blobs out (a thin bundle, a pull over what the
+    // store has) only for the bottom layers that are, in order, the bottom
+    // layers of a runtime in the store, and for layers an earlier version
+    // of the same app has (read and recorded as those layers). Naming a
+    // digest or a diff-id is not enough to get another image's layer into
+    // a sandbox. Otherwise say which runtime is missing, before any work.
     for p in &planned {
-        let missing = p
+        let absent: Vec<usize> = p
             .layers
             .iter()
-            .filter(|l| {
-                jobs.iter()
-                    .any(|(path, j)| path == &l.path && j.write_blob && l.expected.is_some())
-                    && !source.exists(&l.path)
-            })
-            .count();
-        if missing > 0 {
+            .enumerate()
+            .filter(|(_, l)| l.expected.is_some() && !source.exists(&l.path))
+            .map(|(i, _)| i)
+            .collect();
+        if absent.is_empty() {
+            continue;
+        }
+        let ids: Vec<Digest> = p.layers.iter().map(|l| l.diff_id.clone()).collect();
+        let base = crate::base::stored_base_run(store, &ids)?;
+        let lent = match crate::base::app_id_of_config_bytes(&p.config_bytes) {
+            Some(id) => crate::base::same_app_blobs(store, &id)?,
+            None => Vec::new(),
+        };
+        let allowed = |i: usize| {
+            let l = &p.layers[i];
+            i < base
+                || l.expected
+                    .as_ref()
+                    .is_some_and(|(d, _)| lent.iter().any(|(b, id)| b == d && *id == l.diff_id))
+        };
+        if !absent.iter().all(|&i| allowed(i)) {
             return Err(Error::MissingBase {
-                missing,
+                missing: absent.len(),
                 base_name: p.base.0.clone(),
                 base_digest: p.base.1.clone(),
             });
@@ -187,7 +246,7 @@ pub fn import(
     let needed: u64 = planned
         .iter()
         .flat_map(|p| &p.layers)
-        .filter(|l| jobs.iter().any(|(path, _)| path == &l.path))
+        .filter(|l| jobs.iter().any(|(from, _)| from.is(&l.path)))
         .map(|l| l.size_hint)
         .sum();
     let done = run_jobs(store, source.as_ref(), &jobs, opts, progress)
@@ -203,6 +262,18 @@ pub fn import(
         by_diff.insert(job.diff_id.clone(), d);
         report.merge(d.report.clone());
     }
+
+    // What the jobs read is now known: each blob is its layer's content.
+    let mut verified = HashSet::new();
+    for (_, job) in &jobs {
+        if let Some((d, _)) = &job.expected {
+            if store.has_blob(d) {
+                store.record_blob(d, &job.diff_id)?;
+            }
+            verified.insert(d.clone());
+        }
+    }
+    elide_layers(store, &planned, &verified)?;
 
     let mut images = Vec::new();
     let (mut named, mut unnamed) = (Vec::new(), Vec::new());
@@ -243,6 +314,55 @@ pub fn import(
     })
 }
 
+/// Every layer blob of `planned` that the store did not write (its
+/// content was there already, or another blob of the same layer in this
+/// import was written) is recorded as elided, with a stored blob of the
+/// same layer to stand in for it when the image leaves the store.
+fn elide_layers(store: &Store, planned: &[Planned], verified: &HashSet<Digest>) -> Result<()> {
+    let all: Vec<&SrcLayer> = planned.iter().flat_map(|p| &p.layers).collect();
+    for l in &all {
+        let Some((d, _)) = &l.expected else { continue };
+        if store.has_blob(d) || store.holds_layer_blob(d, &l.diff_id) {
+            continue;
+        }
+        // A record made for another image's claim, never read, is not
+        // replaced by an unread one; a read one replaces it.
+        if !verified.contains(d) && store.blob_record(d).is_some() {
+            continue;
+        }
+        if !store.has_layer(&l.diff_id) {
+            return Err(Error::Conflict(format!(
+                "layer {} ({d}) was neither stored nor unpacked",
+                l.diff_id
+            )));
+        }
+        let here = all.iter().find_map(|o| match &o.expected {
+            Some((od, size)) if o.diff_id == l.diff_id && store.has_blob(od) => {
+                Some((od.clone(), *size, o.media_type.clone()))
+            }
+            _ => None,
+        });
+        let same = match here {
+            Some(s) => Some(s),
+            None => store.blob_for_layer(&l.diff_id)?,
+        };
+        store.elide_blob(
+            d,
+            &crate::store::ElidedBlob {
+                diff_id: l.diff_id.clone(),
+                same_as: same.map(|(digest, size, media_type)| crate::store::SameLayer {
+                    digest,
+                    size,
+                    media_type,
+                }),
+                verified: verified.contains(d),
+                elided: true,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// An ENOSPC anywhere in `e` becomes an error that says how much is needed
 /// and free, and what to do.
 fn no_space(store: &Store, e: Error, needed: u64) -> Error {
@@ -260,10 +380,23 @@ fn no_space(store: &Store, e: Error, needed: u64) -> Error {
 }
 
 /// Run layer jobs on `opts.jobs` threads; the first error stops the rest.
+/// Where a layer job reads its blob: the input, or a blob the store has
+/// (checked again as the layer an image now says it is).
+enum JobSource {
+    Input(String),
+    Store(Digest),
+}
+
+impl JobSource {
+    fn is(&self, path: &str) -> bool {
+        matches!(self, JobSource::Input(p) if p == path)
+    }
+}
+
 fn run_jobs(
     store: &Store,
     source: &dyn Source,
-    jobs: &[(String, LayerJob)],
+    jobs: &[(JobSource, LayerJob)],
     opts: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<LayerDone>> {
@@ -280,12 +413,22 @@ fn run_jobs(
                         return;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some((path, job)) = jobs.get(i) else {
+                    let Some((from, job)) = jobs.get(i) else {
                         return;
                     };
-                    let r = source.open(path).and_then(|(mut rd, _)| {
-                        ingest(store, &mut *rd, job, &opts.unpack, &opts.limits, progress)
-                    });
+                    let r = match from {
+                        JobSource::Input(path) => source.open(path).and_then(|(mut rd, _)| {
+                            ingest(store, &mut *rd, job, &opts.unpack, &opts.limits, progress)
+                        }),
+                        JobSource::Store(d) => std::fs::File::open(store.blob_path(d))
+                            .map_err(|e| Error::Io {
+                                context: format!("opening blob {d}"),
+                                source: e,
+                            })
+                            .and_then(|mut f| {
+                                ingest(store, &mut f, job, &opts.unpack, &opts.limits, progress)
+                            }),
+                    };
                     if r.is_err() {
                         failed.store(true, Ordering::SeqCst);
                     }
@@ -383,6 +526,29 @@ fn name_from_annotations(d: &Descriptor, progress: &dyn Progress) -> Vec<ImageNa
         a.get(REF_NAME)
             .filter(|n| n.contains(':') || n.contains('/'))
     });
+    // `flatpak build-bundle --oci` names the image by its Flatpak ref,
+    // `KIND/ID/ARCH/BRANCH`: a name to type is `flatpak/KIND/ID:BRANCH`
+    // (`BRANCH-ARCH` for another machine's), so an app never takes its
+    // runtime's name, nor one architecture another's.
+    let flatpak = cand.and_then(|n| {
+        let p: Vec<&str> = n.split('/').collect();
+        match p.as_slice() {
+            [kind @ ("app" | "runtime"), id, arch, branch] => {
+                let host = match std::env::consts::ARCH {
+                    "x86" => "i386",
+                    a => a,
+                };
+                let tag = if *arch == host {
+                    (*branch).to_owned()
+                } else {
+                    format!("{branch}-{arch}")
+                };
+                Some(format!("flatpak/{kind}/{}:{tag}", id.to_ascii_lowercase()))
+            }
+            _ => None,
+        }
+    });
+    let cand = flatpak.as_ref().or(cand);
     match cand.map(|n| ImageName::parse(n.strip_prefix("docker.io/library/").unwrap_or(n))) {
         Some(Ok(n)) => vec![n],
         Some(Err(e)) => {
@@ -449,19 +615,9 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
         }
         let (_, config_bytes) =
             read_verified(source, manifest.config(), MAX_CONFIG_BYTES, "image config")?;
-        let diff_ids = parse_config(&config_bytes, manifest.layers().len())?;
-        let mut layers = Vec::new();
-        for (l, diff_id) in manifest.layers().iter().zip(diff_ids) {
-            check_layer_type(&media_type_str(l.media_type()))?;
-            let ld = Digest::from_oci(l.digest())?;
-            layers.push(SrcLayer {
-                path: format!("blobs/sha256/{}", ld.hex()),
-                expected: Some((ld, l.size())),
-                diff_id,
-                size_hint: l.size(),
-                declared: Some(Compression::declared_by(&media_type_str(l.media_type()))),
-            });
-        }
+        let layers = manifest_layers(&manifest, &config_bytes, |d| {
+            format!("blobs/sha256/{}", d.hex())
+        })?;
         let mut desc = Descriptor::new(
             MediaType::ImageManifest,
             bytes.len() as u64,
@@ -478,6 +634,83 @@ fn plan_oci(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Planned>
         });
     }
     Ok(out)
+}
+
+/// The `dir:` transport: one manifest (Docker v2 schema 2 or OCI) in
+/// `manifest.json`, each blob a file named by its hex digest.
+fn plan_dir(source: &dyn Source) -> Result<Vec<Planned>> {
+    let version = source.read_small("version", 4096)?;
+    let version = String::from_utf8_lossy(&version);
+    if !version.starts_with("Directory Transport Version: 1.") {
+        return Err(Error::Unsupported(format!(
+            "image directory version {:?}",
+            version.trim()
+        )));
+    }
+    let bytes = source.read_small("manifest.json", MAX_MANIFEST_BYTES)?;
+    let manifest: ImageManifest = parse_json(&bytes, "manifest.json")?;
+    let digest = Digest::of(&bytes);
+    let cmt = media_type_str(manifest.config().media_type());
+    if cmt != MediaType::ImageConfig.to_string() && cmt != DOCKER_CONFIG {
+        return Err(Error::Unsupported(format!(
+            "manifest.json is not an image (config type {cmt})"
+        )));
+    }
+    let config = manifest.config();
+    if config.size() > MAX_CONFIG_BYTES {
+        return Err(Error::invalid(
+            "image config",
+            format!("{} bytes is over the limit", config.size()),
+        ));
+    }
+    let config_digest = Digest::from_oci(config.digest())?;
+    let config_bytes = source.read_small(config_digest.hex(), MAX_CONFIG_BYTES)?;
+    verify(
+        "image config",
+        &config_digest,
+        config.size(),
+        &Digest::of(&config_bytes),
+        config_bytes.len() as u64,
+    )?;
+    let layers = manifest_layers(&manifest, &config_bytes, |d| d.hex().to_owned())?;
+    let mt = manifest
+        .media_type()
+        .clone()
+        .unwrap_or(MediaType::ImageManifest);
+    let desc = Descriptor::new(mt, bytes.len() as u64, digest.to_oci());
+    let ann = manifest.annotations().clone().unwrap_or_default();
+    Ok(vec![Planned {
+        names: Vec::new(),
+        config_bytes,
+        manifest: Some((bytes, desc)),
+        layers,
+        base: (ann.get(BASE_NAME).cloned(), ann.get(BASE_DIGEST).cloned()),
+    }])
+}
+
+/// A manifest's layers with their diff-ids from the config; `path` says
+/// where the source keeps a blob.
+fn manifest_layers(
+    manifest: &ImageManifest,
+    config_bytes: &[u8],
+    path: impl Fn(&Digest) -> String,
+) -> Result<Vec<SrcLayer>> {
+    let diff_ids = parse_config(config_bytes, manifest.layers().len())?;
+    let mut layers = Vec::new();
+    for (l, diff_id) in manifest.layers().iter().zip(diff_ids) {
+        let mt = media_type_str(l.media_type());
+        check_layer_type(&mt)?;
+        let ld = Digest::from_oci(l.digest())?;
+        layers.push(SrcLayer {
+            path: path(&ld),
+            expected: Some((ld, l.size())),
+            diff_id,
+            size_hint: l.size(),
+            declared: Some(Compression::declared_by(&mt)),
+            media_type: mt,
+        });
+    }
+    Ok(layers)
 }
 
 /// One entry per manifest: an index may name the same one many times.
@@ -573,6 +806,7 @@ fn plan_docker(source: &dyn Source, progress: &dyn Progress) -> Result<Vec<Plann
                 diff_id,
                 size_hint: size,
                 declared: None,
+                media_type: String::new(),
             });
         }
         let mut names = Vec::new();

@@ -2,6 +2,7 @@
 //! store (a valid OCI image layout), import and export, hostile-input-safe
 //! layer unpacking, gc and fsck. Synchronous; no async runtime.
 
+pub mod base;
 pub mod content;
 pub mod digest;
 pub mod error;

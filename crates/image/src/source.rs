@@ -62,11 +62,12 @@ impl DirSource {
     }
 
     fn open_file(&self, path: &str) -> rustix::io::Result<OwnedFd> {
-        // Symlinks inside the directory are fine; leaving it is not.
+        // Symlinks inside the directory are fine; leaving it is not. A FIFO
+        // must not block the open (it is then refused as not a file).
         rustix::fs::openat2(
             &self.root,
             path,
-            OFlags::RDONLY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
             ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
         )

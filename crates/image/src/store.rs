@@ -33,6 +33,32 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// A layer blob held only as content (`elided/<hex>`): its layer, and the
+/// stored blob of the same layer that stands in for it when the image
+/// leaves the store (export, push), if there is one.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElidedBlob {
+    pub diff_id: Digest,
+    pub same_as: Option<SameLayer>,
+    /// berth read this blob and it is `diff_id`'s content. A blob a thin
+    /// bundle or a pull left out was never read: its record serves the
+    /// image that named it, and no other image may lean on it.
+    #[serde(default)]
+    pub verified: bool,
+    /// The blob is not kept (its content is); false: a record of a
+    /// stored blob, which a missing file makes missing.
+    #[serde(default)]
+    pub elided: bool,
+}
+
+/// Another blob of the same layer, as a manifest describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SameLayer {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
 /// One image as the store knows it: a manifest and the names pointing at it.
 #[derive(Clone, Debug)]
 pub struct ImageEntry {
@@ -49,7 +75,24 @@ pub struct Image {
     pub config_digest: Digest,
 }
 
+/// The labels of an image config, sorted.
+pub fn config_labels(
+    c: &oci_spec::image::ImageConfiguration,
+) -> std::collections::BTreeMap<String, String> {
+    c.config()
+        .as_ref()
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
 impl Image {
+    /// The config's labels, sorted.
+    pub fn labels(&self) -> std::collections::BTreeMap<String, String> {
+        config_labels(&self.config)
+    }
+
     pub fn diff_ids(&self) -> Result<Vec<Digest>> {
         self.config
             .rootfs()
@@ -207,6 +250,117 @@ impl Store {
 
     pub fn has_blob(&self, d: &Digest) -> bool {
         self.blob_path(d).is_file()
+    }
+
+    /// Layer blobs the store does not keep because it holds their
+    /// content already: another compression of the same layer (same
+    /// diff-id), e.g. a runtime layer that buildah or podman recompressed.
+    pub fn elided_dir(&self) -> PathBuf {
+        self.root.join("elided")
+    }
+
+    fn elided_path(&self, blob: &Digest) -> PathBuf {
+        self.elided_dir().join(blob.hex())
+    }
+
+    /// The record of a layer blob the store holds only as content, if
+    /// `blob` is one.
+    pub fn elided(&self, blob: &Digest) -> Option<ElidedBlob> {
+        self.blob_record(blob).filter(|e| e.elided)
+    }
+
+    /// What the store knows of layer blob `blob`: its record, elided or
+    /// stored.
+    pub fn blob_record(&self, blob: &Digest) -> Option<ElidedBlob> {
+        let bytes = fs::read(self.elided_path(blob)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Is layer blob `blob` known, from having been read, to be `diff_id`'s
+    /// content, and is that content here? A stored blob counts once its
+    /// record says so (written when it was verified); an elided one when
+    /// its record is verified and its layer unpacked. Naming a blob the
+    /// store has, with another image's diff-id, is not enough.
+    pub fn holds_layer_blob(&self, blob: &Digest, diff_id: &Digest) -> bool {
+        self.blob_record(blob).is_some_and(|e| {
+            e.verified
+                && e.diff_id == *diff_id
+                && (self.has_blob(blob)
+                    || (e.elided
+                        && self.has_layer(diff_id)
+                        && e.same_as.is_none_or(|s| self.has_blob(&s.digest))))
+        })
+    }
+
+    /// Record that stored blob `blob` was read and is `diff_id`'s content.
+    pub fn record_blob(&self, blob: &Digest, diff_id: &Digest) -> Result<()> {
+        if self
+            .blob_record(blob)
+            .is_some_and(|e| e.verified && e.diff_id == *diff_id && !e.elided)
+        {
+            return Ok(());
+        }
+        self.write_record(
+            blob,
+            &ElidedBlob {
+                diff_id: diff_id.clone(),
+                same_as: None,
+                verified: true,
+                elided: false,
+            },
+        )
+    }
+
+    fn write_record(&self, blob: &Digest, rec: &ElidedBlob) -> Result<()> {
+        let dir = self.elided_dir();
+        fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
+        let bytes = serde_json::to_vec(rec).map_err(|source| Error::BadJson {
+            what: "a layer blob's record".into(),
+            source,
+        })?;
+        write_atomic(&self.tmp_dir(), &self.elided_path(blob), &bytes)
+    }
+
+    /// Record that layer blob `blob` is held as its unpacked content
+    /// (`rec.diff_id`, which must be complete in the store).
+    pub fn elide_blob(&self, blob: &Digest, rec: &ElidedBlob) -> Result<()> {
+        if !self.has_layer(&rec.diff_id) {
+            return Err(Error::Conflict(format!(
+                "layer {} is not in the store, so blob {blob} cannot be left out",
+                rec.diff_id
+            )));
+        }
+        self.write_record(blob, rec)
+    }
+
+    /// A stored layer blob whose content is `diff_id`: its digest, size
+    /// and media type, found through the images in index.json.
+    pub fn blob_for_layer(&self, diff_id: &Digest) -> Result<Option<(Digest, u64, String)>> {
+        for e in self.images()? {
+            let Ok(img) = self.load_image(&e) else {
+                continue;
+            };
+            let Ok(ids) = img.diff_ids() else { continue };
+            for (id, l) in ids.iter().zip(img.manifest.layers()) {
+                if id != diff_id {
+                    continue;
+                }
+                let d = Digest::from_oci(l.digest())?;
+                if self.has_blob(&d) {
+                    return Ok(Some((d, l.size(), l.media_type().to_string())));
+                }
+                // An elided blob's stand-in is a stored blob of it too.
+                if let Some(same) = self
+                    .elided(&d)
+                    .filter(|e| e.diff_id == *diff_id)
+                    .and_then(|e| e.same_as)
+                    .filter(|s| self.has_blob(&s.digest))
+                {
+                    return Ok(Some((same.digest, same.size, same.media_type)));
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The layer's content record, which is also its completion marker:

@@ -106,13 +106,12 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
                     files,
                 } => {
                     for f in files {
-                        let seen =
-                            crate::documents::add(bus, app_id, &f.path, true).map_err(|why| {
-                                Error::Invalid(format!(
-                                    "cannot hand {} to the app: {why}",
-                                    f.path.display()
-                                ))
-                            })?;
+                        let seen = crate::documents::add(bus, app_id, f).map_err(|why| {
+                            Error::Invalid(format!(
+                                "cannot hand {} to the app: {why}",
+                                f.path.display()
+                            ))
+                        })?;
                         // None: the app sees the file where it is.
                         if let Some(rel) = seen {
                             let p = inner.join(rel);
@@ -122,6 +121,14 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
                                 p.display().to_string()
                             };
                         }
+                    }
+                }
+                HostStep::CheckFile { path, dev, ino } => {
+                    if crate::mime::same_file(path, *dev, *ino).is_none() {
+                        return Err(Error::Invalid(format!(
+                            "{} changed while the app was starting; it is not handed over",
+                            path.display()
+                        )));
                     }
                 }
                 HostStep::BusProxy {

@@ -43,12 +43,11 @@ pub(crate) fn mount_point_on(conn: &zbus::blocking::Connection) -> Option<PathBu
 pub fn add(
     bus: &Path,
     app_id: &str,
-    file: &Path,
-    writable: bool,
+    file: &crate::plan::Forwarded,
 ) -> Result<Option<PathBuf>, String> {
     // The answer: `+` and the path, `-` and nothing (seen anyway), `!` and
     // why not.
-    let out = berth_sandbox::exec::in_child(|| match add_here(bus, app_id, file, writable) {
+    let out = berth_sandbox::exec::in_child(|| match add_here(bus, app_id, file) {
         Ok(Some(p)) => [b"+".as_slice(), p.as_os_str().as_encoded_bytes()].concat(),
         Ok(None) => b"-".to_vec(),
         Err(why) => [b"!".as_slice(), why.as_bytes()].concat(),
@@ -67,16 +66,17 @@ pub fn add(
 fn add_here(
     bus: &Path,
     app_id: &str,
-    file: &Path,
-    writable: bool,
+    f: &crate::plan::Forwarded,
 ) -> Result<Option<PathBuf>, String> {
+    let (file, writable) = (&f.path, f.writable);
+    // The file whose type was checked, and no other.
+    let fd = crate::mime::same_file(file, f.dev, f.ino).ok_or_else(|| {
+        format!(
+            "{} changed while the app was starting; it is not handed over",
+            file.display()
+        )
+    })?;
     let conn = connect(bus).map_err(|e| format!("connecting to the session bus: {e}"))?;
-    let fd = rustix::fs::open(
-        file,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| format!("{}: {e}", file.display()))?;
     let mut perms = vec!["read"];
     if writable {
         perms.push("write");
@@ -101,6 +101,20 @@ fn add_here(
     let id = ids.into_iter().next().unwrap_or_default();
     if id.is_empty() {
         return Ok(None);
+    }
+    if !writable {
+        // Read-only (the app's `edit=` grants do not name the file's
+        // type). xdg-document-portal 1.16's AddFull replaces the app's
+        // permissions on the document; a portal that added to them would
+        // keep an earlier open's write.
+        conn.call_method(
+            Some(DEST),
+            PATH,
+            Some(IFACE),
+            "RevokePermissions",
+            &(id.as_str(), app_id, vec!["write"]),
+        )
+        .map_err(|e| format!("the document portal kept it writable: {e}"))?;
     }
     let name = file
         .file_name()

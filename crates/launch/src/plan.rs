@@ -71,8 +71,8 @@ pub enum HostStep {
         contents: Vec<u8>,
     },
     /// Files the user opened with the app, added to the document portal
-    /// for it (read and write: opened with the app, they are the app's to
-    /// save).
+    /// for it: read-only, or writable where the app's `edit=` grants
+    /// name the file's type.
     ForwardFiles {
         bus: PathBuf,
         app_id: String,
@@ -80,6 +80,10 @@ pub enum HostStep {
         inner: PathBuf,
         files: Vec<Forwarded>,
     },
+    /// A file bound into the sandbox by path (no document portal) must
+    /// still be the regular file that was checked, reached without a last
+    /// symlink.
+    CheckFile { path: PathBuf, dev: u64, ino: u64 },
     /// xdg-dbus-proxy between the session bus and the app's socket, in a
     /// sandbox of its own that holds the app's `/.flatpak-info`: the
     /// portals know the app by the proxy's root (the bus peer they see).
@@ -100,6 +104,11 @@ pub struct Forwarded {
     pub uri: bool,
     /// Which argument of the sandbox's argv to rewrite.
     pub argv_index: usize,
+    /// The app may change it (an `edit=` grant names its type).
+    pub writable: bool,
+    /// Which file it is: apply hands over nothing else.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// Everything a launch will do, printable (`berth run --print-plan`): the
@@ -249,6 +258,8 @@ fn proxy_sandbox(
         multiarch: false,
         home_source: None,
         extra_files: Vec::new(),
+        subtrees: Vec::new(),
+        links: Vec::new(),
         limits: Limits::default(),
         host,
     })?)
@@ -304,7 +315,25 @@ pub fn plan(
             req.target
         )));
     }
-    let layers = diff_ids.iter().map(|d| store.layer_path(d)).collect();
+    // A Flatpak app: its runtime is a second image, and the two are laid
+    // out as Flatpak does (see crate::flatpak) instead of stacked.
+    let flatpak_runtime = flatpak_runtime_of(store, &image, app.as_ref())?;
+    // Where the app's own files are, for the portals: a Flatpak's /app.
+    let app_path = {
+        let top = store.layer_path(diff_ids.last().unwrap_or(&entry.digest));
+        if flatpak_runtime.is_some() {
+            top.join("files")
+        } else {
+            top
+        }
+    };
+    let mut diff_ids = diff_ids;
+    let layers = if let Some(rt) = &flatpak_runtime {
+        diff_ids.extend(rt.diff_ids()?);
+        Vec::new()
+    } else {
+        diff_ids.iter().map(|d| store.layer_path(d)).collect()
+    };
     let instance_id = host::new_instance_id();
     let instance_dir = berth_sandbox::instance::instances_dir(&places.state).join(&instance_id);
     let c = image.config.config().clone().unwrap_or_default();
@@ -363,6 +392,8 @@ pub fn plan(
     // The document portal, when the app has a bus and one runs: (the bus,
     // its mount as the app sees it).
     let mut docs: Option<(PathBuf, PathBuf)> = None;
+    // MIME types of opened files the app may change (`edit=`).
+    let mut edit: Vec<String> = Vec::new();
     let mut protected = host::protected_paths(store.root(), &places.state);
     // Its real path, as the protected paths are: a home or `~/.config`
     // reached through a symlink must not slip past the mask.
@@ -381,6 +412,7 @@ pub fn plan(
                 .collect();
             let host = host::host_env();
             let g = grants::compute(&perms, &host);
+            edit.clone_from(&g.edit);
             let mut env_from_grants = g.env.clone();
             notes.extend(g.unavailable.iter().map(|u| format!("warning: {u}")));
             for b in &g.binds {
@@ -435,7 +467,12 @@ pub fn plan(
             ));
             env.push((
                 "XDG_DATA_DIRS".into(),
-                "/usr/local/share:/usr/share:/run/host/share".into(),
+                if flatpak_runtime.is_some() {
+                    "/app/share:/usr/share:/run/host/share"
+                } else {
+                    "/usr/local/share:/usr/share:/run/host/share"
+                }
+                .into(),
             ));
             // Look native: same machine-id and time zone as the desktop.
             for f in ["/etc/machine-id", "/etc/localtime"] {
@@ -455,12 +492,15 @@ pub fn plan(
                 what: "the app's identity for the portals (/.flatpak-info)".into(),
                 contents: berth_app::flatpak_info::render(&berth_app::flatpak_info::Identity {
                     app_id: app_id_of(&d.app_id),
-                    runtime: entry.names.first().map_or(d.image.as_str(), String::as_str),
+                    runtime: &flatpak_runtime
+                        .as_ref()
+                        .and_then(crate::flatpak::runtime_ref)
+                        .map_or_else(
+                            || entry.names.first().map_or(d.image.clone(), String::clone),
+                            |r| r.to_string(),
+                        ),
                     instance_id: &instance_id,
-                    app_path: &store
-                        .layer_path(diff_ids.last().unwrap_or(&entry.digest))
-                        .display()
-                        .to_string(),
+                    app_path: &app_path.display().to_string(),
                     permissions: &perms,
                 })
                 .into_bytes(),
@@ -627,30 +667,51 @@ pub fn plan(
     // What the user opened the app with.
     let offset = command.len().saturating_sub(args.len());
     let mut forwarded = Vec::new();
+    let mut types = crate::mime::Types::default();
     for &(i, uri) in &opened {
-        let Some(path) = forwarded_file(&args[i], uri) else {
+        // The file is held open from here: its type is read from it, and
+        // apply hands over only this same file (device and inode).
+        let Some((path, file)) =
+            forwarded_file(&args[i], uri).and_then(|p| crate::mime::open(&p).map(|o| (p, o)))
+        else {
             notes.push(format!(
                 "warning: {} is not a file berth can hand to the app; passed as it is",
                 args[i]
             ));
             continue;
         };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let writable = types.editable(&file, &name, &edit);
+        let (dev, ino) = (file.dev, file.ino);
         match (&docs, &app) {
             (Some(_), Some(_)) => forwarded.push(Forwarded {
                 path,
                 uri,
                 argv_index: offset + i,
+                writable,
+                dev,
+                ino,
             }),
             _ => {
-                // No document portal: that file alone, at its own path.
+                // No document portal: that file alone, at its own path,
+                // checked again just before the sandbox starts.
                 notes.push(format!(
-                    "note: no document portal runs; {} is bound into the sandbox by itself",
-                    path.display()
+                    "note: no document portal runs; {} is bound into the sandbox by itself{}",
+                    path.display(),
+                    if writable { "" } else { ", read-only" }
                 ));
+                steps.push(HostStep::CheckFile {
+                    path: path.clone(),
+                    dev,
+                    ino,
+                });
                 internal.push(BindSpec {
                     src: path.clone(),
                     dest: path,
-                    readonly: false,
+                    readonly: !writable,
                 });
             }
         }
@@ -672,12 +733,39 @@ pub fn plan(
                 .iter()
                 .any(|s| matches!(s, HostStep::CreateDir { path, .. } if *path == p.path))
     });
+    let mut image_env = c.env().clone().unwrap_or_default();
+    let (mut subtrees, mut links) = (Vec::new(), Vec::new());
+    if let Some(rt) = &flatpak_runtime {
+        // /usr and /app are the images' own, read-only, as in Flatpak:
+        // nothing is bound into them.
+        let reserved = |b: &BindSpec| b.dest.starts_with("/usr") || b.dest.starts_with("/app");
+        for b in binds.iter().chain(&internal).filter(|b| reserved(b)) {
+            notes.push(format!(
+                "warning: {} is inside the Flatpak app's /usr or /app; not granted",
+                b.dest.display()
+            ));
+        }
+        binds.retain(|b| !reserved(b));
+        internal.retain(|b| !reserved(b));
+        // What the run writes or binds under /etc stays berth's.
+        let taken: Vec<PathBuf> = extra_files
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(internal.iter().chain(&binds).map(|b| b.dest.clone()))
+            .collect();
+        let l = crate::flatpak::layout(store, &image, rt, &taken)?;
+        subtrees = l.subtrees;
+        links = l.links;
+        image_env = l.env.into_iter().chain(image_env).collect();
+    }
     let run = RunRequest {
         name: name.clone(),
         instance_id,
         layers,
+        subtrees,
+        links,
         image: ImageDefaults {
-            env: c.env().clone().unwrap_or_default(),
+            env: image_env,
             entrypoint: c.entrypoint().clone().unwrap_or_default(),
             cmd: c.cmd().clone().unwrap_or_default(),
             working_dir: c.working_dir().clone(),
@@ -711,4 +799,57 @@ pub fn plan(
         host_steps: steps,
         notes,
     })
+}
+
+/// The runtime image of a Flatpak app image: the one its deployment was
+/// installed with, or (a run of an image not installed) the store's
+/// newest image of the ref its metadata names. `None`: not a Flatpak app.
+fn flatpak_runtime_of(
+    store: &Store,
+    image: &berth_image::Image,
+    app: Option<&berth_app::deploy::Deployment>,
+) -> Result<Option<berth_image::Image>> {
+    // An installed app is a Flatpak exactly when it was installed as one.
+    if app.is_some_and(|d| d.runtime.is_none()) {
+        return Ok(None);
+    }
+    let labels = image.labels();
+    if labels.contains_key(berth_app::metadata::LABEL_ID) {
+        return match berth_app::AppMeta::from_labels(&labels) {
+            Err(e @ berth_app::metadata::MetaError::BothKinds) => {
+                Err(Error::Invalid(format!("cannot run this image: {e}")))
+            }
+            _ => Ok(None),
+        };
+    }
+    let fp = match berth_app::flatpak_image::parse_app(
+        labels
+            .get(berth_app::flatpak_image::LABEL_REF)
+            .map(String::as_str),
+        labels
+            .get(berth_app::flatpak_image::LABEL_METADATA)
+            .map(String::as_str),
+    ) {
+        Ok(Some(fp)) => fp,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return Err(Error::Invalid(format!(
+                "cannot run this Flatpak image: {e}"
+            )));
+        }
+    };
+    let entry = match app.and_then(|d| d.runtime.as_deref()) {
+        Some(d) => Digest::parse(d)
+            .and_then(|d| store.entry_by_digest(&d))
+            .map_err(|_| {
+                Error::Store(format!(
+                    "the Flatpak runtime {} that {} was installed with is gone from the store; \
+                     import or pull it again, or reinstall the app",
+                    fp.runtime,
+                    app.map_or("", |d| d.app_id.as_str())
+                ))
+            })?,
+        None => crate::flatpak::find_runtime(store, &fp.runtime, None)?,
+    };
+    Ok(Some(store.load_image(&entry)?))
 }

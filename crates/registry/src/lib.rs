@@ -9,7 +9,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod containers;
 pub mod error;
+pub mod flatpak_index;
 pub mod remote;
 pub mod sign;
 

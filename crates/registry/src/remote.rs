@@ -25,7 +25,58 @@ pub struct Remote {
     rt: tokio::runtime::Runtime,
     client: Client,
     auth: RegistryAuth,
+    /// Where it is fetched from (a mirror or location may stand in).
     pub reference: Reference,
+    /// The repository as the user named it (`host/path`), which policies
+    /// and signatures are about.
+    logical: String,
+    /// The manifest, when finding the place to fetch from asked already.
+    resolved: std::sync::Mutex<Option<Resolved>>,
+    /// The full reference the user's name stood for (a short name
+    /// completed by the search registries).
+    named: String,
+    /// `scheme://host[:port]` of the registry fetched from, and how to
+    /// trust it, for requests outside the distribution protocol (the
+    /// Flatpak index).
+    base: String,
+    roots: Vec<Vec<u8>>,
+    unverified: bool,
+}
+
+/// How to reach a registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// TLS, verified (loopback: plain HTTP, as Docker assumes).
+    Default,
+    /// An insecure registry: TLS without verification...
+    TlsUnverified,
+    /// ...or plain HTTP.
+    Http,
+}
+
+impl Mode {
+    fn describe(self) -> &'static str {
+        match self {
+            Mode::Default => "TLS",
+            Mode::TlsUnverified => "insecure: TLS, unverified",
+            Mode::Http => "insecure: plain HTTP",
+        }
+    }
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }
 
 /// A resolved manifest (for this platform) and its digest.
@@ -44,6 +95,12 @@ pub fn is_registry_ref(s: &str) -> bool {
     !rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost")
 }
 
+/// `localhost/NAME` without a port: podman's name for a local build, not
+/// a registry to fetch from (or update from) again.
+pub fn is_local_name(s: &str) -> bool {
+    s.strip_prefix("localhost/").is_some_and(|r| !r.is_empty())
+}
+
 /// Loopback registries speak plain HTTP, as Docker assumes; others need
 /// TLS unless listed in BERTH_INSECURE_REGISTRIES (comma-separated).
 fn plain_http(registry: &str) -> bool {
@@ -54,14 +111,113 @@ fn plain_http(registry: &str) -> bool {
 }
 
 impl Remote {
+    /// A repository to fetch from, as the containers configuration says:
+    /// a short name tried in each of `unqualified-search-registries`, a
+    /// prefix rewritten to its location, its mirrors tried first, insecure
+    /// registries over unverified TLS and then plain HTTP, blocked ones
+    /// refused. With more than one place to try, each is asked for the
+    /// manifest until one has it (kept for [`Remote::resolve`]).
     pub fn new(reference: &str) -> Result<Remote> {
+        Remote::new_checked(reference, &|_| Ok(()))
+    }
+
+    /// As [`Remote::new`], asking `allow` about each full reference before
+    /// any request is made for it (trust policies): a refused candidate of
+    /// a short name is skipped, a refused full reference is the error.
+    pub fn new_checked(reference: &str, allow: &dyn Fn(&str) -> Result<()>) -> Result<Remote> {
+        let conf = crate::containers::Registries::load()?;
+        let candidates = if is_registry_ref(reference) {
+            vec![reference.to_owned()]
+        } else {
+            let c = conf.expand_short(reference);
+            if Reference::from_str(reference).is_err() {
+                return Err(Error::BadReference(reference.to_owned()));
+            }
+            if c.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "{reference} names no registry, and registries.conf lists no unqualified-search-registries to look in: use HOST[:PORT]/NAME[:TAG|@DIGEST], e.g. localhost:5000/apps/editor:1.0 (docs/registries.md)"
+                )));
+            }
+            c
+        };
+        let short = candidates.len() > 1 || !is_registry_ref(reference);
+        let mut tries: Vec<(String, String, Mode)> = Vec::new();
+        let mut refused = Vec::new();
+        for c in &candidates {
+            // Policies and blocks first: a refused registry is not asked.
+            let endpoints = allow(c).and_then(|()| conf.endpoints(c));
+            let endpoints = match endpoints {
+                Ok(e) => e,
+                Err(e) if short => {
+                    refused.push(format!("{c}: {e}"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for e in endpoints {
+                if e.insecure {
+                    tries.push((c.clone(), e.reference.clone(), Mode::TlsUnverified));
+                    tries.push((c.clone(), e.reference, Mode::Http));
+                } else {
+                    tries.push((c.clone(), e.reference, Mode::Default));
+                }
+            }
+        }
+        if let [(logical, physical, mode)] = tries.as_slice() {
+            return Remote::at(logical, physical, *mode);
+        }
+        let mut failed = refused;
+        for (logical, physical, mode) in &tries {
+            let r = match Remote::at(logical, physical, *mode) {
+                Ok(r) => r,
+                Err(e) => {
+                    failed.push(format!("{physical}: {e}"));
+                    continue;
+                }
+            };
+            match r.resolve_uncached() {
+                Ok(res) => {
+                    *r.resolved
+                        .lock()
+                        .map_err(|_| Error::Invalid("lock poisoned".into()))? = Some(res);
+                    return Ok(r);
+                }
+                Err(e) => failed.push(format!("{physical} ({}): {}", mode.describe(), chain(&e))),
+            }
+        }
+        Err(Error::Invalid(format!(
+            "no registry had {reference}; tried {}",
+            failed.join("; ")
+        )))
+    }
+
+    /// The repository to push to: its location (no mirrors, no search).
+    pub fn for_push(reference: &str) -> Result<Remote> {
         if !is_registry_ref(reference) {
             return Err(Error::BadReference(reference.to_owned()));
         }
-        let r = Reference::from_str(reference)
-            .map_err(|_| Error::BadReference(reference.to_owned()))?;
+        let conf = crate::containers::Registries::load()?;
+        let e = conf
+            .endpoints(reference)?
+            .pop()
+            .ok_or_else(|| Error::BadReference(reference.to_owned()))?;
+        let mode = if e.insecure {
+            Mode::Http
+        } else {
+            Mode::Default
+        };
+        Remote::at(reference, &e.reference, mode)
+    }
+
+    /// A client for `physical`, known to policies and signatures as
+    /// `logical`.
+    fn at(logical: &str, physical: &str, mode: Mode) -> Result<Remote> {
+        let r =
+            Reference::from_str(physical).map_err(|_| Error::BadReference(physical.to_owned()))?;
+        let l =
+            Reference::from_str(logical).map_err(|_| Error::BadReference(logical.to_owned()))?;
         let registry = r.resolve_registry().to_owned();
-        let protocol = if plain_http(&registry) {
+        let protocol = if mode == Mode::Http || plain_http(&registry) {
             ClientProtocol::Http
         } else {
             ClientProtocol::Https
@@ -70,6 +226,27 @@ impl Remote {
             Some(c) => RegistryAuth::Basic(c.username, c.password),
             None => RegistryAuth::Anonymous,
         };
+        let mut extra_root_certificates = Vec::new();
+        let mut roots = Vec::new();
+        for f in crate::containers::ca_files(&registry) {
+            let data = std::fs::read(&f).map_err(|source| Error::Io {
+                context: format!("reading {}", f.display()),
+                source,
+            })?;
+            roots.push(data.clone());
+            extra_root_certificates.push(oci_client::client::Certificate {
+                encoding: oci_client::client::CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let base = format!(
+            "{}://{registry}",
+            if protocol == ClientProtocol::Http {
+                "http"
+            } else {
+                "https"
+            }
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -80,13 +257,21 @@ impl Remote {
             })?;
         let client = Client::new(ClientConfig {
             protocol,
+            accept_invalid_certificates: mode == Mode::TlsUnverified,
+            extra_root_certificates,
             ..Default::default()
         });
         Ok(Remote {
             rt,
             client,
             auth,
+            logical: format!("{}/{}", l.resolve_registry(), l.repository()),
+            resolved: std::sync::Mutex::new(None),
+            named: logical.to_owned(),
             reference: r,
+            base,
+            roots,
+            unverified: mode == Mode::TlsUnverified,
         })
     }
 
@@ -105,6 +290,13 @@ impl Remote {
 
     /// The manifest for this platform, verified against its digest.
     pub fn resolve(&self) -> Result<Resolved> {
+        if let Some(r) = self.resolved.lock().ok().and_then(|mut g| g.take()) {
+            return Ok(r);
+        }
+        self.resolve_uncached()
+    }
+
+    fn resolve_uncached(&self) -> Result<Resolved> {
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
         let (bytes, _) = self
             .rt
@@ -328,12 +520,56 @@ impl Remote {
     }
 
     /// `host[:port]/path`, what signatures and the policy talk about.
+    /// The full reference the name given stood for.
+    pub fn named(&self) -> &str {
+        &self.named
+    }
+
+    /// The registry fetched from, `host[:port]`.
+    pub fn registry(&self) -> &str {
+        self.reference.resolve_registry()
+    }
+
+    /// The registry's Flatpak index (see [`crate::flatpak_index`]) for
+    /// `arch`, as served: at most [`crate::flatpak_index::MAX_INDEX_BYTES`].
+    /// Anonymous: registries serve it to anyone.
+    pub fn flatpak_index(&self, arch: &str) -> Result<Vec<u8>> {
+        let url = format!(
+            "{}/index/static?{}",
+            self.base,
+            crate::flatpak_index::query(arch)
+        );
+        let fail = |e: &dyn std::fmt::Display| {
+            Error::Invalid(format!("fetching the Flatpak index {url}: {e}"))
+        };
+        let mut b = reqwest::Client::builder()
+            .danger_accept_invalid_certs(self.unverified)
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .timeout(std::time::Duration::from_secs(120));
+        for pem in &self.roots {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).map_err(|e| fail(&e))?);
+        }
+        let client = b.build().map_err(|e| fail(&e))?;
+        self.rt.block_on(async {
+            let mut resp = client.get(&url).send().await.map_err(|e| fail(&e))?;
+            if !resp.status().is_success() {
+                return Err(fail(&format!("the registry answered {}", resp.status())));
+            }
+            let mut out = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| fail(&e))? {
+                out.extend_from_slice(&chunk);
+                if out.len() > crate::flatpak_index::MAX_INDEX_BYTES {
+                    return Err(fail(&"it is too large"));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The repository as the user named it (`host/path`), whatever mirror
+    /// serves it: what trust policies and signatures are about.
     pub fn repository(&self) -> String {
-        format!(
-            "{}/{}",
-            self.reference.resolve_registry(),
-            self.reference.repository()
-        )
+        self.logical.clone()
     }
 
     /// Sign `digest` in this repository with `key`: upload the payload and
@@ -429,19 +665,60 @@ impl Remote {
     }
 
     pub fn fetch_small(&self, d: &Digest, limit: u64) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        // A registry that sends more than `limit` is cut off, not buffered.
+        let mut out = Bounded {
+            buf: Vec::new(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        };
         self.rt
             .block_on(
                 self.client
                     .pull_blob(&self.reference, d.to_string().as_str(), &mut out),
             )
             .map_err(self.err(format!("fetching blob {d}")))?;
+        let out = out.buf;
         if out.len() as u64 > limit || Digest::of(&out) != *d {
             return Err(Error::Invalid(format!(
                 "blob {d} from the registry does not match its digest; refusing it"
             )));
         }
         Ok(out)
+    }
+}
+
+/// A writer that refuses to grow past `limit` bytes.
+struct Bounded {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.buf.len().saturating_add(data.len()) > self.limit {
+            return std::task::Poll::Ready(Err(std::io::Error::other(
+                "the registry sent more than the blob's size limit",
+            )));
+        }
+        self.buf.extend_from_slice(data);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 

@@ -350,10 +350,47 @@ pub fn prepare(plan: &SandboxPlan) -> Result<Prepared> {
     })
 }
 
+/// Refuse a path under `root` that goes through a symlink: the scaffold is
+/// built, and mount points are made, on the host, where a link (from an
+/// image's layout, or planted by the app in its persistent home) would
+/// lead the write out of the sandbox's tree.
+fn no_link_on_the_way(root: &Path, rel: &Path) -> Result<()> {
+    let mut at = root.to_path_buf();
+    for c in rel.components() {
+        if matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::CurDir
+        ) {
+            continue;
+        }
+        at.push(c);
+        match fs::symlink_metadata(&at) {
+            Ok(m) if m.is_symlink() => {
+                return Err(Error::Usage(format!(
+                    "cannot place /{} in the sandbox: {} is a symbolic link",
+                    rel.strip_prefix("/").unwrap_or(rel).display(),
+                    at.strip_prefix(root).map_or(at.as_path(), |p| p).display()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
 fn build_scaffold(sc: &Path, plan: &SandboxPlan, binds: &[(PathBuf, bool)]) -> Result<()> {
     let _ = fs::remove_dir_all(sc);
     fs::create_dir_all(sc).ctx(|| format!("creating {}", sc.display()))?;
     for e in &plan.scaffold {
+        match e {
+            ScaffoldEntry::Dir { path } | ScaffoldEntry::File { path, .. } => {
+                no_link_on_the_way(sc, path)?;
+            }
+            ScaffoldEntry::Symlink { path, .. } => {
+                no_link_on_the_way(sc, path.parent().unwrap_or(Path::new("")))?;
+            }
+        }
         match e {
             ScaffoldEntry::Dir { path } => fs::create_dir_all(sc.join(path)),
             ScaffoldEntry::File { path, contents } => {
@@ -362,10 +399,17 @@ fn build_scaffold(sc: &Path, plan: &SandboxPlan, binds: &[(PathBuf, bool)]) -> R
                 }
                 fs::write(sc.join(path), contents)
             }
+            ScaffoldEntry::Symlink { path, target } => {
+                if let Some(p) = path.parent() {
+                    fs::create_dir_all(sc.join(p)).ctx(|| format!("creating {}", p.display()))?;
+                }
+                std::os::unix::fs::symlink(target, sc.join(path))
+            }
         }
         .ctx(|| format!("preparing {}", sc.display()))?;
     }
     for (dest, is_dir) in binds {
+        no_link_on_the_way(sc, dest)?;
         let target = sc.join(dest);
         if *is_dir {
             fs::create_dir_all(&target)
@@ -619,13 +663,96 @@ fn mount_root(plan: &SandboxPlan, scaffold: &Path, root: &Path) -> Result<()> {
         }
     }
     let opts = format!("lowerdir={},userxattr", lower.join(":"));
-    mount_fs(
-        "overlay",
+    // mount(2) takes its options in one page: past that (a runtime split
+    // into many layers), the new mount API takes one layer at a time.
+    if opts.len() < MOUNT_DATA_MAX {
+        return mount_fs(
+            "overlay",
+            root,
+            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+            &opts,
+        )
+        .ctx(|| "mounting the image as a read-only overlay".into());
+    }
+    overlay_layer_by_layer(&lower, root).ctx(|| {
+        format!(
+            "mounting the image's {} layers as a read-only overlay (more than mount(2) takes at once; \
+             this needs Linux 6.8 or later)",
+            lower.len() - 1
+        )
+    })
+}
+
+/// What mount(2) reads of its options: one page, with the final NUL.
+const MOUNT_DATA_MAX: usize = 4095;
+
+/// overlayfs through fsopen/fsconfig (`lowerdir+`, Linux 6.8): any number
+/// of lower layers, top first, as in a `lowerdir=` list.
+fn overlay_layer_by_layer(lower: &[String], root: &Path) -> rustix::io::Result<()> {
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
+        fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    };
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    for l in lower {
+        fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
+    }
+    fsconfig_set_flag(&fs, "userxattr")?;
+    fsconfig_create(&fs)?;
+    let m = fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?;
+    move_mount(
+        &m,
+        "",
+        rustix::fs::CWD,
         root,
-        MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
-        &opts,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
-    .ctx(|| "mounting the image as a read-only overlay".into())
+}
+
+/// A read-only stack of store directories at `d`. Their last component
+/// came from an image, so each must be a real directory: a symlink there
+/// would bring a host directory into the sandbox.
+fn mount_overlay(lowers: &[PathBuf], d: &Path) -> rustix::io::Result<()> {
+    for l in lowers {
+        let m = fs::symlink_metadata(l).map_err(|e| {
+            rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::NOENT)
+        })?;
+        if !m.is_dir() {
+            return Err(rustix::io::Errno::NOTDIR);
+        }
+        if l.to_string_lossy().contains([':', ',', '\\']) {
+            return Err(rustix::io::Errno::INVAL);
+        }
+    }
+    let flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV;
+    match lowers {
+        [] => Err(rustix::io::Errno::NOENT),
+        // overlayfs needs two lower directories when it has no upper one.
+        [one] => {
+            rustix::mount::mount_bind(one, d)?;
+            rustix::mount::mount_remount(d, MountFlags::BIND | flags, "")
+        }
+        _ => {
+            // overlayfs takes the top directory first.
+            let l: Vec<String> = lowers
+                .iter()
+                .rev()
+                .map(|l| l.display().to_string())
+                .collect();
+            mount_fs(
+                "overlay",
+                d,
+                flags,
+                &format!("lowerdir={},userxattr", l.join(":")),
+            )
+        }
+    }
 }
 
 /// Mount a filesystem of type `fs` (also used as the source name).
@@ -673,6 +800,7 @@ fn apply_mount(root: &Path, m: &Mount) -> Result<()> {
             .ctx(|| format!("masking {}", dest.display()))
         }
         Mount::Tmpfs { dest, mode } => {
+            no_link_on_the_way(root, dest)?;
             let d = inside(root, dest);
             // e.g. a home under /tmp: its mount point is inside another tmpfs.
             if std::fs::symlink_metadata(&d).is_err() {
@@ -683,11 +811,14 @@ fn apply_mount(root: &Path, m: &Mount) -> Result<()> {
                 .ctx(|| format!("mounting tmpfs on {}", dest.display()))
         }
         Mount::Dev { dest } => mount_dev(&inside(root, dest)),
+        Mount::Overlay { lowers, dest } => mount_overlay(lowers, &inside(root, dest))
+            .ctx(|| format!("mounting the image's files at {}", dest.display())),
         Mount::Bind {
             src,
             dest,
             readonly,
         } => {
+            no_link_on_the_way(root, dest)?;
             let d = inside(root, dest);
             // Mount points under the sandbox's own tmpfs mounts (/dev, /run,
             // /tmp, a tmpfs home) are made here; the scaffold has the rest.

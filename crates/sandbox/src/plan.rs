@@ -42,6 +42,12 @@ pub struct RunRequest {
     pub home_source: Option<PathBuf>,
     /// Extra generated files for the top layer (path inside, contents).
     pub extra_files: Vec<(PathBuf, String)>,
+    /// Read-only stacks of directories mounted at a path, before anything
+    /// else (see [`Mount::Overlay`]); with no `layers`, the root is the
+    /// scaffold alone and these make the image.
+    pub subtrees: Vec<Mount>,
+    /// Symlinks in the scaffold (path inside, target).
+    pub links: Vec<(PathBuf, PathBuf)>,
     pub limits: Limits,
     pub host: HostInfo,
 }
@@ -205,6 +211,13 @@ pub enum Mount {
         dest: PathBuf,
         readonly: bool,
     },
+    /// Directories of the store stacked read-only at `dest` (bottom
+    /// first): a Flatpak runtime's `files/` at /usr, an app's at /app.
+    /// Each must be a real directory, never a symlink.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        dest: PathBuf,
+    },
 }
 
 /// Files and mount points placed in the top overlay layer.
@@ -213,7 +226,13 @@ pub enum Mount {
 pub enum ScaffoldEntry {
     Dir { path: PathBuf },
     File { path: PathBuf, contents: String },
+    Symlink { path: PathBuf, target: PathBuf },
 }
+
+/// Files the scaffold itself writes under /etc (besides extra files and
+/// bind mount points): a layout that links /etc into the image must
+/// leave these names to it.
+pub const SCAFFOLD_ETC: [&str; 5] = ["passwd", "group", "hostname", "hosts", "resolv.conf"];
 
 /// What /proc shows that the app has no use for and that leaks host
 /// information or keys (Docker's masked paths).
@@ -430,12 +449,31 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
     for d in ["proc", "dev", "tmp", "run", "sys"] {
         scaffold.push(ScaffoldEntry::Dir { path: d.into() });
     }
+    for t in &req.subtrees {
+        if let Mount::Overlay { dest, .. } = t {
+            scaffold.push(ScaffoldEntry::Dir {
+                path: dest.strip_prefix("/").unwrap_or(dest).to_path_buf(),
+            });
+        }
+    }
+    for (path, target) in &req.links {
+        scaffold.push(ScaffoldEntry::Symlink {
+            path: path.strip_prefix("/").unwrap_or(path).to_path_buf(),
+            target: target.clone(),
+        });
+    }
     scaffold.push(ScaffoldEntry::Dir {
         path: home.strip_prefix("/").unwrap_or(&home).to_path_buf(),
     });
-    let mut mounts = vec![Mount::Proc {
+    let mut mounts: Vec<Mount> = req
+        .subtrees
+        .iter()
+        .filter(|m| matches!(m, Mount::Overlay { .. }))
+        .cloned()
+        .collect();
+    mounts.push(Mount::Proc {
         dest: "/proc".into(),
-    }];
+    });
     mounts.extend(PROC_MASKED.iter().map(|d| Mount::Mask { dest: d.into() }));
     mounts.extend(
         PROC_READONLY
@@ -573,6 +611,8 @@ mod tests {
             multiarch: false,
             home_source: None,
             extra_files: vec![],
+            subtrees: vec![],
+            links: vec![],
             limits: Limits::default(),
             host: HostInfo {
                 uid: 1000,

@@ -18,12 +18,44 @@ pub fn print_review(r: &Review) {
         ui::safe(&r.name),
         ui::safe(&r.id),
         ui::human_size(r.size),
-        if r.shared > 0 {
-            format!(" ({} shared with installed apps)", ui::human_size(r.shared))
-        } else {
-            String::new()
+        match (r.shared, r.downloaded) {
+            (0, 0) => String::new(),
+            (shared, downloaded) => {
+                let mut parts = Vec::new();
+                if downloaded > 0 {
+                    parts.push(format!("{} downloaded", ui::human_size(downloaded)));
+                }
+                if shared > 0 {
+                    parts.push(format!(
+                        "{} shared with installed runtimes and apps, {} new on disk",
+                        ui::human_size(shared),
+                        ui::human_size(r.new_on_disk())
+                    ));
+                }
+                format!(" ({})", parts.join("; "))
+            }
         }
     );
+    if let Some(rt) = &r.runtime {
+        println!("It runs on the Flatpak runtime {}.", ui::safe(rt));
+    }
+    if let Some(c) = &r.runtime_change {
+        println!(
+            "It moves to another image of that runtime: {}.",
+            ui::safe(c)
+        );
+    }
+    if !r.left_out.is_empty() {
+        let items: Vec<String> = r
+            .left_out
+            .iter()
+            .map(|s| ui::safe(s).into_owned())
+            .collect();
+        println!(
+            "Not granted, as berth has no such permission: {}",
+            items.join(", ")
+        );
+    }
     if r.action == Action::Install {
         if r.permissions.is_empty() {
             println!("It asks for no permissions: fully sandboxed.");
@@ -39,7 +71,7 @@ pub fn print_review(r: &Review) {
     print_lines(&r.new_permissions);
 }
 
-fn print_lines(review: &[ReviewLine]) {
+pub fn print_lines(review: &[ReviewLine]) {
     for l in review {
         println!(
             "  {:<12} {}   ({})",
@@ -75,7 +107,10 @@ pub fn finish_install(
     if !json {
         print_review(&review);
     }
-    if review.needs_consent() && !term.ask("Allow this and install?")? {
+    if review.needs_consent()
+        && !term.consented_to(&review.new_permissions)
+        && !term.ask("Allow this and install?")?
+    {
         println!("Not installed.");
         return Ok(ExitCode::from(1));
     }

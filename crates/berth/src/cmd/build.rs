@@ -173,6 +173,21 @@ pub fn build(
     std::fs::create_dir_all(&install)?;
 
     let exe = std::env::current_exe().context("finding the berth binary")?;
+    // Debian packages first, on the runtime itself: one layer of what it
+    // lacks.
+    let packages = if m.packages.is_empty() && m.debs.is_empty() {
+        None
+    } else {
+        Some(install_packages(
+            ctx,
+            &exe,
+            &m,
+            &base_dir,
+            &rt_entry.digest,
+            &work.0,
+            epoch,
+        )?)
+    };
     let total = m.build.steps.len();
     for (i, step) in m.build.steps.iter().enumerate() {
         eprintln!("==> step {}/{total}: {step}", i + 1);
@@ -194,16 +209,7 @@ pub fn build(
         }
         cmd.arg(sdk_entry.digest.to_string());
         cmd.args(["--", "/bin/sh", "-ec", step]);
-        // Steps never read the terminal. Their output goes to stderr, as it
-        // happens, so stdout carries only the result (`--json`).
-        cmd.stdin(Stdio::null());
-        let err = std::os::fd::AsFd::as_fd(&std::io::stderr())
-            .try_clone_to_owned()
-            .context("duplicating stderr")?;
-        cmd.stdout(Stdio::from(err));
-        let st = cmd
-            .status()
-            .context("starting `berth run` for a build step")?;
+        let st = run_quiet(&mut cmd, "a build step")?;
         if !st.success() {
             let how = st
                 .code()
@@ -215,34 +221,61 @@ pub fn build(
         }
     }
 
-    let icon = place_icon(&m, &base_dir, &install)?;
-    let mut w = LayerWriter::create(&work.0.join("app.layer"))?;
-    let stats = dir_layer(&install, &m.build.install_dir, epoch, &mut w)?;
-    let blob = w.finish()?;
-    if !stats.skipped.is_empty() {
-        ui::warn(&format!(
-            "warning: left out {} special file(s) the build made: {}",
-            stats.skipped.len(),
-            ui::summarize(&stats.skipped)
-        ));
+    let mut icon = place_icon(&m, &base_dir, &install)?;
+    let mut blobs = Vec::new();
+    let mut files = 0;
+    if let Some(p) = &packages {
+        blobs.push(p.blob.clone());
+        files += p.files;
     }
-    anyhow::ensure!(
-        stats.files > 0,
-        "the build installed nothing into {}; the app layer would be empty",
-        m.build.install_dir
-    );
+    if !m.build.steps.is_empty() {
+        let mut w = LayerWriter::create(&work.0.join("app.layer"))?;
+        let stats = dir_layer(&install, &m.build.install_dir, epoch, &mut w)?;
+        let blob = w.finish()?;
+        if !stats.skipped.is_empty() {
+            ui::warn(&format!(
+                "warning: left out {} special file(s) the build made: {}",
+                stats.skipped.len(),
+                ui::summarize(&stats.skipped)
+            ));
+        }
+        anyhow::ensure!(
+            stats.files > 0,
+            "the build installed nothing into {}; the app layer would be empty",
+            m.build.install_dir
+        );
+        files += stats.files;
+        blobs.push(blob);
+    }
+    let blob = blobs.last().cloned().context("the build made no layer")?;
 
     // The runtime's config and layers, unchanged, plus the app.
     let mut config = rt_image.config.config().clone().unwrap_or_default();
     let mut labels: HashMap<String, String> = config.labels().clone().unwrap_or_default();
     // The app is not a runtime, though it keeps the runtime's package list.
     labels.remove(super::runtime::LABEL_KIND);
+    if let Some(p) = &packages {
+        // The packages' own desktop entry and icon, unless the manifest
+        // gives them.
+        if icon.is_none() {
+            icon.clone_from(&p.icon);
+        }
+        if m.desktop.is_none()
+            && let Some(d) = &p.desktop
+        {
+            labels.insert(berth_app::metadata::LABEL_DESKTOP.to_owned(), d.clone());
+        }
+        labels.insert(
+            LABEL_APP_PACKAGES.to_owned(),
+            berth_build::dpkg::to_label(&p.list),
+        );
+    }
     labels.extend(m.labels(icon.as_deref()));
     config.set_labels(Some(labels));
     config.set_cmd(Some(m.command.words()));
     config.set_entrypoint(None);
     let mut layers = LayerRef::of_image(&rt_image)?;
-    layers.push(LayerRef::from_blob(&blob));
+    layers.extend(blobs.iter().map(LayerRef::from_blob));
     let base_name = rt_entry
         .names
         .first()
@@ -261,7 +294,7 @@ pub fn build(
     let layout = work.0.join("layout");
     let app_layer = blob.digest.clone();
     let (app_diff_id, app_size) = (blob.diff_id.clone(), blob.size);
-    oci::write_layout(&layout, std::slice::from_ref(&img), &[blob])?;
+    oci::write_layout(&layout, std::slice::from_ref(&img), &blobs)?;
 
     let _lock = ctx.lock_shared()?;
     let res = super::import::import_path(ctx, &layout, None)?;
@@ -280,16 +313,126 @@ pub fn build(
         ui::print_json(&built)?;
     } else {
         println!(
-            "Built {} (ID {}) on {}: app layer {} ({}, {} files)",
+            "Built {} (ID {}) on {}: app layer {} ({}, {} files){}",
             built.image,
             built.id,
             built.base_name,
             built.app_layer,
             ui::human_size(app_size),
-            stats.files
+            files,
+            packages.as_ref().map_or(String::new(), |p| format!(
+                "; {} Debian package(s) the runtime lacked: {}",
+                p.list.len(),
+                ui::summarize(&p.list.iter().map(|x| x.name.clone()).collect::<Vec<_>>())
+            ))
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run a `berth run` of the build. It never reads the terminal; its
+/// output goes to stderr as it happens, so stdout carries only the result
+/// (`--json`).
+fn run_quiet(
+    cmd: &mut std::process::Command,
+    what: &str,
+) -> anyhow::Result<std::process::ExitStatus> {
+    cmd.stdin(Stdio::null());
+    let err = std::os::fd::AsFd::as_fd(&std::io::stderr())
+        .try_clone_to_owned()
+        .context("duplicating stderr")?;
+    cmd.stdout(Stdio::from(err));
+    cmd.status()
+        .with_context(|| format!("starting `berth run` for {what}"))
+}
+
+/// The label listing the Debian packages an app adds to its runtime (one
+/// `name version arch` per line, as the runtime's own list).
+pub const LABEL_APP_PACKAGES: &str = "org.berth.build.packages";
+
+/// Unpacked packages as a layer, and what they say about the app.
+struct Packages {
+    blob: berth_build::layer::LayerBlob,
+    files: u64,
+    list: Vec<berth_build::dpkg::Package>,
+    desktop: Option<String>,
+    icon: Option<String>,
+}
+
+/// Resolve and unpack the manifest's packages in a sandbox on the runtime
+/// (its dpkg status and apt sources, the network on), then make the tree
+/// one layer.
+fn install_packages(
+    ctx: &Ctx,
+    exe: &Path,
+    m: &BuildManifest,
+    base_dir: &Path,
+    runtime: &Digest,
+    work: &Path,
+    epoch: u64,
+) -> anyhow::Result<Packages> {
+    use berth_build::packages;
+    for d in &m.debs {
+        anyhow::ensure!(
+            base_dir.join(d).is_file(),
+            "debs: {} does not exist",
+            base_dir.join(d).display()
+        );
+    }
+    let scratch = work.join("packages");
+    std::fs::create_dir_all(&scratch)?;
+    eprintln!(
+        "==> packages: {}",
+        m.packages
+            .iter()
+            .chain(m.debs.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--home").arg(ctx.store().root()).arg("run");
+    cmd.arg("--network");
+    cmd.arg("--bind")
+        .arg(format!("{}:{}", scratch.display(), packages::WORK));
+    cmd.arg("--bind")
+        .arg(format!("{}:{}:ro", base_dir.display(), packages::SOURCE));
+    cmd.arg(runtime.to_string());
+    cmd.args(["--", "/bin/sh", "-c", packages::SCRIPT, "berth-packages"]);
+    cmd.args(packages::script_args(&m.packages, &m.debs));
+    let st = run_quiet(&mut cmd, "the packages")?;
+    if !st.success() {
+        bail!(
+            "installing the packages failed ({st}); apt's output is above (a package the runtime's sources lack, or no network?); no image was made"
+        );
+    }
+    // What the sandbox left is read beneath the scratch directory, never
+    // through a symlink it planted; the tree must be a real directory.
+    use berth_image::source::{DirSource, Source};
+    let list_text = DirSource::open(&scratch)
+        .and_then(|d| d.read_small(packages::LIST, 16 << 20))
+        .context("reading the list of unpacked packages")?;
+    let list = packages::parse_list(&String::from_utf8_lossy(&list_text))?;
+    anyhow::ensure!(
+        !list.is_empty(),
+        "the runtime has every package asked for already: there is nothing to add"
+    );
+    let root = scratch.join(packages::ROOT);
+    anyhow::ensure!(
+        std::fs::symlink_metadata(&root).is_ok_and(|m| m.is_dir()),
+        "the unpacked packages are not a directory"
+    );
+    let (desktop, icon) = packages::desktop_and_icon(&root, &m.id);
+    let mut w = LayerWriter::create(&work.join("packages.layer"))?;
+    let stats = berth_build::layer::root_layer(&root, epoch, &mut w)?;
+    let blob = w.finish()?;
+    Ok(Packages {
+        blob,
+        files: stats.files,
+        list,
+        desktop,
+        icon,
+    })
 }
 
 #[cfg(test)]

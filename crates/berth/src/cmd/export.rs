@@ -2,8 +2,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use berth_image::base::find_base;
+use berth_image::export::Exported;
 use berth_image::export::export;
-use berth_image::import::BASE_DIGEST;
+use berth_image::import::{BASE_DIGEST, BASE_NAME};
 use berth_image::{Digest, ImageName};
 
 use super::Ctx;
@@ -19,24 +21,27 @@ pub fn run(ctx: &Ctx, image: &str, file: &Path, json: bool) -> anyhow::Result<Ex
         .filter(|n| entry.names.contains(n))
         .or_else(|| entry.names.first().cloned());
     let bar = Bar::new("exporting");
-    let size = export(ctx.store(), &entry, name.as_deref(), file, &[], &bar)
+    let out = export(ctx.store(), &entry, name.as_deref(), file, &[], &bar)
         .with_context(|| format!("exporting {image} to {}", file.display()))?;
     bar.finish();
     if json {
         ui::print_json(&serde_json::json!({
-            "image": entry.digest.to_string(),
+            "image": out.digest.to_string(),
+            "store_image": entry.digest.to_string(),
             "name": name,
             "file": file,
-            "bytes": size,
+            "bytes": out.bytes,
+            "layers_replaced": out.replaced,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
     println!(
         "Wrote {} ({}) to {}",
         name.as_deref().unwrap_or(entry.digest.short()),
-        ui::human_size(size),
+        ui::human_size(out.bytes),
         file.display()
     );
+    say_replaced(&entry.digest, &out);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -66,27 +71,20 @@ pub fn bundle(
         .with_context(|| format!("{source} is not an app, so it cannot be bundled"))?;
     let mut omit = Vec::new();
     if thin {
-        let ann = image.manifest.annotations().clone().unwrap_or_default();
-        let base = ann.get(BASE_DIGEST).with_context(|| {
-            format!(
-                "--thin needs an image built on a runtime (annotation {BASE_DIGEST}); {source} has none, so make a full bundle"
-            )
+        // The runtime's layers, matched by content: a tool that rebuilt
+        // the image may have recompressed them, or named a base of its own.
+        let base = find_base(ctx.store(), &image)?.with_context(|| {
+            let ann = image.manifest.annotations().clone().unwrap_or_default();
+            match ann.get(BASE_NAME).or_else(|| ann.get(BASE_DIGEST)) {
+                Some(b) => format!(
+                    "--thin needs {source}'s runtime in the store, to know which layers are its: its image names {b}, and no image in the store is the bottom of its layers; import or pull the runtime, or make a full bundle"
+                ),
+                None => format!(
+                    "--thin needs {source}'s runtime in the store, and no image there is the bottom of its layers; import or pull the runtime, or make a full bundle"
+                ),
+            }
         })?;
-        let base = Digest::parse(base)?;
-        let base_manifest = ctx.store().load_manifest(&base).with_context(|| {
-            format!("--thin needs the runtime {base} in the store, to know which layers are its")
-        })?;
-        let ours = image.manifest.layers();
-        let theirs = base_manifest.layers();
-        anyhow::ensure!(
-            theirs.len() < ours.len()
-                && theirs
-                    .iter()
-                    .zip(ours)
-                    .all(|(a, b)| a.digest() == b.digest()),
-            "the image's layers do not start with its runtime's ({base}); make a full bundle"
-        );
-        for l in theirs {
+        for l in image.manifest.layers().iter().take(base.layers) {
             omit.push(Digest::from_oci(l.digest())?);
         }
     }
@@ -96,9 +94,10 @@ pub fn bundle(
         .cloned()
         .unwrap_or_else(|| format!("{}:latest", meta.id.to_lowercase()));
     let bar = Bar::new("bundling");
-    let size = export(ctx.store(), &entry, Some(&name), file, &omit, &bar)
+    let out = export(ctx.store(), &entry, Some(&name), file, &omit, &bar)
         .with_context(|| format!("writing {}", file.display()))?;
     bar.finish();
+    let size = out.bytes;
     if json {
         ui::print_json(&serde_json::json!({
             "id": meta.id,
@@ -106,6 +105,8 @@ pub fn bundle(
             "image": entry.digest.to_string(),
             "file": file,
             "bytes": size,
+            "bundle_image": out.digest.to_string(),
+            "layers_replaced": out.replaced,
             "thin": thin,
             "runtime_layers_left_out": omit.len(),
         }))?;
@@ -123,5 +124,16 @@ pub fn bundle(
         },
         file.display()
     );
+    say_replaced(&entry.digest, &out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// An export that wrote stored blobs for elided ones has another digest.
+fn say_replaced(store_digest: &Digest, out: &Exported) {
+    if out.replaced > 0 {
+        println!(
+            "Note: {} layer(s) are written as the store's copy of the same content (another compression), so the archive's image is {} (the store's is {})",
+            out.replaced, out.digest, store_digest
+        );
+    }
 }

@@ -40,7 +40,8 @@ pub fn run(ctx: &Ctx, json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
             .map(|c| c.get(..19).unwrap_or(c).replace('T', " "))
             .unwrap_or_default();
         let names: Vec<(String, String)> = if r.names.is_empty() {
-            vec![("<none>".into(), "<none>".into())]
+            // Unnamed: its ID is the name to type (`berth run ID`, `berth tag ID NAME`).
+            vec![(r.id.clone(), "<none>".into())]
         } else {
             r.names
                 .iter()

@@ -37,15 +37,21 @@ pub fn run(
         }
     } else {
         for i in &res.images {
-            let name = if i.names.is_empty() {
-                "<unnamed>".to_owned()
+            if i.names.is_empty() {
+                println!(
+                    "Imported {} from {}: {} layer(s), {} new. It has no name: use its ID {} (`berth run {}`), or name it with `berth tag {} NAME`",
+                    i.id, res.format, i.layers, i.layers_new, i.id, i.id, i.id
+                );
             } else {
-                i.names.join(", ")
-            };
-            println!(
-                "Imported {name} (ID {}) from {}: {} layer(s), {} new",
-                i.id, res.format, i.layers, i.layers_new
-            );
+                println!(
+                    "Imported {} (ID {}) from {}: {} layer(s), {} new",
+                    ui::safe(&i.names.join(", ")),
+                    i.id,
+                    res.format,
+                    i.layers,
+                    i.layers_new
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -103,7 +103,10 @@ pub fn run(ctx: &Ctx, image: &str, json: bool) -> anyhow::Result<ExitCode> {
     println!(
         "Names:        {}",
         if info.names.is_empty() {
-            "<none>".into()
+            format!(
+                "none; use its ID {} (or `berth tag {} NAME`)",
+                info.id, info.id
+            )
         } else {
             ui::safe(&info.names.join(", ")).into_owned()
         }

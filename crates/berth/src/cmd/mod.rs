@@ -25,7 +25,7 @@ use berth_engine::Engine;
 use berth_image::Store;
 use berth_image::lock::LockGuard;
 
-pub use apps::print_review;
+pub use apps::{print_lines, print_review};
 
 use crate::cli::{Cli, Command, KeyCommand, RuntimeCommand};
 
@@ -268,6 +268,7 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             sdk_packages,
             sdk_name,
             mirror,
+            chunks,
         }) => runtime::create(
             ctx,
             &runtime::CreateArgs {
@@ -278,6 +279,7 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
                 sdk_packages,
                 sdk_name,
                 mirrors: mirror,
+                chunks: usize::from(chunks),
             },
         ),
         Command::Runtime(RuntimeCommand::Packages { image, json }) => {

@@ -50,13 +50,21 @@ pub fn push(
     let _lock = ctx.lock_shared()?;
     let entry = ctx.store().resolve(image)?;
     let img = ctx.store().load_image(&entry)?;
-    let remote = Remote::new(reference)?;
+    let remote = Remote::for_push(reference)?;
     remote.authenticate_push()?;
-    let mut blobs = vec![img.config_digest.clone()];
+    // Layer blobs the store holds only as content go as the stored blob
+    // of the same layer, unless the registry has them already.
+    let mut elided_there = Vec::new();
     for l in img.manifest.layers() {
-        blobs.push(Digest::from_oci(l.digest())?);
+        let d = Digest::from_oci(l.digest())?;
+        if !ctx.store().has_blob(&d) && remote.blob_exists(&d)? {
+            elided_there.push(d);
+        }
     }
-    let (mut sent, mut skipped) = (0u64, 0usize);
+    let out = berth_image::export::portable(ctx.store(), &img, &elided_there)?;
+    let mut blobs: Vec<Digest> = out.blobs.iter().map(|(d, _)| d.clone()).collect();
+    blobs.dedup();
+    let (mut sent, mut skipped, mut uploaded) = (0u64, elided_there.len(), 0usize);
     for d in &blobs {
         if remote.blob_exists(d)? {
             skipped += 1;
@@ -67,14 +75,24 @@ pub fn push(
             .push_blob(d, &path)
             .with_context(|| format!("pushing {image} to {reference}"))?;
         sent += std::fs::metadata(&path).map_or(0, |m| m.len());
+        uploaded += 1;
     }
-    let bytes = std::fs::read(ctx.store().blob_path(&entry.digest))?;
     let mt = img
         .manifest
         .media_type()
         .as_ref()
         .map_or_else(|| MediaType::ImageManifest.to_string(), |m| m.to_string());
-    remote.push_manifest(&bytes, &mt, None)?;
+    remote.push_manifest(&out.manifest, &mt, None)?;
+    if out.replaced > 0 {
+        eprintln!(
+            "Note: {} layer(s) went as the store's copy of the same content (another compression), so the pushed image is {} (the store's is {})",
+            out.replaced, out.digest, entry.digest
+        );
+    }
+    let entry = berth_image::ImageEntry {
+        digest: out.digest.clone(),
+        ..entry
+    };
     if let Some(k) = &key {
         remote.push_signature(k, &entry.digest)?;
     }
@@ -84,7 +102,7 @@ pub fn push(
             "reference": reference,
             "digest": entry.digest.to_string(),
             "bytes_uploaded": sent,
-            "blobs_uploaded": blobs.len() - skipped,
+            "blobs_uploaded": uploaded,
             "blobs_already_there": skipped,
             "signed_by": key.as_ref().map(|k| berth_registry::sign::key_id(&k.verifying_key())),
         }))?;

@@ -10,7 +10,7 @@ use berth_build::debian::{self, Bootstrap};
 use berth_build::dpkg::{self, Package};
 use berth_build::layer::{LayerBlob, LayerWriter};
 use berth_build::oci::{self, BASE_DIGEST, BASE_NAME, LayerRef, NewImage};
-use berth_build::tardiff;
+use berth_build::{chunk, tardiff};
 use berth_image::{Digest, ImageName};
 use oci_spec::image::Config;
 
@@ -28,6 +28,8 @@ pub struct CreateArgs {
     pub sdk_packages: Vec<String>,
     pub sdk_name: Option<String>,
     pub mirrors: Vec<String>,
+    /// Layers to split the runtime into by package (1: one layer).
+    pub chunks: usize,
 }
 
 pub use berth_engine::WorkDir;
@@ -104,6 +106,46 @@ fn wait_all(runs: Vec<(&str, std::process::Child, PathBuf)>) -> anyhow::Result<(
     }
 }
 
+/// The runtime's layer blobs: one, or with `chunks` > 1 one per group of
+/// packages (berth_build::chunk), empty groups left out, most often
+/// changed (what no package owns) on top.
+fn runtime_layers(rt_tar: &Path, work: &Path, chunks: usize) -> anyhow::Result<Vec<LayerBlob>> {
+    if chunks <= 1 {
+        let mut w = LayerWriter::create(&work.join("runtime.layer"))?;
+        tardiff::diff(None, rt_tar, &mut w).context("writing the runtime layer")?;
+        return Ok(vec![w.finish()?]);
+    }
+    let (lists, sizes) = tardiff::dpkg_lists(rt_tar)?;
+    let owners = chunk::owners(&lists);
+    let mut pkg_sizes: BTreeMap<String, u64> = lists.keys().map(|p| (p.clone(), 0)).collect();
+    for (path, size) in &sizes {
+        if let Some(p) = owners.get(path) {
+            *pkg_sizes.entry(p.clone()).or_default() += size;
+        }
+    }
+    let plan = chunk::plan(&pkg_sizes, chunks);
+    let mut writers = (0..plan.layers)
+        .map(|i| LayerWriter::create(&work.join(format!("runtime-{i}.layer"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let layer_of = |p: &[u8]| (!chunk::is_backup(p)).then(|| plan.layer_of(p, &owners));
+    let counts =
+        tardiff::split(rt_tar, &layer_of, &mut writers).context("writing the runtime's layers")?;
+    let mut blobs = Vec::new();
+    let mut rest = None;
+    for (i, (w, n)) in writers.into_iter().zip(counts).enumerate() {
+        let b = w.finish()?;
+        match (i, n) {
+            (_, 0) => {}
+            (0, _) => rest = Some(b),
+            _ => blobs.push(b),
+        }
+    }
+    // Layer 0 (dpkg's database, generated files) changes with every
+    // update: last, so the ones below stay a shared base run.
+    blobs.extend(rest);
+    Ok(blobs)
+}
+
 pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
     let name = ImageName::parse(&a.name)?;
     let sdk_name = match &a.sdk_name {
@@ -147,17 +189,15 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
     wait_all(runs)?;
 
     let spinner = ui::Spinner::new("writing layers");
-    let mut blobs: Vec<LayerBlob> = Vec::new();
-    let mut w = LayerWriter::create(&work.0.join("runtime.layer"))?;
-    tardiff::diff(None, &rt_tar, &mut w).context("writing the runtime layer")?;
-    blobs.push(w.finish()?);
+    let mut blobs: Vec<LayerBlob> = runtime_layers(&rt_tar, &work.0, a.chunks)?;
+    let rt_layers = blobs.len();
     let rt_pkgs = packages_of(&rt_tar)?;
     let created = source_date_epoch()?.unwrap_or_else(now);
     let from_s = format!("debian:{}", from.suite);
     let mut images = vec![NewImage {
         name: name.to_string(),
         config: runtime_config("runtime", &from_s, &rt_pkgs),
-        layers: vec![LayerRef::from_blob(&blobs[0])],
+        layers: blobs.iter().map(LayerRef::from_blob).collect(),
         annotations: BTreeMap::new(),
         created,
     }];
@@ -171,10 +211,7 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
         images.push(NewImage {
             name: sdk_name.to_string(),
             config: runtime_config("sdk", &from_s, &sdk_pkgs),
-            layers: vec![
-                LayerRef::from_blob(&blobs[0]),
-                LayerRef::from_blob(&blobs[1]),
-            ],
+            layers: blobs.iter().map(LayerRef::from_blob).collect(),
             annotations: BTreeMap::from([
                 (BASE_NAME.to_owned(), name.to_string()),
                 (BASE_DIGEST.to_owned(), Digest::of(&rt_manifest).to_string()),
@@ -193,17 +230,22 @@ pub fn create(ctx: &Ctx, a: &CreateArgs) -> anyhow::Result<ExitCode> {
     let res = super::import::import_path(ctx, &layout, None)?;
     let id = |i: usize| res.images.get(i).map_or("?", |x| x.id.as_str()).to_owned();
     println!(
-        "Created runtime {name} (ID {}): {} packages, layer {}",
+        "Created runtime {name} (ID {}): {} packages, {} {}",
         id(0),
         rt_pkgs.len(),
-        ui::human_size(sizes[0])
+        if rt_layers == 1 {
+            "layer".to_owned()
+        } else {
+            format!("{rt_layers} layers,")
+        },
+        ui::human_size(sizes[..rt_layers].iter().sum())
     );
     if a.sdk {
         println!(
-            "Created SDK {sdk_name} (ID {}): {} packages; it shares the runtime's layer and adds {}",
+            "Created SDK {sdk_name} (ID {}): {} packages; it shares the runtime's layers and adds {}",
             id(1),
             sdk_pkgs.len(),
-            ui::human_size(sizes[1])
+            ui::human_size(sizes[rt_layers])
         );
     }
     Ok(ExitCode::SUCCESS)

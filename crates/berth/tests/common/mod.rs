@@ -780,6 +780,30 @@ pub fn wait_for_window(
     }
 }
 
+/// Run the app `id` on `x`, wait for its window (a name containing
+/// `name`), check the screen is not blank, stop every instance.
+pub fn opens_a_window(env: &Env, x: &Xvfb, id: &str, name: &str) {
+    let mut app = env
+        .cmd()
+        .args(["run", id])
+        .env("DISPLAY", format!(":{}", x.display))
+        .env("XAUTHORITY", &x.auth)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_window(x, &mut app, name, std::time::Duration::from_secs(60));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(distinct_pixels(x) >= 2, "{id}: the screenshot is blank");
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["ps", "--json"])).unwrap();
+    for i in v.as_array().unwrap() {
+        env.ok(&["kill", i["id"].as_str().unwrap()]);
+    }
+    let _ = app.wait();
+}
+
 /// Debian's docker-registry (the CNCF distribution registry) on loopback.
 pub struct Registry {
     pub child: std::process::Child,
@@ -805,10 +829,33 @@ pub fn free_port() -> u16 {
 /// A registry on 127.0.0.1; with `user`, htpasswd (basic) auth.
 pub fn start_registry(dir: &Path, user: Option<(&str, &str)>) -> Registry {
     let port = free_port();
-    let data = dir.join("registry-data");
-    let mut auth = String::new();
+    let child = serve_registry(dir, &format!("127.0.0.1:{port}"), None, user);
+    Registry {
+        child,
+        port,
+        data: dir.join(format!("registry-data-127.0.0.1:{port}")),
+    }
+}
+
+/// docker-registry on `addr` (storage under `dir`), with TLS (`cert`,
+/// `key`) and htpasswd auth if given; returns once it accepts connections.
+pub fn serve_registry(
+    dir: &Path,
+    addr: &str,
+    tls: Option<(&Path, &Path)>,
+    user: Option<(&str, &str)>,
+) -> std::process::Child {
+    let data = dir.join(format!("registry-data-{addr}"));
+    let mut extra = String::new();
+    if let Some((c, k)) = tls {
+        extra += &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            c.display(),
+            k.display()
+        );
+    }
     if let Some((u, p)) = user {
-        let htpasswd = dir.join("htpasswd");
+        let htpasswd = dir.join(format!("htpasswd-{addr}"));
         let st = std::process::Command::new("htpasswd")
             .args(["-Bbc"])
             .arg(&htpasswd)
@@ -817,16 +864,16 @@ pub fn start_registry(dir: &Path, user: Option<(&str, &str)>) -> Registry {
             .status()
             .unwrap();
         assert!(st.success());
-        auth = format!(
+        extra += &format!(
             "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
             htpasswd.display()
         );
     }
-    let cfg = dir.join("registry.yml");
+    let cfg = dir.join(format!("registry-{addr}.yml"));
     std::fs::write(
         &cfg,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{extra}",
             data.display()
         ),
     )
@@ -839,12 +886,107 @@ pub fn start_registry(dir: &Path, user: Option<(&str, &str)>) -> Registry {
         .spawn()
         .unwrap();
     let t = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect(addr).is_err() {
         assert!(
             t.elapsed() < std::time::Duration::from_secs(10),
-            "registry did not start"
+            "registry {addr} did not start"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Registry { child, port, data }
+    child
+}
+
+/// Where slow fixtures are kept between runs and fresh checkouts:
+/// `$BERTH_TEST_CACHE`, else `/var/cache/berth-ci` (CI's: the root pass
+/// fills it, the rootless pass reads it), else target/tmp.
+fn fixture_dirs() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(d) = std::env::var_os("BERTH_TEST_CACHE") {
+        v.push(PathBuf::from(d));
+    }
+    v.push(PathBuf::from("/var/cache/berth-ci"));
+    v.push(PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+    v
+}
+
+/// A Debian bookworm root file system (minbase) with `packages`, as a
+/// tarball, built once with mmdebstrap and cached (see [`fixture_dirs`]).
+/// `name` names the package set. Built as root, or rootless in
+/// mmdebstrap's unshare mode; otherwise a skip, a failure in CI.
+pub fn debian_rootfs(test: &str, name: &str, packages: &[&str]) -> Option<PathBuf> {
+    // The package list is part of the name: another list, another tarball.
+    let file = format!(
+        "bookworm-{name}-{}.tar",
+        &hex::encode(Sha256::digest(packages.join(",").as_bytes()))[..12]
+    );
+    let dirs = fixture_dirs();
+    if let Some(p) = dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
+        return Some(p);
+    }
+    let required = std::env::var("BERTH_TEST_REQUIRE_TOOLS").as_deref() == Ok("1");
+    if !have_tool(test, "mmdebstrap") {
+        return None;
+    }
+    let unshare = !is_root();
+    if unshare && std::fs::read_to_string("/etc/subuid").map_or(true, |s| s.trim().is_empty()) {
+        assert!(
+            !required,
+            "{file} is not cached and mmdebstrap cannot run here"
+        );
+        skip(test, "mmdebstrap's unshare mode needs an /etc/subuid entry");
+        return None;
+    }
+    // The first cache directory that can be written.
+    let dir = dirs.into_iter().find(|d| {
+        std::fs::create_dir_all(d).is_ok()
+            && rustix::fs::access(d, rustix::fs::Access::WRITE_OK).is_ok()
+    })?;
+    let partial = dir.join(format!("partial-{}-{file}", std::process::id()));
+    let mut c = Command::new("mmdebstrap");
+    c.args(["--variant=minbase", "--quiet"])
+        .arg(format!("--include={}", packages.join(",")));
+    if unshare {
+        c.arg("--mode=unshare");
+    }
+    let o = c.arg("bookworm").arg(&partial).output().unwrap();
+    if !o.status.success() {
+        let _ = std::fs::remove_file(&partial);
+        // No Debian mirror reachable: say so; CI requires one.
+        assert!(
+            !required,
+            "mmdebstrap failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        skip(test, "mmdebstrap could not build the root file system");
+        return None;
+    }
+    // Readable by the rootless pass.
+    std::fs::set_permissions(
+        &partial,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let cached = dir.join(&file);
+    std::fs::rename(&partial, &cached).unwrap();
+    Some(cached)
+}
+
+/// buildah with a store of the test's own (vfs: works rootless), in the
+/// test's directory; fails the test with buildah's words.
+pub fn buildah(env: &Env, args: &[&str]) {
+    let o = Command::new("buildah")
+        .arg("--root")
+        .arg(env.path("buildah/root"))
+        .arg("--runroot")
+        .arg(env.path("buildah/run"))
+        .args(["--storage-driver", "vfs"])
+        .args(args)
+        .current_dir(env.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "buildah {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
