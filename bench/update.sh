@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Update benchmark: bytes downloaded for a runtime update that changes one
-# Debian package (hostname, rebuilt locally with a bumped version and a
-# changed file), measured three ways in one run:
-#   - berth: `berth pull` of the new runtime from a loopback registry into a
-#     store holding the old one (what `berth update` fetches);
-#   - layer re-download, as podman pulls it: the compressed size of the new
-#     image's layers that the old image lacks (from the two manifests);
+# Update benchmark: bytes downloaded for three updates, measured three ways
+# in one run (issue 15):
+#   (a) one small package: hostname rebuilt with a bumped version and one
+#       changed file;
+#   (b) a libc-sized update: libc6 and libc-bin replaced by another real
+#       build (Debian's bookworm-security 2.36-9+deb12u7 binaries, repacked
+#       as a newer version of the main archive's, so that apt upgrades);
+#   (c) an app-only change: an app (a Python package's files) whose
+#       version 2 fixes one source file.
+# Each way:
+#   - berth: `berth pull` of the new version from a loopback registry into
+#     a store holding the old one (what `berth update` fetches); runtimes
+#     split by package (`runtime create --chunks $CHUNKS`, default 48),
+#     pushed with `--delta-from` the old version;
+#   - whole layers (what podman pulls of the same images): the same pull
+#     with BERTH_NO_DELTAS=1, i.e. the compressed layers that changed;
 #   - OSTree (Flatpak's transport): objects `ostree pull-local` copies into
-#     a repo holding the old commit (archive mode: compressed objects, no
-#     static deltas). Both trees are committed with `ostree commit`, which
-#     is what `flatpak build-export` runs underneath.
-# berth is measured twice: the runtime as one layer, and split by package
-# (`runtime create --chunks $CHUNKS`, default 48).
-# Prints bytes and berth's ratio to each. Run as root.
-# Usage: bench/update.sh
+#     an archive-mode repo holding the old commit (no static deltas). The
+#     trees are committed with `ostree commit`, as `flatpak build-export`
+#     does; a runtime's tree is its layers in order.
+# Prints bytes and ratios. Run as root (mmdebstrap). Takes ~10 minutes.
+# Usage: bench/update.sh   (KEEP=1 keeps the work directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -25,18 +32,28 @@ chunks=${CHUNKS:-48}
 berth=$PWD/target/release/berth
 work=$(mktemp -d /tmp/berth-bench-update.XXXXXX)
 reg_pid=""
-cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "== the changed package: hostname, version bumped, one file changed"
-(cd "$work" && apt-get download -qq hostname >/dev/null)
-deb=$(ls "$work"/hostname_*.deb)
-dpkg-deb -R "$deb" "$work/pkg"
-old_version=$(sed -n 's/^Version: //p' "$work/pkg/DEBIAN/control")
-sed -i "s/^Version: .*/Version: ${old_version}+berth1/" "$work/pkg/DEBIAN/control"
-echo "patched by bench/update.sh" >> "$work/pkg/usr/share/doc/hostname/copyright"
-rm -f "$work/pkg/DEBIAN/md5sums"
-dpkg-deb -b -Zgzip "$work/pkg" "$work/hostname-patched.deb" >/dev/null
+# repack DEB VERSION OUT [FILE-TO-CHANGE]: the package under another version.
+repack() {
+  local d="$work/repack.$$"; rm -rf "$d"
+  dpkg-deb -R "$1" "$d"
+  sed -i "s/^Version: .*/Version: $2/" "$d/DEBIAN/control"
+  [ -z "${4:-}" ] || echo "patched by bench/update.sh" >> "$d/$4"
+  rm -f "$d/DEBIAN/md5sums"
+  dpkg-deb -b -Zgzip "$d" "$3" >/dev/null
+  rm -rf "$d"
+}
+
+echo "== the updated packages"
+(cd "$work" && apt-get download -qq hostname libc6=2.36-9+deb12u7 libc-bin=2.36-9+deb12u7 >/dev/null)
+hv=$(dpkg-deb -f "$work"/hostname_*.deb Version)
+repack "$work"/hostname_*.deb "${hv}+berth1" "$work/hostname-new.deb" usr/share/doc/hostname/copyright
+lv=$(apt-cache policy libc6 | sed -n 's/ *Candidate: //p')
+repack "$work"/libc6_2.36-9+deb12u7_*.deb "${lv}+berth1" "$work/libc6-new.deb"
+repack "$work"/libc-bin_2.36-9+deb12u7_*.deb "${lv}+berth1" "$work/libc-bin-new.deb"
+echo "   hostname $hv -> ${hv}+berth1; libc6, libc-bin $lv -> ${lv}+berth1 (the deb12u7 build)"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat > "$work/registry.yml" <<EOC
@@ -47,60 +64,87 @@ http: {addr: 127.0.0.1:$port}
 EOC
 docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
 reg_pid=$!
+reg=localhost:$port
 
 export BERTH_HOME=$work/author
-echo "== runtime v1 and v2 with berth runtime create (mmdebstrap)"
-"$berth" runtime create bench/rt:1 --from debian:bookworm -p libx11-6 >/dev/null
-"$berth" runtime create bench/rt:2 --from debian:bookworm -p "libx11-6,$work/hostname-patched.deb" >/dev/null 2>"$work/v2.log" || {
-  # Older mmdebstrap: no local .deb in --include. Fall back to adding a package.
-  echo "   (mmdebstrap did not take the local .deb; v2 adds one small package instead)"
-  "$berth" runtime create bench/rt:2 --from debian:bookworm -p libx11-6,libxau6 >/dev/null
+base=libx11-6,python3-minimal
+echo "== runtimes v1, v2 (a), v3 (b), in $chunks chunks (mmdebstrap)"
+"$berth" runtime create bench/rt:1 --from debian:bookworm -p "$base" --chunks "$chunks" >/dev/null
+"$berth" runtime create bench/rt:2 --from debian:bookworm -p "$base,$work/hostname-new.deb" --chunks "$chunks" >/dev/null
+"$berth" runtime create bench/rt:3 --from debian:bookworm -p "$base,$work/hostname-new.deb,$work/libc6-new.deb,$work/libc-bin-new.deb" --chunks "$chunks" >/dev/null
+"$berth" runtime packages bench/rt:3 | grep -E '^(hostname|libc6|libc-bin) ' || true
+
+echo "== app v1 and v2 on runtime v1 (berth build)"
+app_src=/usr/lib/python3/dist-packages/cryptography
+for v in 1 2; do
+  d=$work/app-$v; mkdir -p "$d"; cp -r "$app_src" "$d/src"
+  [ "$v" = 1 ] || echo "# fixed in version 2" >> "$d/src/fernet.py"
+  cat > "$d/berth.toml" <<EOC
+id = "org.example.Bench"
+command = "/usr/bin/python3"
+runtime = "bench/rt:1"
+image = "bench/app:$v"
+[build]
+source = "src"
+steps = ["mkdir -p \$BERTH_DEST/lib && cp -r . \$BERTH_DEST/lib/cryptography"]
+EOC
+  "$berth" build "$d/berth.toml" >/dev/null
+done
+
+"$berth" push bench/rt:1 "$reg/bench/rt:1" >/dev/null
+"$berth" push --delta-from bench/rt:1 bench/rt:2 "$reg/bench/rt:2"
+"$berth" push --delta-from bench/rt:2 bench/rt:3 "$reg/bench/rt:3"
+"$berth" push bench/app:1 "$reg/bench/app:1" >/dev/null
+"$berth" push --delta-from bench/app:1 bench/app:2 "$reg/bench/app:2"
+
+# pulled OLD NEW [env]: bytes berth downloads for NEW in a store holding OLD.
+pulled() {
+  local home; home=$(mktemp -d "$work/user.XXXXXX")
+  BERTH_HOME=$home "$berth" pull "$reg/$1" >/dev/null
+  BERTH_HOME=$home env ${3:+$3} "$berth" pull --json "$reg/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["downloaded_bytes"])'
 }
-"$berth" runtime packages bench/rt:2 | grep -E '^hostname' || true
-"$berth" push bench/rt:1 "localhost:$port/bench/rt:1" >/dev/null
-"$berth" push bench/rt:2 "localhost:$port/bench/rt:2" >/dev/null
-echo "== the same two runtimes split by package (--chunks $chunks)"
-"$berth" runtime create bench/rtc:1 --from debian:bookworm -p libx11-6 --chunks "$chunks" >/dev/null
-"$berth" runtime create bench/rtc:2 --from debian:bookworm -p "libx11-6,$work/hostname-patched.deb" --chunks "$chunks" >/dev/null 2>&1 ||
-  "$berth" runtime create bench/rtc:2 --from debian:bookworm -p libx11-6,libxau6 --chunks "$chunks" >/dev/null
-"$berth" push bench/rtc:1 "localhost:$port/bench/rtc:1" >/dev/null
-"$berth" push bench/rtc:2 "localhost:$port/bench/rtc:2" >/dev/null
+a_berth=$(pulled bench/rt:1 bench/rt:2); a_whole=$(pulled bench/rt:1 bench/rt:2 BERTH_NO_DELTAS=1)
+b_berth=$(pulled bench/rt:2 bench/rt:3); b_whole=$(pulled bench/rt:2 bench/rt:3 BERTH_NO_DELTAS=1)
+c_berth=$(pulled bench/app:1 bench/app:2); c_whole=$(pulled bench/app:1 bench/app:2 BERTH_NO_DELTAS=1)
+app_layer=$("$berth" inspect --json bench/app:2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["size"])')
 
-echo "== berth: pull v1, then v2"
-export BERTH_HOME=$work/user
-"$berth" pull "localhost:$port/bench/rt:1" >/dev/null
-berth_bytes=$("$berth" pull --json "localhost:$port/bench/rt:2" | sed -n 's/.*"downloaded_bytes": \([0-9]*\).*/\1/p')
-export BERTH_HOME=$work/user-chunked
-"$berth" pull "localhost:$port/bench/rtc:1" >/dev/null
-chunked_bytes=$("$berth" pull --json "localhost:$port/bench/rtc:2" | sed -n 's/.*"downloaded_bytes": \([0-9]*\).*/\1/p')
-
-echo "== layer re-download (podman): new layers' compressed size"
-export BERTH_HOME=$work/author
-layers() { "$berth" inspect --json "$1" | python3 -c 'import json,sys; [print(l["digest"], l["size"]) for l in json.load(sys.stdin)["layers"]]'; }
-layers bench/rt:1 > "$work/l1"; layers bench/rt:2 > "$work/l2"
-podman_bytes=$(awk 'NR==FNR {old[$1]=1; next} !($1 in old) {s+=$2} END {print s+0}' "$work/l1" "$work/l2")
-
-echo "== OSTree: commit both trees, pull-local v2 into a repo that has v1"
-tarball() { # the runtime's layer as a plain tar
-  local d; d=$("$berth" inspect --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][0]["digest"].split(":")[1])')
-  gzip -dc "$BERTH_HOME/blobs/sha256/$d" > "$2"
+echo "== OSTree: each version committed, pulled into a repo holding the one before"
+# tars IMAGE FIRST: the image's layers from index FIRST on, as plain tars.
+tars() {
+  "$berth" inspect --json "$1" | python3 -c 'import json,sys; [print(l["digest"].split(":")[1]) for l in json.load(sys.stdin)["layers"]]' |
+    tail -n +"$2" | while read -r d; do
+      f=$work/tar-$d.tar
+      b=$BERTH_HOME/blobs/sha256/$d
+      # A blob held as content (elided) has a stand-in blob of the same layer.
+      [ -f "$b" ] || b=$BERTH_HOME/blobs/sha256/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["same_as"]["digest"].split(":")[1])' "$BERTH_HOME/elided/$d")
+      [ -f "$f" ] || zstd -dcqf "$b" > "$f" 2>/dev/null || gzip -dc < "$b" > "$f"
+      echo "--tree=tar=$f"
+    done
 }
-tarball bench/rt:1 "$work/v1.tar"; tarball bench/rt:2 "$work/v2.tar"
 ostree init --repo="$work/src" --mode=archive
-ostree commit --repo="$work/src" --branch=rt --tree=tar="$work/v1.tar" --tar-autocreate-parents >/dev/null
-ostree init --repo="$work/dst" --mode=archive
-ostree pull-local --repo="$work/dst" "$work/src" rt >/dev/null
-before=$(du -sb "$work/dst/objects" | cut -f1)
-ostree commit --repo="$work/src" --branch=rt --tree=tar="$work/v2.tar" --tar-autocreate-parents >/dev/null
-ostree pull-local --repo="$work/dst" "$work/src" rt >/dev/null
-after=$(du -sb "$work/dst/objects" | cut -f1)
-ostree_bytes=$((after - before))
+commit() { # REF IMAGE FIRST-LAYER
+  # shellcheck disable=SC2046
+  ostree commit --repo="$work/src" --branch="$1" --tar-autocreate-parents $(tars "$2" "$3") >/dev/null
+}
+# ostree_update REF OLD NEW FIRST: objects a repo holding OLD fetches for NEW.
+ostree_update() {
+  local dst; dst=$(mktemp -d "$work/ostree.XXXXXX")
+  ostree init --repo="$dst" --mode=archive
+  commit "$1" "$2" "$4"; ostree pull-local --repo="$dst" "$work/src" "$1" >/dev/null
+  local before; before=$(du -sb "$dst/objects" | cut -f1)
+  commit "$1" "$3" "$4"; ostree pull-local --repo="$dst" "$work/src" "$1" >/dev/null
+  echo $(( $(du -sb "$dst/objects" | cut -f1) - before ))
+}
+command -v zstd >/dev/null || apt-get install -y -qq zstd >/dev/null
+a_ostree=$(ostree_update rt bench/rt:1 bench/rt:2 1)
+b_ostree=$(ostree_update rt3 bench/rt:2 bench/rt:3 1)
+app_first=$(( $("$berth" inspect --json bench/app:1 | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["layers"]))') ))
+c_ostree=$(ostree_update app bench/app:1 bench/app:2 "$app_first")
 
 ratio() { python3 -c "print(f'{$1/$2:.2f}' if $2 else 'n/a')"; }
-printf '\n'
-printf '%-40s %14s %12s %12s\n' "update of one Debian package" "bytes" "berth/this" "chunked/this"
-printf '%-40s %14s %12s %12s\n' "berth pull, one-layer runtime" "$berth_bytes" "1.00" "$(ratio "$chunked_bytes" "$berth_bytes")"
-printf '%-40s %14s %12s %12s\n' "berth pull, runtime in $chunks chunks" "$chunked_bytes" "$(ratio "$berth_bytes" "$chunked_bytes")" "1.00"
-printf '%-40s %14s %12s %12s\n' "layer re-download (podman pull)" "$podman_bytes" "$(ratio "$berth_bytes" "$podman_bytes")" "$(ratio "$chunked_bytes" "$podman_bytes")"
-printf '%-40s %14s %12s %12s\n' "OSTree pull (Flatpak)" "$ostree_bytes" "$(ratio "$berth_bytes" "$ostree_bytes")" "$(ratio "$chunked_bytes" "$ostree_bytes")"
-echo "Target (issue 15): chunked/OSTree <= 1.5; deltas for what chunking misses are not built yet."
+printf '\n%-34s %14s %14s %14s %10s %10s\n' "update" "berth" "whole layers" "OSTree" "berth/OST" "target"
+printf '%-34s %14s %14s %14s %10s %10s\n' "(a) one small package" "$a_berth" "$a_whole" "$a_ostree" "$(ratio "$a_berth" "$a_ostree")" "<= 1.5"
+printf '%-34s %14s %14s %14s %10s %10s\n' "(b) libc-sized update" "$b_berth" "$b_whole" "$b_ostree" "$(ratio "$b_berth" "$b_ostree")" "<= 1.5"
+printf '%-34s %14s %14s %14s %10s %10s\n' "(c) app-only change" "$c_berth" "$c_whole" "$c_ostree" "$(ratio "$c_berth" "$c_ostree")" "n/a"
+echo "(c) target: berth <= the app layer ($app_layer bytes): berth/app layer = $(ratio "$c_berth" "$app_layer")"
+echo "bytes: berth = layers rebuilt from deltas + the rest whole (+ manifest, config); whole layers = BERTH_NO_DELTAS=1"

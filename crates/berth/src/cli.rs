@@ -345,7 +345,11 @@ pub enum Command {
     #[command(
         long_about = "Upload an image to an OCI registry; blobs it already has are skipped. \
         With --sign KEY (from `berth key generate`) an ed25519 signature of the manifest digest \
-        is stored next to it, as the tag sha256-<digest>.sig (docs/signatures.md)."
+        is stored next to it, as the tag sha256-<digest>.sig (docs/signatures.md). \
+        With --delta-from OLD (an earlier version in the store, e.g. the one users have), \
+        berth also publishes layer deltas from OLD to this image (an oci-delta artifact \
+        referring to it), so that `berth pull` and `berth update` from OLD fetch what \
+        changed inside each layer rather than whole layers; other clients ignore it."
     )]
     Push {
         /// Image name or ID in the store
@@ -355,6 +359,9 @@ pub enum Command {
         /// Sign with this secret key file
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
+        /// Also publish layer deltas from this earlier image (repeatable)
+        #[arg(long, value_name = "OLD")]
+        delta_from: Vec<String>,
         /// Print the result as JSON
         #[arg(long)]
         json: bool,

@@ -942,3 +942,148 @@ fn pulls_skip_a_recompressed_runtime_the_store_has() {
         json(&author.ok(&["inspect", "--json", "example/recompressed:1"]))["digest"]
     );
 }
+
+/// A runtime of two layers: a library that a security update patches,
+/// and files that stay.
+fn delta_runtime(lib: &[u8]) -> Img {
+    Img::new(vec![
+        (
+            layer(&[
+                dir("usr"),
+                dir("usr/lib"),
+                file("usr/lib/libbig.so.1", lib),
+                file("usr/lib/libsame.so", &noise(300_000, 11)),
+                file("usr/lib/small", b"tiny\n"),
+            ]),
+            Comp::Gzip,
+        ),
+        (
+            layer(&[dir("etc"), file("etc/stays", &noise(200_000, 12))]),
+            Comp::Gzip,
+        ),
+    ])
+}
+
+#[test]
+fn updates_fetch_layer_deltas_and_fall_back_to_whole_layers() {
+    const T: &str = "updates_fetch_layer_deltas_and_fall_back_to_whole_layers";
+    if !tools(T) {
+        return;
+    }
+    let author = Env::new();
+    let reg = start_registry(author.dir.path(), None);
+    let old_lib = noise(1_000_000, 10);
+    let mut new_lib = old_lib.clone();
+    new_lib[400_000..400_100].copy_from_slice(&[7u8; 100]);
+    new_lib.extend_from_slice(b"patched");
+    let v1 = delta_runtime(&old_lib).named("example/drt:1");
+    let v2 = delta_runtime(&new_lib).named("example/drt:2");
+    for (name, img) in [("v1.tar", &v1), ("v2.tar", &v2)] {
+        let p = author.write(name, &img.oci_archive());
+        author.ok(&["import", p.to_str().unwrap()]);
+    }
+    let r1 = format!("localhost:{}/rt/drt:1", reg.port);
+    let r2 = format!("localhost:{}/rt/drt:2", reg.port);
+    author.ok(&["push", "example/drt:1", &r1]);
+    let pushed = json(&author.ok(&[
+        "push",
+        "--json",
+        "--delta-from",
+        "example/drt:1",
+        "example/drt:2",
+        &r2,
+    ]));
+    let d = &pushed["deltas"][0]["delta"];
+    assert_eq!(d["layers"], 1, "{pushed}");
+    assert!(d["bytes"].as_u64().unwrap() < 20_000, "{pushed}");
+    // The plain output says what went up.
+    let again = author.ok(&[
+        "push",
+        "--delta-from",
+        "example/drt:1",
+        "example/drt:2",
+        &r2,
+    ]);
+    assert!(
+        again.contains("Published deltas from example/drt:1: 1 layer(s)"),
+        "{again}"
+    );
+
+    // A user with v1 updates to v2: the library's layer comes as a delta,
+    // the unchanged layer not at all.
+    let user = Env::new();
+    user.ok(&["pull", &r1]);
+    let v = json(&user.ok(&["pull", "--json", &r2]));
+    assert_eq!(v["layers_from_deltas"], 1, "{v}");
+    let got = v["downloaded_bytes"].as_u64().unwrap();
+    assert!(
+        got < 20_000,
+        "an update of one changed library fetched {got} bytes"
+    );
+    let lib_layer = &v2.diff_ids()[0];
+    assert_eq!(
+        std::fs::read(user.layer_dir(lib_layer).join("usr/lib/libbig.so.1")).unwrap(),
+        new_lib
+    );
+    user.assert_fsck_clean();
+    // The rebuilt layer leaves the store as the content it is: a push of
+    // the pulled image elsewhere works.
+    let r3 = format!("localhost:{}/rt/copy:2", reg.port);
+    user.ok(&["push", &r2, &r3]);
+    let other = Env::new();
+    other.ok(&["pull", &r3]);
+    other.assert_fsck_clean();
+
+    // The old side must be an image of the same repository: the same v1
+    // pulled from elsewhere is not used (a registry could otherwise probe
+    // the files of any image the user has).
+    let elsewhere = format!("localhost:{}/other/drt:1", reg.port);
+    author.ok(&["push", "example/drt:1", &elsewhere]);
+    let stranger = Env::new();
+    stranger.ok(&["pull", &elsewhere]);
+    let v = json(&stranger.ok(&["pull", "--json", &r2]));
+    assert_eq!(v["layers_from_deltas"], 0, "{v}");
+
+    // Without deltas (BERTH_NO_DELTAS) the same update is whole layers.
+    let plain = Env::new();
+    plain.ok(&["pull", &r1]);
+    let out = plain
+        .cmd()
+        .env("BERTH_NO_DELTAS", "1")
+        .args(["pull", "--json", &r2])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["layers_from_deltas"], 0, "{v}");
+    assert!(v["downloaded_bytes"].as_u64().unwrap() > 900_000, "{v}");
+
+    // An old file that is not what the delta was made against (here, a
+    // store damaged on disk) rebuilds other bytes: the diff-id check
+    // refuses them and the whole layer is fetched instead.
+    let broken = Env::new();
+    broken.ok(&["pull", &r1]);
+    let old_file = broken
+        .layer_dir(&v1.diff_ids()[0])
+        .join("usr/lib/libbig.so.1");
+    let mut bytes = std::fs::read(&old_file).unwrap();
+    bytes[10] ^= 0xff;
+    let _ = std::fs::set_permissions(
+        &old_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    );
+    std::fs::write(&old_file, &bytes).unwrap();
+    let out = broken.cmd().args(["pull", "--json", &r2]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("did not apply") && err.contains("fetching the whole layer"),
+        "{err}"
+    );
+    let v = json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(v["layers_from_deltas"], 0, "{v}");
+    assert_eq!(
+        std::fs::read(broken.layer_dir(lib_layer).join("usr/lib/libbig.so.1")).unwrap(),
+        new_lib
+    );
+}

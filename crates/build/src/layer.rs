@@ -28,7 +28,45 @@ pub struct LayerBlob {
     pub diff_id: Digest,
 }
 
-type Stack = HashingWriter<GzEncoder<HashingWriter<BufWriter<File>>>>;
+type Stack = HashingWriter<Even<GzEncoder<HashingWriter<BufWriter<File>>>>>;
+
+/// Feeds the compressor in pieces of one size whatever the writes were:
+/// the deflate output of zlib-rs depends on how its input arrives, and
+/// the same tar must give the same blob (the chunks of a runtime are cut
+/// from trees whose other content shifts the writes). A flush does
+/// nothing, for the same reason.
+struct Even<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+const EVEN: usize = 64 << 10;
+
+impl<W: Write> Even<W> {
+    fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&self.buf)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for Even<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let k = (EVEN - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..k]);
+            data = &data[k..];
+            if self.buf.len() == EVEN {
+                self.inner.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Where a layer's tar stream goes: `write` it, then `finish`.
 pub struct LayerWriter {
@@ -44,7 +82,10 @@ impl LayerWriter {
         let gz = GzEncoder::new(blob, Compression::new(6));
         Ok(LayerWriter {
             path: path.to_owned(),
-            inner: HashingWriter::new(gz),
+            inner: HashingWriter::new(Even {
+                inner: gz,
+                buf: Vec::with_capacity(EVEN),
+            }),
         })
     }
 
@@ -53,8 +94,8 @@ impl LayerWriter {
             context: format!("writing {}", self.path.display()),
             source: e,
         };
-        let (gz, diff_id, _) = self.inner.finish();
-        let blob = gz.finish().map_err(werr)?;
+        let (even, diff_id, _) = self.inner.finish();
+        let blob = even.finish().map_err(werr)?.finish().map_err(werr)?;
         let (buf, digest, size) = blob.finish();
         let f = buf.into_inner().map_err(|e| werr(e.into_error()))?;
         f.sync_all().map_err(werr)?;
@@ -220,6 +261,22 @@ fn walk<W: Write>(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_same_bytes_give_the_same_blob_however_they_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let mut blobs = Vec::new();
+        for (n, step) in [(0, 1_000_000), (1, 4096), (2, 777), (3, 65_537)] {
+            let mut w = LayerWriter::create(&dir.path().join(format!("{n}"))).unwrap();
+            for c in data.chunks(step) {
+                w.write_all(c).unwrap();
+                w.flush().unwrap();
+            }
+            blobs.push(w.finish().unwrap().digest);
+        }
+        assert!(blobs.windows(2).all(|w| w[0] == w[1]), "{blobs:?}");
+    }
     use super::*;
 
     fn build(dir: &Path, out: &Path) -> LayerBlob {

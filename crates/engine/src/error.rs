@@ -19,6 +19,8 @@ pub enum Error {
     Registry(#[from] berth_registry::Error),
     #[error(transparent)]
     Build(#[from] berth_build::Error),
+    #[error(transparent)]
+    Delta(#[from] berth_delta::Error),
     #[error("{context}")]
     Io {
         context: String,

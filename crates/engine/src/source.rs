@@ -25,6 +25,8 @@ pub struct Pulled {
     pub entry: ImageEntry,
     pub downloaded: u64,
     pub blobs: usize,
+    /// Layers rebuilt from deltas instead of downloaded whole.
+    pub from_deltas: usize,
     /// The full reference pulled (a short name completed by the
     /// registries registries.conf searches).
     pub named: String,
@@ -39,6 +41,8 @@ pub struct PullPlan {
     pub config: Digest,
     /// The config, fetched already when the store lacked it.
     pub config_bytes: Option<Vec<u8>>,
+    /// The layers' diff-ids, from the config.
+    pub diff_ids: Vec<Digest>,
 }
 
 impl PullPlan {
@@ -74,11 +78,24 @@ impl Engine {
         tag: Option<ImageName>,
         fe: &dyn Frontend,
     ) -> Result<ImportResult> {
+        self.import_rebuilt(source, tag, fe, Vec::new())
+    }
+
+    /// `import_path`, where layers rebuilt from deltas (blob, diff-id) are
+    /// in the store already and the input leaves them out.
+    fn import_rebuilt(
+        &self,
+        source: &Path,
+        tag: Option<ImageName>,
+        fe: &dyn Frontend,
+        rebuilt: Vec<(Digest, Digest)>,
+    ) -> Result<ImportResult> {
         let opts = ImportOptions {
             tag,
             limits: Limits::from_env()?,
             unpack: UnpackOptions::for_current_user(),
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            rebuilt,
         };
         let res = {
             let bar = fe.progress("importing");
@@ -251,6 +268,8 @@ impl Engine {
         // earlier version of the same app has (the rules import applies to
         // what an input leaves out).
         let base = berth_image::base::stored_base_run(&self.store, &ids)?;
+        let missing_ids = ids.clone();
+        let shared = berth_image::base::runtime_layers(&self.store)?;
         let lent = match &app_id {
             Some(id) => berth_image::base::same_app_blobs(&self.store, id)?,
             None => Vec::new(),
@@ -259,7 +278,10 @@ impl Engine {
         for (i, d) in manifest.layers().iter().enumerate() {
             let dg = Digest::from_oci(d.digest())?;
             let id = ids.get(i);
-            if i < base || lent.iter().any(|(b, l)| *b == dg && Some(l) == id) {
+            if i < base
+                || id.is_some_and(|id| shared.contains(id))
+                || lent.iter().any(|(b, l)| *b == dg && Some(l) == id)
+            {
                 continue;
             }
             if !missing.iter().any(|(m, _)| m == &dg) {
@@ -272,6 +294,7 @@ impl Engine {
             missing,
             config,
             config_bytes,
+            diff_ids: missing_ids,
         })
     }
 
@@ -321,12 +344,15 @@ impl Engine {
         self.pull_planned(reference, p, fe)
     }
 
-    fn pull_planned(&self, reference: &str, p: PullPlan, fe: &dyn Frontend) -> Result<Pulled> {
+    fn pull_planned(&self, reference: &str, mut p: PullPlan, fe: &dyn Frontend) -> Result<Pulled> {
         let dir = self
             .store
             .tmp_dir()
             .join(format!("pull-{}", p.resolved.digest.hex()));
-        let downloaded = {
+        let deltas = self.pull_deltas(&p, &dir, fe)?;
+        p.missing
+            .retain(|(d, _)| !deltas.rebuilt.iter().any(|(r, _)| r == d));
+        let downloaded = deltas.downloaded + {
             let bar = fe.progress("pulling");
             p.remote
                 .fetch(&p.missing, &dir, bar.as_ref())
@@ -368,7 +394,8 @@ impl Engine {
             dir.join("index.json"),
             &serde_json::to_vec(&new_index(vec![desc]))?,
         )?;
-        let res = self.import_path(&dir, None, fe)?;
+        let from_deltas = deltas.rebuilt.len();
+        let res = self.import_rebuilt(&dir, None, fe, deltas.rebuilt)?;
         let _ = berth_image::fsutil::remove_tree(&dir);
         let first = res
             .images
@@ -378,7 +405,8 @@ impl Engine {
         Ok(Pulled {
             entry,
             downloaded,
-            blobs: p.missing.len(),
+            blobs: p.missing.len() + deltas.fetched,
+            from_deltas,
             named,
         })
     }

@@ -30,7 +30,15 @@ const APP_ID: &str = "org.berth.app.id";
 /// by content must never take them for a runtime, nor take an older
 /// version of the app for the base of a newer one.
 pub fn can_be_base(img: &Image) -> bool {
-    app_id_of_config(&img.config).is_none()
+    app_id_of_config(&img.config).is_none() && !is_flatpak_app(&img.labels())
+}
+
+/// A Flatpak app image (`org.flatpak.ref` `app/...`) is an app too, though
+/// it carries no berth app ID; Flatpak runtimes (`runtime/...`) are not.
+fn is_flatpak_app(labels: &std::collections::BTreeMap<String, String>) -> bool {
+    labels
+        .get("org.flatpak.ref")
+        .is_some_and(|r| !r.trim_start().starts_with("runtime/"))
 }
 
 /// An image's base in the store.
@@ -131,6 +139,26 @@ pub fn stored_base_run(store: &Store, diff_ids: &[Digest]) -> Result<usize> {
     Ok(best)
 }
 
+/// Every layer of the runtimes in the store (images that are not apps,
+/// [`can_be_base`]) that is unpacked there. A pull or an input may leave
+/// these out wherever they are in an image: runtime content is shared by
+/// design, and a runtime update that changes one chunk keeps the others
+/// (`runtime create --chunks`). An app's own layers are never lent this way.
+pub fn runtime_layers(store: &Store) -> Result<std::collections::HashSet<Digest>> {
+    let mut out = std::collections::HashSet::new();
+    for e in store.images()? {
+        let Ok(img) = store.load_image(&e) else {
+            continue;
+        };
+        if !can_be_base(&img) {
+            continue;
+        }
+        let Ok(ids) = img.diff_ids() else { continue };
+        out.extend(ids.into_iter().filter(|d| store.has_layer(d)));
+    }
+    Ok(out)
+}
+
 /// The app ID in an image config's bytes (its labels), if any. Read as
 /// plain JSON: a config oci-spec would not take is still an app's.
 pub fn app_id_of_config_bytes(bytes: &[u8]) -> Option<String> {
@@ -167,12 +195,17 @@ pub fn same_app_blobs(store: &Store, app_id: &str) -> Result<Vec<(Digest, Digest
         let (Ok(blobs), Ok(ids)) = (img.layer_digests(), img.diff_ids()) else {
             continue;
         };
-        out.extend(
-            blobs
-                .into_iter()
-                .zip(ids)
-                .filter(|(b, d)| store.holds_layer_blob(b, d)),
-        );
+        out.extend(blobs.into_iter().zip(ids).filter(|(b, d)| {
+            // Read as that layer, or held as that content by this
+            // app's earlier version (a layer rebuilt from a delta,
+            // checked against its diff-id): the same content the
+            // app runs with already.
+            store.holds_layer_blob(b, d)
+                || (store.has_layer(d)
+                    && store.elided(b).is_some_and(|e| {
+                        e.diff_id == *d && e.same_as.is_some_and(|s| store.has_blob(&s.digest))
+                    }))
+        }));
     }
     Ok(out)
 }

@@ -172,14 +172,34 @@ pub fn portable(store: &Store, image: &crate::store::Image, omit: &[Digest]) -> 
         vec![(image.config_digest.clone(), image.manifest.config().size())];
     let mut manifest = image.manifest.clone();
     let mut layers = manifest.layers().clone();
+    let ids = image.diff_ids()?;
     let mut replaced = 0;
-    for l in &mut layers {
+    for (i, l) in layers.iter_mut().enumerate() {
         let d = Digest::from_oci(l.digest())?;
         if omit.contains(&d) {
             continue;
         }
         if !store.has_blob(&d) {
-            match store.elided(&d).and_then(|e| e.same_as) {
+            // The stand-in must be this image's layer: a record another
+            // image made of the same blob digest may say other content.
+            let id = ids.get(i);
+            let recorded = store
+                .elided(&d)
+                .filter(|e| Some(&e.diff_id) == id)
+                .and_then(|e| e.same_as)
+                .filter(|s| store.has_blob(&s.digest));
+            let same = match (recorded, id) {
+                (Some(s), _) => Some(s),
+                (None, Some(id)) => store.blob_for_layer(id)?.map(|(digest, size, media_type)| {
+                    crate::store::SameLayer {
+                        digest,
+                        size,
+                        media_type,
+                    }
+                }),
+                (None, None) => None,
+            };
+            match same {
                 Some(same) if store.has_blob(&same.digest) => {
                     l.set_digest(same.digest.to_oci());
                     l.set_size(same.size);

@@ -54,6 +54,10 @@ pub struct ImportOptions {
     pub unpack: UnpackOptions,
     /// Layers processed at once.
     pub jobs: usize,
+    /// Layer blobs (blob, diff-id) the caller rebuilt from deltas and
+    /// put in the store as their checked content: the input may leave
+    /// them out (`berth_delta::layers::rebuild`).
+    pub rebuilt: Vec<(Digest, Digest)>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -224,6 +228,7 @@ pub fn import(
         }
         let ids: Vec<Digest> = p.layers.iter().map(|l| l.diff_id.clone()).collect();
         let base = crate::base::stored_base_run(store, &ids)?;
+        let shared = crate::base::runtime_layers(store)?;
         let lent = match crate::base::app_id_of_config_bytes(&p.config_bytes) {
             Some(id) => crate::base::same_app_blobs(store, &id)?,
             None => Vec::new(),
@@ -231,9 +236,13 @@ pub fn import(
         let allowed = |i: usize| {
             let l = &p.layers[i];
             i < base
-                || l.expected
-                    .as_ref()
-                    .is_some_and(|(d, _)| lent.iter().any(|(b, id)| b == d && *id == l.diff_id))
+                || shared.contains(&l.diff_id)
+                || l.expected.as_ref().is_some_and(|(d, _)| {
+                    lent.iter().any(|(b, id)| b == d && *id == l.diff_id)
+                        || (opts.rebuilt.contains(&(d.clone(), l.diff_id.clone()))
+                            && store.has_layer(&l.diff_id)
+                            && store.elided(d).is_some_and(|e| e.diff_id == l.diff_id))
+                })
         };
         if !absent.iter().all(|&i| allowed(i)) {
             return Err(Error::MissingBase {

@@ -644,6 +644,21 @@ impl Remote {
         Ok(())
     }
 
+    /// Push manifest bytes by their digest, under no tag; returns the digest.
+    pub fn push_manifest_by_digest(&self, bytes: &[u8], media_type: &str) -> Result<Digest> {
+        let d = Digest::of(bytes);
+        let r = self.reference.clone_with_digest(d.to_string());
+        self.rt
+            .block_on(self.client.auth(&r, &self.auth, RegistryOperation::Push))
+            .map_err(self.err("authenticating for push"))?;
+        let ct = http::HeaderValue::from_str(media_type)
+            .map_err(|_| Error::Invalid(format!("media type {media_type:?}")))?;
+        self.rt
+            .block_on(self.client.push_manifest_raw(&r, bytes.to_vec(), ct))
+            .map_err(self.err(format!("pushing manifest {d}")))?;
+        Ok(d)
+    }
+
     /// Fetch manifest bytes for another tag of this repository (None if absent).
     pub fn try_manifest(&self, tag: &str) -> Result<Option<Vec<u8>>> {
         let r = Reference::with_tag(
@@ -662,6 +677,90 @@ impl Remote {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.err(format!("fetching {r}"))(e)),
         }
+    }
+
+    /// The manifests of `artifact_type` that name `subject` (the referrers
+    /// API, or the `sha256-<hex>` tag where a registry lacks it), at most
+    /// `limit` of them, by digest.
+    pub fn referrers(
+        &self,
+        subject: &Digest,
+        artifact_type: &str,
+        limit: usize,
+    ) -> Result<Vec<Digest>> {
+        let r = self.reference.clone_with_digest(subject.to_string());
+        let index = self
+            .rt
+            .block_on(self.client.pull_referrers(&r, Some(artifact_type)))
+            .map_err(self.err(format!("listing what refers to {subject}")))?;
+        Ok(index
+            .manifests
+            .iter()
+            .filter(|m| {
+                m.artifact_type
+                    .as_deref()
+                    .is_none_or(|t| t == artifact_type)
+            })
+            .filter_map(|m| Digest::parse(&m.digest).ok())
+            .take(limit)
+            .collect())
+    }
+
+    /// A manifest of this repository by digest, checked against it; at most
+    /// `limit` bytes.
+    pub fn manifest_by_digest(&self, d: &Digest, limit: u64) -> Result<Vec<u8>> {
+        let r = self.reference.clone_with_digest(d.to_string());
+        let (bytes, _) = self
+            .rt
+            .block_on(
+                self.client
+                    .pull_manifest_raw(&r, &self.auth, &[OCI_MANIFEST, OCI_INDEX]),
+            )
+            .map_err(self.err(format!("fetching manifest {d}")))?;
+        if bytes.len() as u64 > limit || Digest::of(&bytes) != *d {
+            return Err(Error::Invalid(format!(
+                "manifest {d} from the registry does not match its digest or is too large; refusing it"
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// List `descriptor` (a manifest pushed by digest) among the referrers
+    /// of `subject` in the `sha256-<hex>` tagged index, which clients read
+    /// where the registry has no referrers API. A registry with the API
+    /// lists the manifest from its `subject` already; the tag does no harm.
+    pub fn add_referrer(&self, subject: &Digest, descriptor: serde_json::Value) -> Result<()> {
+        let tag = format!("sha256-{}", subject.hex());
+        let r = Reference::with_tag(
+            self.reference.registry().to_owned(),
+            self.reference.repository().to_owned(),
+            tag.clone(),
+        );
+        let existing =
+            match self
+                .rt
+                .block_on(self.client.pull_manifest_raw(&r, &self.auth, &[OCI_INDEX]))
+            {
+                Ok((b, _)) => serde_json::from_slice::<serde_json::Value>(&b).ok(),
+                Err(e) if is_not_found(&e) => None,
+                Err(oci_client::errors::OciDistributionError::ImageManifestNotFoundError(_)) => {
+                    None
+                }
+                Err(e) => return Err(self.err(format!("fetching {r}"))(e)),
+            };
+        let mut manifests: Vec<serde_json::Value> = existing
+            .and_then(|v| v.get("manifests").and_then(|m| m.as_array().cloned()))
+            .unwrap_or_default();
+        manifests.retain(|m| m.get("digest") != descriptor.get("digest"));
+        manifests.push(descriptor);
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": manifests,
+        });
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|e| Error::Invalid(format!("the referrers index: {e}")))?;
+        self.push_manifest(&bytes, OCI_INDEX, Some(&tag))
     }
 
     pub fn fetch_small(&self, d: &Digest, limit: u64) -> Result<Vec<u8>> {

@@ -301,8 +301,9 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             image,
             reference,
             sign,
+            delta_from,
             json,
-        } => registry::push(ctx, &image, &reference, sign.as_deref(), json),
+        } => registry::push(ctx, &image, &reference, sign.as_deref(), &delta_from, json),
         Command::Key {
             command: KeyCommand::Generate { prefix },
         } => registry::key_generate(&prefix),

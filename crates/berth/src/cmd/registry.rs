@@ -21,13 +21,19 @@ pub fn pull(ctx: &Ctx, reference: &str, json: bool) -> anyhow::Result<ExitCode> 
             "digest": p.entry.digest,
             "downloaded_bytes": p.downloaded,
             "blobs_fetched": p.blobs,
+            "layers_from_deltas": p.from_deltas,
         }))?;
     } else {
         println!(
-            "Pulled {reference} (ID {}): {} in {} blob(s) downloaded",
+            "Pulled {reference} (ID {}): {} in {} blob(s) downloaded{}",
             p.entry.digest.short(),
             ui::human_size(p.downloaded),
-            p.blobs
+            p.blobs,
+            if p.from_deltas > 0 {
+                format!("; {} layer(s) rebuilt from deltas", p.from_deltas)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -38,6 +44,7 @@ pub fn push(
     image: &str,
     reference: &str,
     sign: Option<&Path>,
+    delta_from: &[String],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let key = sign
@@ -50,6 +57,11 @@ pub fn push(
     let _lock = ctx.lock_shared()?;
     let entry = ctx.store().resolve(image)?;
     let img = ctx.store().load_image(&entry)?;
+    for old in delta_from {
+        ctx.store()
+            .resolve(old)
+            .with_context(|| format!("--delta-from {old}"))?;
+    }
     let remote = Remote::for_push(reference)?;
     remote.authenticate_push()?;
     // Layer blobs the store holds only as content go as the stored blob
@@ -96,6 +108,38 @@ pub fn push(
     if let Some(k) = &key {
         remote.push_signature(k, &entry.digest)?;
     }
+    let term = Term::new(false, json);
+    let mut deltas = Vec::new();
+    for old in delta_from {
+        let d = ctx
+            .engine
+            .push_delta(&remote, old, &img, &out.manifest, &term)
+            .with_context(|| format!("publishing deltas from {old}"))?;
+        if !json {
+            match &d.digest {
+                Some(digest) => println!(
+                    "Published deltas from {old}: {} layer(s) in {} instead of {} ({digest}){}",
+                    d.layers,
+                    ui::human_size(d.bytes),
+                    ui::human_size(d.instead_of),
+                    if d.whole > 0 {
+                        format!("; {} new layer(s) go whole", d.whole)
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => println!(
+                    "No deltas from {old}: {}",
+                    if d.whole > 0 {
+                        "no new layer would be smaller as a delta"
+                    } else {
+                        "it has every layer of this image"
+                    }
+                ),
+            }
+        }
+        deltas.push(serde_json::json!({ "from": old, "delta": d }));
+    }
     if json {
         ui::print_json(&serde_json::json!({
             "image": image,
@@ -105,6 +149,7 @@ pub fn push(
             "blobs_uploaded": uploaded,
             "blobs_already_there": skipped,
             "signed_by": key.as_ref().map(|k| berth_registry::sign::key_id(&k.verifying_key())),
+            "deltas": deltas,
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
