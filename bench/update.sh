@@ -97,11 +97,12 @@ done
 "$berth" push bench/app:1 "$reg/bench/app:1" >/dev/null
 "$berth" push --delta-from bench/app:1 bench/app:2 "$reg/bench/app:2"
 
-# pulled OLD NEW [env]: bytes berth downloads for NEW in a store holding OLD.
+# pulled OLD NEW [env]: bytes berth downloads for NEW in a store holding OLD
+# (blobs, and the manifests, config and listings it reads).
 pulled() {
   local home; home=$(mktemp -d "$work/user.XXXXXX")
   BERTH_HOME=$home "$berth" pull "$reg/$1" >/dev/null
-  BERTH_HOME=$home env ${3:+$3} "$berth" pull --json "$reg/$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["downloaded_bytes"])'
+  BERTH_HOME=$home env ${3:+$3} "$berth" pull --json "$reg/$2" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["downloaded_bytes"] + j["metadata_bytes"])'
 }
 a_berth=$(pulled bench/rt:1 bench/rt:2); a_whole=$(pulled bench/rt:1 bench/rt:2 BERTH_NO_DELTAS=1)
 b_berth=$(pulled bench/rt:2 bench/rt:3); b_whole=$(pulled bench/rt:2 bench/rt:3 BERTH_NO_DELTAS=1)
@@ -147,4 +148,4 @@ printf '%-34s %14s %14s %14s %10s %10s\n' "(a) one small package" "$a_berth" "$a
 printf '%-34s %14s %14s %14s %10s %10s\n' "(b) libc-sized update" "$b_berth" "$b_whole" "$b_ostree" "$(ratio "$b_berth" "$b_ostree")" "<= 1.5"
 printf '%-34s %14s %14s %14s %10s %10s\n' "(c) app-only change" "$c_berth" "$c_whole" "$c_ostree" "$(ratio "$c_berth" "$c_ostree")" "n/a"
 echo "(c) target: berth <= the app layer ($app_layer bytes): berth/app layer = $(ratio "$c_berth" "$app_layer")"
-echo "bytes: berth = layers rebuilt from deltas + the rest whole (+ manifest, config); whole layers = BERTH_NO_DELTAS=1"
+echo "bytes: berth = deltas + layers fetched whole + manifest, config, referrers list and delta manifest; whole layers = the same with BERTH_NO_DELTAS=1"

@@ -370,3 +370,78 @@ fn local_names_resolve_before_registries() {
     let o = env.ok(&["update"]);
     assert!(!o.contains("onnection refused"), "{o}");
 }
+
+/// Files of the same content and attributes in different layers (two
+/// versions of a runtime, two apps with one library) are one file on disk:
+/// links into objects/, which gc removes once no layer uses them.
+#[test]
+fn identical_files_across_layers_are_stored_once() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let shared = noise(100_000, 5);
+    let a = Img::new(vec![(
+        layer(&[
+            dir("usr"),
+            file("usr/lib.so", &shared),
+            file("usr/a", &noise(5000, 6)),
+        ]),
+        Comp::Gzip,
+    )])
+    .named("t/a:1");
+    let b = Img::new(vec![(
+        layer(&[
+            dir("opt"),
+            file("opt/copy.so", &shared),
+            file("opt/other-mode.so", &shared).mode(0o755),
+        ]),
+        Comp::Zstd,
+    )])
+    .named("t/b:1");
+    for (n, img) in [("a.tar", &a), ("b.tar", &b)] {
+        let p = env.write(n, &img.oci_archive());
+        env.ok(&["import", p.to_str().unwrap()]);
+    }
+    let la = env.layer_dir(&a.diff_ids()[0]);
+    let lb = env.layer_dir(&b.diff_ids()[0]);
+    let ino = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(la.join("usr/lib.so")),
+        ino(lb.join("opt/copy.so")),
+        "not shared"
+    );
+    // A link shares the mode: the same bytes with another mode stay apart.
+    assert_ne!(
+        ino(la.join("usr/lib.so")),
+        ino(lb.join("opt/other-mode.so"))
+    );
+    assert_eq!(
+        std::fs::metadata(lb.join("opt/other-mode.so"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    env.assert_fsck_clean();
+    // The image that stays keeps its file whole; objects go with the last user.
+    env.ok(&["rmi", "t/a:1"]);
+    env.ok(&["gc"]);
+    assert!(!la.exists());
+    assert_eq!(std::fs::read(lb.join("opt/copy.so")).unwrap(), shared);
+    env.assert_fsck_clean();
+    env.ok(&["rmi", "t/b:1"]);
+    env.ok(&["gc"]);
+    let left: Vec<_> = walk_files(&env.home().join("objects"));
+    assert!(left.is_empty(), "objects left: {left:?}");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}

@@ -1020,6 +1020,10 @@ fn updates_fetch_layer_deltas_and_fall_back_to_whole_layers() {
         got < 20_000,
         "an update of one changed library fetched {got} bytes"
     );
+    // What else it read (manifest, config, the referrers list, the
+    // artifact) is counted apart, and small.
+    let meta = v["metadata_bytes"].as_u64().unwrap();
+    assert!(meta > 500 && meta < 20_000, "{v}");
     let lib_layer = &v2.diff_ids()[0];
     assert_eq!(
         std::fs::read(user.layer_dir(lib_layer).join("usr/lib/libbig.so.1")).unwrap(),

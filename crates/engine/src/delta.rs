@@ -25,6 +25,8 @@ pub(crate) struct Deltas {
     pub downloaded: u64,
     /// Delta blobs fetched.
     pub fetched: usize,
+    /// Bytes of the referrers listing and artifact manifests read.
+    pub metadata: u64,
 }
 
 impl Engine {
@@ -42,7 +44,7 @@ impl Engine {
         if p.missing.is_empty() || std::env::var_os("BERTH_NO_DELTAS").is_some() {
             return Ok(out);
         }
-        let Some((a, source)) = self.find_delta(p) else {
+        let Some((a, source)) = self.find_delta(p, &mut out.metadata) else {
             return Ok(out);
         };
         let manifest: oci_spec::image::ImageManifest =
@@ -88,7 +90,10 @@ impl Engine {
                         "note: the registry's deltas could not be fetched ({}); fetching whole layers",
                         crate::error_chain(&e)
                     ));
-                    return Ok(Deltas::default());
+                    return Ok(Deltas {
+                        metadata: out.metadata,
+                        ..Deltas::default()
+                    });
                 }
             }
         };
@@ -120,11 +125,12 @@ impl Engine {
 
     /// The first delta artifact for `p`'s image whose old image the store
     /// has (by config digest, every layer complete), and that image.
-    fn find_delta(&self, p: &PullPlan) -> Option<(Artifact, Image)> {
-        let found = p
+    fn find_delta(&self, p: &PullPlan, read: &mut u64) -> Option<(Artifact, Image)> {
+        let (found, size) = p
             .remote
             .referrers(&p.resolved.digest, artifact::ARTIFACT_TYPE, MAX_CANDIDATES)
             .ok()?;
+        *read += size;
         // Only an earlier image of the same repository may be the old side:
         // the registry serves its content already. Any other stored image
         // (another app's private layers) would let a hostile registry learn
@@ -148,6 +154,7 @@ impl Engine {
             let Ok(bytes) = p.remote.manifest_by_digest(&d, artifact::MAX_BYTES) else {
                 continue;
             };
+            *read += bytes.len() as u64;
             let Ok(a) = artifact::parse(&bytes) else {
                 continue;
             };

@@ -27,6 +27,9 @@ pub struct Pulled {
     pub blobs: usize,
     /// Layers rebuilt from deltas instead of downloaded whole.
     pub from_deltas: usize,
+    /// Bytes of manifests, config and delta listings read (not in
+    /// `downloaded`, which counts blobs).
+    pub metadata: u64,
     /// The full reference pulled (a short name completed by the
     /// registries registries.conf searches).
     pub named: String,
@@ -407,6 +410,9 @@ impl Engine {
             downloaded,
             blobs: p.missing.len() + deltas.fetched,
             from_deltas,
+            metadata: p.resolved.manifest.len() as u64
+                + p.config_bytes.as_ref().map_or(0, |b| b.len() as u64)
+                + deltas.metadata,
             named,
         })
     }

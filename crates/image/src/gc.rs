@@ -19,6 +19,9 @@ pub struct GcReport {
     /// Layers nothing else references, kept because a running app uses
     /// them; the next gc after it ends removes them.
     pub kept_for_running: usize,
+    /// Files of `objects/` no layer links any more (their bytes are in
+    /// `bytes_freed` through the layers that held them).
+    pub objects_removed: u64,
 }
 
 /// What the store's roots keep alive.
@@ -155,6 +158,7 @@ pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
     r.layers_removed = n;
     r.bytes_freed += freed;
     sweep_elided(store, &live.elided)?;
+    r.objects_removed = crate::objects::prune(store)?.0;
     // Under the exclusive lock no import or pull is writing; what else
     // works in tmp/ without the lock (a build's scratch tree, a menu
     // export) carries a live writer's pid in its name and stays.

@@ -276,6 +276,8 @@ pub fn ingest(
         rustix::fs::syncfs(fd).ctx(|| "syncing the unpacked layer".into())?;
         // The record describes the tree as it is on disk, after unpacking.
         let record = crate::content::record(fd.as_fd())?;
+        // One copy of each file across layers (docs/on-disk-format.md).
+        crate::objects::share(store, fd.as_fd(), &record)?;
         // Another process may have unpacked the same layer first: then
         // theirs is kept and ours discarded.
         store.install_layer(&job.diff_id, t, &record)?;

@@ -13,6 +13,7 @@ pub mod gc;
 pub mod import;
 pub mod layer;
 pub mod lock;
+pub mod objects;
 pub mod progress;
 pub mod reference;
 pub mod source;

@@ -633,30 +633,27 @@ impl Remote {
             ),
             None => self.reference.clone(),
         };
-        self.rt
-            .block_on(self.client.auth(&r, &self.auth, RegistryOperation::Push))
-            .map_err(self.err("authenticating for push"))?;
-        let ct = http::HeaderValue::from_str(media_type)
-            .map_err(|_| Error::Invalid(format!("media type {media_type:?}")))?;
-        self.rt
-            .block_on(self.client.push_manifest_raw(&r, bytes.to_vec(), ct))
-            .map_err(self.err(format!("pushing the manifest of {r}")))?;
-        Ok(())
+        self.push_manifest_to(&r, bytes, media_type)
     }
 
     /// Push manifest bytes by their digest, under no tag; returns the digest.
     pub fn push_manifest_by_digest(&self, bytes: &[u8], media_type: &str) -> Result<Digest> {
         let d = Digest::of(bytes);
         let r = self.reference.clone_with_digest(d.to_string());
+        self.push_manifest_to(&r, bytes, media_type)?;
+        Ok(d)
+    }
+
+    fn push_manifest_to(&self, r: &Reference, bytes: &[u8], media_type: &str) -> Result<()> {
         self.rt
-            .block_on(self.client.auth(&r, &self.auth, RegistryOperation::Push))
+            .block_on(self.client.auth(r, &self.auth, RegistryOperation::Push))
             .map_err(self.err("authenticating for push"))?;
         let ct = http::HeaderValue::from_str(media_type)
             .map_err(|_| Error::Invalid(format!("media type {media_type:?}")))?;
         self.rt
-            .block_on(self.client.push_manifest_raw(&r, bytes.to_vec(), ct))
-            .map_err(self.err(format!("pushing manifest {d}")))?;
-        Ok(d)
+            .block_on(self.client.push_manifest_raw(r, bytes.to_vec(), ct))
+            .map_err(self.err(format!("pushing the manifest of {r}")))?;
+        Ok(())
     }
 
     /// Fetch manifest bytes for another tag of this repository (None if absent).
@@ -681,19 +678,21 @@ impl Remote {
 
     /// The manifests of `artifact_type` that name `subject` (the referrers
     /// API, or the `sha256-<hex>` tag where a registry lacks it), at most
-    /// `limit` of them, by digest.
+    /// `limit` of them, by digest, and the listing's size (as re-encoded:
+    /// oci-client does not say what it read).
     pub fn referrers(
         &self,
         subject: &Digest,
         artifact_type: &str,
         limit: usize,
-    ) -> Result<Vec<Digest>> {
+    ) -> Result<(Vec<Digest>, u64)> {
         let r = self.reference.clone_with_digest(subject.to_string());
         let index = self
             .rt
             .block_on(self.client.pull_referrers(&r, Some(artifact_type)))
             .map_err(self.err(format!("listing what refers to {subject}")))?;
-        Ok(index
+        let size = serde_json::to_vec(&index).map_or(0, |v| v.len() as u64);
+        let found = index
             .manifests
             .iter()
             .filter(|m| {
@@ -703,7 +702,8 @@ impl Remote {
             })
             .filter_map(|m| Digest::parse(&m.digest).ok())
             .take(limit)
-            .collect())
+            .collect();
+        Ok((found, size))
     }
 
     /// A manifest of this repository by digest, checked against it; at most

@@ -22,6 +22,7 @@ pub fn pull(ctx: &Ctx, reference: &str, json: bool) -> anyhow::Result<ExitCode> 
             "downloaded_bytes": p.downloaded,
             "blobs_fetched": p.blobs,
             "layers_from_deltas": p.from_deltas,
+            "metadata_bytes": p.metadata,
         }))?;
     } else {
         println!(
