@@ -287,3 +287,26 @@ impl Engine {
         Ok(out)
     }
 }
+
+impl Engine {
+    /// Layer bytes a pull of `p` would download: a missing layer the
+    /// registry has a smaller delta of, from an image the store holds,
+    /// counts as that delta.
+    pub(crate) fn download_estimate(&self, p: &PullPlan) -> u64 {
+        if p.missing.is_empty() || std::env::var_os("BERTH_NO_DELTAS").is_some() {
+            return p.bytes();
+        }
+        let Some((a, _)) = self.find_delta(p, &mut 0) else {
+            return p.bytes();
+        };
+        p.missing
+            .iter()
+            .map(|(d, size)| {
+                a.layers
+                    .iter()
+                    .find(|l| l.to == *d && l.tar_diff && l.size < *size)
+                    .map_or(*size, |l| l.size)
+            })
+            .sum()
+    }
+}

@@ -326,7 +326,7 @@ impl Engine {
             .flatten();
         let manifest: ImageManifest = serde_json::from_slice(&p.resolved.manifest)?;
         let total: u64 = manifest.layers().iter().map(|l| l.size()).sum();
-        let download = p.bytes();
+        let download = self.download_estimate(p);
         Ok(DownloadPreview {
             reference: p.remote.named().to_owned(),
             id: meta.as_ref().map(|m| m.id.clone()),
@@ -335,7 +335,7 @@ impl Engine {
                 .map(|m| m.permissions.review(&crate::user_home()))
                 .unwrap_or_default(),
             download,
-            shared: total.saturating_sub(download),
+            shared: total.saturating_sub(p.bytes()),
         })
     }
 

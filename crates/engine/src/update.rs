@@ -94,7 +94,7 @@ impl Engine {
         }
         Ok(UpdateCheck::Available {
             image,
-            bytes: plan.bytes(),
+            bytes: self.download_estimate(&plan),
             blobs: plan.missing.len(),
         })
     }
