@@ -179,7 +179,7 @@ fn managed_xattr(name: &[u8]) -> bool {
 /// /proc/self/fd/DIR/NAME with the l* calls, so the directory fd anchors
 /// the lookup and the last component is never followed; the tree's own
 /// root through its fd.
-fn xattrs_of(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> Result<String> {
+pub(crate) fn xattrs_of(dir: BorrowedFd<'_>, name: Option<&[u8]>) -> Result<String> {
     let mut path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir)).into_bytes();
     if let Some(n) = name {
         path.push(b'/');

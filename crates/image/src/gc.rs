@@ -158,7 +158,6 @@ pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
     r.layers_removed = n;
     r.bytes_freed += freed;
     sweep_elided(store, &live.elided)?;
-    r.objects_removed = crate::objects::prune(store)?.0;
     // Under the exclusive lock no import or pull is writing; what else
     // works in tmp/ without the lock (a build's scratch tree, a menu
     // export) carries a live writer's pid in its name and stays.
@@ -182,5 +181,7 @@ pub fn gc(store: &Store, extra_roots: &[Digest]) -> Result<GcReport> {
             Err(err) => return Err(err),
         }
     }
+    // Last: a dead import's tree in tmp/ may have held an object's links.
+    r.objects_removed = crate::objects::prune(store)?.0;
     Ok(r)
 }

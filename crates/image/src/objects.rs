@@ -132,11 +132,15 @@ pub fn share(store: &Store, root: BorrowedFd<'_>, record: &str) -> Result<Shared
     )
     .map_err(io(format!("opening {}", dir.display())))?;
     let mut done = Shared::default();
+    // Objects this tree made or linked: two equal files of one layer stay two files
+    // (an image's own files keep inodes of their own; a build copying them
+    // with `cp -a` must not find them linked).
+    let mut made = std::collections::HashSet::new();
     for f in files_of(record) {
-        if f.size < MIN_SIZE || f.sha.len() != 64 {
+        if f.size < MIN_SIZE || f.sha.len() != 64 || !f.sha.bytes().all(|c| c.is_ascii_hexdigit()) {
             continue;
         }
-        share_one(objects.as_fd(), root, &f, &mut done)?;
+        share_one(objects.as_fd(), root, &f, &mut done, &mut made)?;
     }
     Ok(done)
 }
@@ -146,6 +150,7 @@ fn share_one(
     root: BorrowedFd<'_>,
     f: &FileLine,
     done: &mut Shared,
+    made: &mut std::collections::HashSet<String>,
 ) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let rel = f.path.strip_prefix(b"/").unwrap_or(&f.path);
@@ -204,18 +209,21 @@ fn share_one(
         st.st_mtime,
         st.st_mtime_nsec
     );
-    let sub = &f.sha[..2];
-    match rustix::fs::mkdirat(objects, sub, Mode::from_raw_mode(0o755)) {
-        Ok(()) | Err(Errno::EXIST) => {}
-        Err(e) => return Err(io(format!("creating objects/{sub}"))(e)),
+    if made.contains(&key) {
+        return Ok(());
     }
-    let odir = rustix::fs::openat(
+    // Best effort: an objects/ entry that is not a directory only means
+    // this file is not shared.
+    let sub = &f.sha[..2];
+    let _ = rustix::fs::mkdirat(objects, sub, Mode::from_raw_mode(0o755));
+    let Ok(odir) = rustix::fs::openat(
         objects,
         sub,
-        OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::PATH,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::PATH,
         Mode::empty(),
-    )
-    .map_err(io(format!("opening objects/{sub}")))?;
+    ) else {
+        return Ok(());
+    };
     // An object of this key that is what it says: link it in place of the
     // file. One that is not (damaged on disk): replace it with this file.
     if let Ok(obj) = rustix::fs::openat(
@@ -230,16 +238,23 @@ fn share_one(
                 && o.st_mode == st.st_mode
                 && o.st_uid == st.st_uid
                 && o.st_gid == st.st_gid
-        }) && sha_of(obj.as_fd()).is_ok_and(|h| h == f.sha);
+                && o.st_mtime == st.st_mtime
+                && o.st_mtime_nsec == st.st_mtime_nsec
+        }) && crate::content::xattrs_of(odir.as_fd(), Some(key.as_bytes()))
+            .is_ok_and(|x| x == f.xattrs)
+            && sha_of(obj.as_fd()).is_ok_and(|h| h == f.sha);
         if ok {
-            let tmp = format!(".berth-link-{}", std::process::id());
-            let linked = rustix::fs::linkat(&odir, &key, &dir, &tmp, AtFlags::empty())
-                .and_then(|()| rustix::fs::renameat(&dir, &tmp, &dir, name));
-            if linked.is_ok() {
-                done.linked += 1;
-                done.bytes_saved += f.size;
-            } else {
-                let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
+            // A name the image cannot have chosen: linkat fails on any
+            // existing name, and only a link made here is ever removed.
+            let tmp = crate::fsutil::unique_name(".berth-link-");
+            if rustix::fs::linkat(&odir, &key, &dir, &tmp, AtFlags::empty()).is_ok() {
+                if rustix::fs::renameat(&dir, &tmp, &dir, name).is_ok() {
+                    done.linked += 1;
+                    done.bytes_saved += f.size;
+                    made.insert(key);
+                } else {
+                    let _ = rustix::fs::unlinkat(&dir, &tmp, AtFlags::empty());
+                }
             }
             keep_times();
             return Ok(());
@@ -248,6 +263,7 @@ fn share_one(
     }
     if rustix::fs::linkat(&dir, name, &odir, &key, AtFlags::empty()).is_ok() {
         done.added += 1;
+        made.insert(key);
     }
     Ok(())
 }
