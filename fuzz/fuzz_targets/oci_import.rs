@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
         },
         unpack: UnpackOptions::for_current_user(),
         jobs: 1,
+        rebuilt: Vec::new(),
     };
     let res = import(&store, &input, &opts, &NoProgress);
     if res.is_err() {
