@@ -29,17 +29,8 @@ export BERTH_HOME=$work/berth
 storage="containers-storage:[overlay@$work/podman+$work/podman-run]"
 ostree init --repo="$work/ostree" --mode=bare-user-only
 
-# tars IMAGE FIRST: --tree=tar= arguments for the image's layers from FIRST on.
-tars() {
-  "$berth" inspect --json "$1" | python3 -c 'import json,sys; [print(l["digest"].split(":")[1]) for l in json.load(sys.stdin)["layers"]]' |
-    tail -n +"$2" | while read -r d; do
-      f=$work/tar-$d.tar
-      b=$BERTH_HOME/blobs/sha256/$d
-      [ -f "$b" ] || b=$BERTH_HOME/blobs/sha256/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["same_as"]["digest"].split(":")[1])' "$BERTH_HOME/elided/$d")
-      [ -f "$f" ] || zstd -dcqf "$b" > "$f" 2>/dev/null || gzip -dc < "$b" > "$f"
-      echo "--tree=tar=$f"
-    done
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh  # the scripts run from the repository root
 # store NAME FIRST: put image NAME in podman's storage and its trees (from
 # layer FIRST) in the OSTree repo.
 store() {

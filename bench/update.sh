@@ -110,18 +110,8 @@ c_berth=$(pulled bench/app:1 bench/app:2); c_whole=$(pulled bench/app:1 bench/ap
 app_layer=$("$berth" inspect --json bench/app:2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["layers"][-1]["size"])')
 
 echo "== OSTree: each version committed, pulled into a repo holding the one before"
-# tars IMAGE FIRST: the image's layers from index FIRST on, as plain tars.
-tars() {
-  "$berth" inspect --json "$1" | python3 -c 'import json,sys; [print(l["digest"].split(":")[1]) for l in json.load(sys.stdin)["layers"]]' |
-    tail -n +"$2" | while read -r d; do
-      f=$work/tar-$d.tar
-      b=$BERTH_HOME/blobs/sha256/$d
-      # A blob held as content (elided) has a stand-in blob of the same layer.
-      [ -f "$b" ] || b=$BERTH_HOME/blobs/sha256/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["same_as"]["digest"].split(":")[1])' "$BERTH_HOME/elided/$d")
-      [ -f "$f" ] || zstd -dcqf "$b" > "$f" 2>/dev/null || gzip -dc < "$b" > "$f"
-      echo "--tree=tar=$f"
-    done
-}
+# shellcheck source=bench/lib.sh
+. bench/lib.sh  # the scripts run from the repository root
 ostree init --repo="$work/src" --mode=archive
 commit() { # REF IMAGE FIRST-LAYER
   # shellcheck disable=SC2046
