@@ -91,6 +91,8 @@ fn context(perms: &[Permission]) -> Context {
             | Permission::Memory(_)
             | Permission::CpuWeight(_)
             | Permission::IoWeight(_)
+            | Permission::IoRead(_)
+            | Permission::IoWrite(_)
             | Permission::Pids(_)
             | Permission::Edit(_) => {}
         }

@@ -95,6 +95,10 @@ pub struct Grants {
     pub bus_proxy: Option<BusProxy>,
     pub memory: Option<u64>,
     pub cpu_weight: Option<u64>,
+    pub io_weight: Option<u64>,
+    /// Bytes a second.
+    pub io_read: Option<u64>,
+    pub io_write: Option<u64>,
     pub pids: Option<u64>,
     /// MIME types (`type/subtype`, `type/*`) of opened files handed over
     /// writable.
@@ -198,7 +202,9 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
             Permission::CpuWeight(w) => g.cpu_weight = Some(*w),
             Permission::Pids(n) => g.pids = Some(*n),
             Permission::Edit(m) => g.edit.push(m.clone()),
-            Permission::IoWeight(_) => g.unavailable.push("io-weight: not applied yet".into()),
+            Permission::IoWeight(w) => g.io_weight = Some(*w),
+            Permission::IoRead(b) => g.io_read = Some(*b),
+            Permission::IoWrite(b) => g.io_write = Some(*b),
             Permission::Env(k, v) => g.env.push((k.clone(), v.clone())),
             // The whole private home persists already.
             Permission::Persist(_) => {}

@@ -124,6 +124,11 @@ pub enum Permission {
     Memory(u64),
     CpuWeight(u64),
     IoWeight(u64),
+    /// `io-read=10M`: read at most this many bytes a second from the
+    /// disks the app's files are on (cgroup io.max / blkio throttle).
+    IoRead(u64),
+    /// `io-write=10M`: the same for writes.
+    IoWrite(u64),
     Pids(u64),
     /// `edit=text/plain`, `edit=image/*`: a file of this type the user
     /// opens with the app (from a menu or file manager) is handed over
@@ -364,6 +369,8 @@ impl Permission {
                 }
                 Permission::IoWeight(w)
             }
+            "io-read" => Permission::IoRead(parse_number(t, value)?),
+            "io-write" => Permission::IoWrite(parse_number(t, value)?),
             "pids" => Permission::Pids(parse_number(t, value)?),
             "edit" => {
                 if !valid_edit_pattern(value) {
@@ -374,7 +381,7 @@ impl Permission {
             _ => {
                 return Err(err(
                     t,
-                    "unknown key; one of: socket device share filesystem talk-name own-name env persist allow memory cpu-weight io-weight pids edit",
+                    "unknown key; one of: socket device share filesystem talk-name own-name env persist allow memory cpu-weight io-weight io-read io-write pids edit",
                 ));
             }
         })
@@ -476,6 +483,14 @@ impl Permission {
             Permission::Memory(m) => (format!("Use at most {} MiB of memory", m >> 20), Low),
             Permission::CpuWeight(w) => (format!("CPU weight {w} (default 100)"), Low),
             Permission::IoWeight(w) => (format!("I/O weight {w} (default 100)"), Low),
+            Permission::IoRead(b) => (
+                format!("Read from disk at most {} KiB a second", b >> 10),
+                Low,
+            ),
+            Permission::IoWrite(b) => (
+                format!("Write to disk at most {} KiB a second", b >> 10),
+                Low,
+            ),
             Permission::Pids(p) => (format!("Run at most {p} processes"), Low),
             // Every stream type inherits application/octet-stream, and
             // every text type text/plain.
@@ -714,6 +729,8 @@ impl fmt::Display for Permission {
             Permission::Memory(m) => write!(f, "memory={m}"),
             Permission::CpuWeight(w) => write!(f, "cpu-weight={w}"),
             Permission::IoWeight(w) => write!(f, "io-weight={w}"),
+            Permission::IoRead(b) => write!(f, "io-read={b}"),
+            Permission::IoWrite(b) => write!(f, "io-write={b}"),
             Permission::Pids(p) => write!(f, "pids={p}"),
             Permission::Edit(m) => write!(f, "edit={m}"),
         }
@@ -997,6 +1014,8 @@ mod tests {
                 "memory",
                 "cpu-weight",
                 "io-weight",
+                "io-read",
+                "io-write",
                 "pids",
                 "edit",
             ]);

@@ -255,6 +255,20 @@ pub enum Command {
         #[arg(long, short = 'q', conflicts_with = "json")]
         quiet: bool,
     },
+    /// Tell which app and instance a process belongs to (for window managers and ps tools)
+    #[command(
+        long_about = "Tell which app and instance a process belongs to: one of your running \
+instances whose sandbox (pid namespace) or cgroup holds it, else the scope name of its cgroup \
+(`app-berth-<app ID>-<instance>.scope`, which a desktop can read from /proc/PID/cgroup itself; \
+see docs/design.md). Exits 1 when the process is not in a berth sandbox."
+    )]
+    Identify {
+        /// Process ID (as the host sees it)
+        pid: i32,
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop an instance (SIGKILL to the whole sandbox by default)
     Kill {
         /// Instance ID (or unique prefix) or name

@@ -46,6 +46,15 @@ pub struct RunArgs {
     /// Maximum number of processes (needs a cgroup)
     #[arg(long, value_name = "N")]
     pub pids: Option<u64>,
+    /// I/O weight 1-10000 (default 100; applied where the disk's scheduler has weights, else a warning)
+    #[arg(long, value_name = "N")]
+    pub io_weight: Option<u64>,
+    /// Read at most this many bytes a second from the disks the app's files are on, e.g. 10M
+    #[arg(long, value_name = "SIZE")]
+    pub io_read: Option<String>,
+    /// Write at most this many bytes a second to those disks, e.g. 10M
+    #[arg(long, value_name = "SIZE")]
+    pub io_write: Option<String>,
     /// Print the sandbox plan as JSON and do not run anything
     #[arg(long)]
     pub print_plan: bool,
@@ -82,5 +91,8 @@ pub fn request(a: RunArgs) -> berth_launch::Request {
         memory: a.memory,
         cpu_weight: a.cpu_weight,
         pids: a.pids,
+        io_weight: a.io_weight,
+        io_read: a.io_read,
+        io_write: a.io_write,
     }
 }

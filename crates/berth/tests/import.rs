@@ -84,9 +84,10 @@ fn shared_layers_are_stored_once() {
     let blobs_after = std::fs::read_dir(env.home().join("blobs/sha256"))
         .unwrap()
         .count();
-    // b adds one layer, one config and one manifest; the base is shared.
-    assert_eq!(blobs_after, blobs_before + 3);
-    // Three unpacked trees, each with its content record.
+    // b adds one config and one manifest; the base is shared, and its own
+    // layer's blob is re-created from the layer, not kept.
+    assert_eq!(blobs_after, blobs_before + 2);
+    // Three unpacked trees, each with its content and tar records.
     assert_eq!(
         std::fs::read_dir(env.home().join("layers"))
             .unwrap()
@@ -98,7 +99,8 @@ fn shared_layers_are_stored_once() {
         std::fs::read_dir(env.home().join("layers"))
             .unwrap()
             .count(),
-        6
+        9,
+        "a tree, a content record and a tar record per layer"
     );
     // Importing the same image again stores nothing new.
     let out = import_ok(&env, &env.write("b2.tar", &b.oci_archive()), &[]);
@@ -480,4 +482,163 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Layer blobs are not kept: each layer keeps a record of its tar without
+/// the files' bytes (`layers/<diff-id>.tar-split`), and export re-creates
+/// the exact tar from it and the tree, compressed as the manifest says. A
+/// layer berth compressed comes back as the same blob; a layer whose
+/// record would not rebuild it keeps its blob.
+#[test]
+fn layer_blobs_are_recreated_from_their_layers() {
+    let env = Env::new();
+    let blob_of = |tar: &[u8], c: Comp| sha(&compress(tar, c));
+    let stored = |d: &str| {
+        env.home()
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+            .exists()
+    };
+    let split = |d: &str| {
+        env.home()
+            .join("layers")
+            .join(format!("{}.tar-split", d.trim_start_matches("sha256:")))
+            .exists()
+    };
+    // Every kind of entry the record must follow: PAX records, a GNU long
+    // name, links, a whiteout, an empty and an unreadable file, and the
+    // padding GNU tar writes after the end.
+    let mut b = tar::Builder::new(Vec::new());
+    let entry = |b: &mut tar::Builder<Vec<u8>>,
+                 kind: tar::EntryType,
+                 path: &str,
+                 mode: u32,
+                 data: &[u8],
+                 link: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_size(data.len() as u64);
+        if link.is_empty() {
+            b.append_data(&mut h, path, data).unwrap();
+        } else {
+            b.append_link(&mut h, path, link).unwrap();
+        }
+    };
+    use tar::EntryType as T;
+    entry(&mut b, T::Directory, "usr/", 0o755, b"", "");
+    entry(
+        &mut b,
+        T::Regular,
+        "usr/data.bin",
+        0o644,
+        &noise(200_000, 7),
+        "",
+    );
+    entry(&mut b, T::Regular, "usr/empty", 0o644, b"", "");
+    entry(
+        &mut b,
+        T::Regular,
+        "usr/secret",
+        0o000,
+        b"no one reads this",
+        "",
+    );
+    let long = format!("usr/{}/file", "d".repeat(150));
+    entry(&mut b, T::Regular, &long, 0o644, b"a long name", "");
+    entry(&mut b, T::Symlink, "usr/link", 0o777, b"", "data.bin");
+    entry(&mut b, T::Link, "usr/hard", 0o644, b"", "usr/data.bin");
+    entry(&mut b, T::Regular, "usr/.wh.gone", 0o644, b"", "");
+    b.append_pax_extensions([("SCHILY.xattr.user.note", &b"kept"[..])])
+        .unwrap();
+    entry(&mut b, T::Regular, "usr/small", 0o600, b"x", "");
+    let mut rich = b.into_inner().unwrap();
+    rich.extend(vec![0u8; 10240]);
+    let plain = layer(&[dir("opt"), file("opt/p", &noise(3000, 8))]);
+    let a = Img::new(vec![
+        (rich.clone(), Comp::Gzip),
+        (plain.clone(), Comp::None),
+    ])
+    .named("t/a:1");
+    let own = layer(&[dir("srv"), file("srv/o", &noise(50_000, 9))]);
+    let berth_made = Img::new(vec![(own.clone(), Comp::Berth)]).named("t/own:1");
+    // The same path twice: the tree holds only the second file's bytes.
+    let dup = layer(&[dir("x"), file("x/f", b"first"), file("x/f", b"second!")]);
+    let c = Img::new(vec![(dup.clone(), Comp::Gzip)]).named("t/dup:1");
+    for (n, img) in [("a.tar", &a), ("own.tar", &berth_made), ("dup.tar", &c)] {
+        let p = env.write(n, &img.oci_archive());
+        env.ok(&["import", p.to_str().unwrap()]);
+    }
+    for (tar, comp) in [
+        (&rich, Comp::Gzip),
+        (&plain, Comp::None),
+        (&own, Comp::Berth),
+    ] {
+        assert!(!stored(&blob_of(tar, comp)), "{comp:?} blob kept");
+        assert!(split(&sha(tar)), "{comp:?} layer has no tar record");
+    }
+    assert!(
+        stored(&blob_of(&dup, Comp::Gzip)),
+        "a layer its record cannot rebuild lost its blob"
+    );
+    assert!(!split(&sha(&dup)));
+    env.assert_fsck_clean();
+    env.ok(&["gc"]);
+    env.assert_fsck_clean();
+
+    let export = |img: &str, out: &str| -> serde_json::Value {
+        let o = env.path(out);
+        serde_json::from_str(&env.ok(&["export", img, o.to_str().unwrap(), "--json"])).unwrap()
+    };
+    // berth's own compression: the same blob, so the same image.
+    let v = export("t/own:1", "own.oci");
+    assert_eq!(v["image"], berth_made.manifest_digest().as_str(), "{v}");
+    assert_eq!(v["layers_replaced"], 0);
+    // Another tool's gzip: a new blob of the same tar; the uncompressed
+    // layer comes back byte for byte.
+    let v = export("t/a:1", "a.oci");
+    assert_eq!(v["layers_replaced"], 1, "{v}");
+    assert_ne!(v["image"], a.manifest_digest().as_str());
+    // What was exported imports elsewhere as the same layers (import
+    // checks every diff-id), with the files as they were.
+    let other = Env::new();
+    other.ok(&["import", env.path("a.oci").to_str().unwrap()]);
+    let tree = other.layer_dir(&sha(&rich));
+    assert_eq!(std::fs::read(tree.join(&long)).unwrap(), b"a long name");
+    assert_eq!(
+        std::fs::read_link(tree.join("usr/link")).unwrap(),
+        std::path::Path::new("data.bin")
+    );
+    other.assert_fsck_clean();
+    let v = export("t/dup:1", "dup.oci");
+    assert_eq!(v["image"], c.manifest_digest().as_str(), "{v}");
+
+    // A changed file (same size) is caught by the diff-id: nothing is
+    // written, and fsck names the layer.
+    let f = env.layer_dir(&sha(&rich)).join("usr/data.bin");
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[1000] ^= 0xff;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&f, &bytes).unwrap();
+    let e = env.fails(&["export", "t/a:1", env.path("bad.oci").to_str().unwrap()]);
+    assert!(e.contains("damaged"), "{e}");
+    assert!(!env.path("bad.oci").exists());
+    let o = env.run(&["fsck"]);
+    assert!(!o.status.success());
+
+    // BERTH_KEEP_BLOBS=1 keeps what comes in as it came.
+    let keep = layer(&[dir("k"), file("k/k", &noise(4000, 10))]);
+    let k = Img::new(vec![(keep.clone(), Comp::Gzip)]).named("t/keep:1");
+    let p = env.write("keep.tar", &k.oci_archive());
+    let o = env
+        .cmd()
+        .args(["import", p.to_str().unwrap()])
+        .env("BERTH_KEEP_BLOBS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stored(&blob_of(&keep, Comp::Gzip)));
 }

@@ -811,3 +811,131 @@ fn an_image_of_many_layers_runs() {
         "0\n69\n"
     );
 }
+
+/// The whole disk (`MAJ:MIN`) a path is on, as berth finds it.
+fn disk_of(p: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(p).ok()?.dev();
+    let (maj, min) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let real = std::fs::canonicalize(format!("/sys/dev/block/{maj}:{min}")).ok()?;
+    if real.join("partition").exists() {
+        return Some(
+            std::fs::read_to_string(real.parent()?.join("dev"))
+                .ok()?
+                .trim()
+                .to_owned(),
+        );
+    }
+    Some(format!("{maj}:{min}"))
+}
+
+/// I/O weight and bandwidth limits land in the instance's cgroup (v2
+/// io.weight / io.max, or v1 blkio), and what the host cannot enforce is
+/// said; `berth identify` names the app of any process in the sandbox,
+/// from its pid namespace or its cgroup.
+#[test]
+fn io_limits_and_identify() {
+    let env = setup();
+    let mut child = env
+        .cmd()
+        .args([
+            "run",
+            "--io-read",
+            "1M",
+            "--io-write",
+            "2M",
+            "--io-weight",
+            "300",
+            "bb:1",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 30 & wait",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let inst = wait_for_instance(&env);
+    let id = inst["id"].as_str().unwrap().to_owned();
+    let pid = inst["pid"].as_i64().unwrap();
+
+    // identify: the sandbox's pid 1 and a process below it.
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["identify", &pid.to_string(), "--json"])).unwrap();
+    assert_eq!(v["app"], "bb:1", "{v}");
+    assert_eq!(v["instance"], id.as_str(), "{v}");
+    let mut below = None;
+    for _ in 0..100 {
+        below = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()
+            .and_then(|c| c.split_whitespace().next().map(str::to_owned));
+        if below.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let below = below.expect("the sandbox runs a child");
+    let text = env.ok(&["identify", &below]);
+    assert!(text.contains("bb:1") && text.contains(&id), "{text}");
+    let o = env.run(&["identify", &std::process::id().to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("not in a berth sandbox"));
+    let o = env.run(&["identify", "999999999"]);
+    assert!(!o.status.success());
+    if let Some(cg) = inst["cgroup"].as_str() {
+        assert!(
+            cg.rsplit('/').next().unwrap() == format!("app-berth-bb-{id}.scope"),
+            "{cg}"
+        );
+        assert_eq!(v["cgroup"], cg, "{v}");
+    }
+
+    // The limits, as the kernel has them.
+    let host_view = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let disk = disk_of(&env.home()).expect("the store is on a disk");
+    let mut applied = Vec::new();
+    for l in host_view.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrl, path) = (f.next(), f.next().unwrap(), f.next().unwrap());
+        if ctrl.split(',').any(|c| c == "blkio") {
+            let dir = format!("/sys/fs/cgroup/blkio{path}");
+            let r = std::fs::read_to_string(format!("{dir}/blkio.throttle.read_bps_device"));
+            let w = std::fs::read_to_string(format!("{dir}/blkio.throttle.write_bps_device"));
+            if let (Ok(r), Ok(w)) = (r, w) {
+                assert!(r.contains(&format!("{disk} 1048576")), "{r}");
+                assert!(w.contains(&format!("{disk} 2097152")), "{w}");
+                applied.push("blkio");
+            }
+        } else if ctrl.is_empty() {
+            let dir = format!("/sys/fs/cgroup{path}");
+            if let Ok(m) = std::fs::read_to_string(format!("{dir}/io.max")) {
+                assert!(
+                    m.contains(&format!("{disk} rbps=1048576 wbps=2097152")),
+                    "{m}"
+                );
+                applied.push("io.max");
+            }
+        }
+    }
+    env.ok(&["kill", &id]);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if is_root() {
+        assert!(!applied.is_empty(), "no I/O limit in {host_view}\n{err}");
+    } else if applied.is_empty() {
+        // Rootless without the io controller delegated: said, and run.
+        assert!(err.contains("not enforced"), "{err}");
+    }
+    // A weight the scheduler cannot take is said, never silently dropped.
+    let weighted = host_view.lines().any(|l| {
+        let p = l.rsplit(':').next().unwrap_or_default();
+        ["blkio/", ""].iter().any(|h| {
+            ["blkio.weight", "io.weight", "io.bfq.weight"]
+                .iter()
+                .any(|f| std::path::Path::new(&format!("/sys/fs/cgroup/{h}{p}/{f}")).exists())
+        })
+    });
+    if !weighted {
+        assert!(err.contains("not enforced"), "{err}");
+    }
+}

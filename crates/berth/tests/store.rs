@@ -18,6 +18,28 @@ fn import(env: &Env, img: &Img, file: &str) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// Import keeping every blob as it came (BERTH_KEEP_BLOBS=1): tests of
+/// what the store does with its blobs.
+fn import_keeping_blobs(env: &Env, img: &Img, file: &str) -> String {
+    let p = env.write(file, &img.oci_archive());
+    let o = env
+        .cmd()
+        .args(["import", p.to_str().unwrap()])
+        .env("BERTH_KEEP_BLOBS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    p.to_str().unwrap().to_owned()
+}
+
+/// `store_with_a`, its blob kept.
+fn store_with_a_and_its_blob() -> (Env, Img) {
+    let env = Env::new();
+    let img = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("a:1");
+    import_keeping_blobs(&env, &img, "a.tar");
+    (env, img)
+}
+
 /// A store holding one small image, `a:1` (imported from `a.tar`).
 fn store_with_a() -> (Env, Img) {
     let env = Env::new();
@@ -108,7 +130,7 @@ fn fsck_sees_inside_layers_and_repair_re_creates_them() {
         ),
     ])
     .named("a:1");
-    import(&env, &img, "a.tar");
+    import_keeping_blobs(&env, &img, "a.tar");
     let ids = img.diff_ids();
     // Emptied, deleted, re-moded, added.
     std::fs::write(env.layer_dir(&ids[0]).join("etc/hello"), "").unwrap();
@@ -154,15 +176,18 @@ fn repair_without_the_blob_says_what_is_missing() {
     let (env, img) = store_with_a();
     let path = env.path("a.tar").to_str().unwrap().to_owned();
     let d = &img.diff_ids()[0];
+    // The layer re-creates its blob, so none is kept; its tree is damaged.
+    assert!(!env.home().join(gzip_layer_blob(&img)).exists());
     std::fs::remove_file(env.layer_dir(d).join("etc/hello")).unwrap();
-    let blob = gzip_layer_blob(&img);
-    std::fs::remove_file(env.home().join(blob)).unwrap();
     let (clean, text) = fsck(&env, &["--repair"]);
     assert!(!clean, "{text}");
     assert!(text.contains("NOT REPAIRED"), "{text}");
     assert!(text.contains("no intact blob"), "{text}");
     assert!(text.contains("re-import"), "the way out is named: {text}");
-    // Re-importing brings the blob back; repair then re-creates the layer.
+    // The changed layer does not run.
+    assert!(!env.layer_dir(d).exists());
+    assert!(!env.run(&["run", "a:1", "--", "true"]).status.success());
+    // Re-importing brings it back.
     env.ok(&["import", &path]);
     let (clean, text) = fsck(&env, &["--repair"]);
     assert!(clean, "{text}");
@@ -218,7 +243,7 @@ fn leftovers_of_dead_processes_are_removed_on_the_next_command() {
 
 #[test]
 fn export_verifies_what_it_streams() {
-    let (env, img) = store_with_a();
+    let (env, img) = store_with_a_and_its_blob();
     let blob = gzip_layer_blob(&img);
     let p = env.home().join(blob);
     let mut bytes = std::fs::read(&p).unwrap();
@@ -650,10 +675,10 @@ fn repair_refetches_lost_blobs_from_the_origin_registry() {
     env.ok(&["install", "--yes", &r]);
     let img = app_img("1");
     let d = &img.diff_ids()[0];
-    // The layer blob is gone and its tree damaged: nothing local can
-    // re-create it.
+    // The layer blob is not kept (the layer re-creates it) and the tree
+    // is damaged: nothing local can re-create it.
     let blob = gzip_layer_blob(&img);
-    std::fs::remove_file(env.home().join(blob)).unwrap();
+    assert!(!env.home().join(blob).exists());
     std::fs::remove_file(env.layer_dir(d).join("etc/keep")).unwrap();
     let (clean, text) = fsck(&env, &[]);
     assert!(!clean, "{text}");

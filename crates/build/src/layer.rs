@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use berth_image::Digest;
 use berth_image::digest::HashingWriter;
-use flate2::Compression;
+use berth_image::layer::{Even, gzip};
 use flate2::write::GzEncoder;
 
 use crate::error::{Error, IoContext, Result};
@@ -30,44 +30,6 @@ pub struct LayerBlob {
 
 type Stack = HashingWriter<Even<GzEncoder<HashingWriter<BufWriter<File>>>>>;
 
-/// Feeds the compressor in pieces of one size whatever the writes were:
-/// the deflate output of zlib-rs depends on how its input arrives, and
-/// the same tar must give the same blob (the chunks of a runtime are cut
-/// from trees whose other content shifts the writes). A flush does
-/// nothing, for the same reason.
-struct Even<W: Write> {
-    inner: W,
-    buf: Vec<u8>,
-}
-
-const EVEN: usize = 64 << 10;
-
-impl<W: Write> Even<W> {
-    fn finish(mut self) -> io::Result<W> {
-        self.inner.write_all(&self.buf)?;
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for Even<W> {
-    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
-        let n = data.len();
-        while !data.is_empty() {
-            let k = (EVEN - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..k]);
-            data = &data[k..];
-            if self.buf.len() == EVEN {
-                self.inner.write_all(&self.buf)?;
-                self.buf.clear();
-            }
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Where a layer's tar stream goes: `write` it, then `finish`.
 pub struct LayerWriter {
     path: PathBuf,
@@ -78,14 +40,9 @@ impl LayerWriter {
     pub fn create(path: &Path) -> Result<LayerWriter> {
         let f = File::create(path).ctx(|| format!("creating {}", path.display()))?;
         let blob = HashingWriter::new(BufWriter::with_capacity(1 << 20, f));
-        // GzEncoder writes a fixed header (mtime 0, no name): reproducible.
-        let gz = GzEncoder::new(blob, Compression::new(6));
         Ok(LayerWriter {
             path: path.to_owned(),
-            inner: HashingWriter::new(Even {
-                inner: gz,
-                buf: Vec::with_capacity(EVEN),
-            }),
+            inner: HashingWriter::new(gzip(blob)),
         })
     }
 

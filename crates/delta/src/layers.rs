@@ -53,27 +53,49 @@ pub struct LayerDelta {
 
 /// The stored blob that holds layer blob `blob`: itself, or the blob that
 /// stands in for it.
-fn stored_blob(store: &Store, blob: &Digest) -> Result<PathBuf> {
+fn stored_blob(store: &Store, blob: &Digest) -> Option<PathBuf> {
     if store.has_blob(blob) {
-        return Ok(store.blob_path(blob));
+        return Some(store.blob_path(blob));
     }
     match store.elided(blob).and_then(|e| e.same_as) {
-        Some(s) if store.has_blob(&s.digest) => Ok(store.blob_path(&s.digest)),
-        _ => Err(Error::Invalid(format!(
-            "the store holds no blob of layer {blob}, so no delta can be made to it"
-        ))),
+        Some(s) if store.has_blob(&s.digest) => Some(store.blob_path(&s.digest)),
+        _ => None,
     }
 }
 
-fn decompress_to(path: &Path, out: &TempFile) -> Result<File> {
-    let io = |e| Error::io(format!("reading {}", path.display()), e);
-    let f = File::open(path).map_err(io)?;
-    let mut r = BufReader::new(f);
-    let head = std::io::BufRead::fill_buf(&mut r).map_err(io)?;
-    let mut rd = Compression::detect(head).reader(r).map_err(io)?;
+/// Layer `diff_id`'s tar in `out`: rebuilt from its tree and record, or
+/// from the blob `blob` (or its stand-in), checked against `diff_id`.
+fn layer_tar_to(store: &Store, blob: &Digest, diff_id: &Digest, out: &TempFile) -> Result<File> {
+    let io = |e| Error::io(format!("writing {}", out.path.display()), e);
     let mut w = BufWriter::new(out.create()?);
-    std::io::copy(&mut rd, &mut w).map_err(io)?;
+    let mut h = Tee {
+        out: &mut w,
+        hash: Sha256::new(),
+    };
+    if store.has_split(diff_id) {
+        let mut r = store.layer_tar(diff_id)?;
+        std::io::copy(&mut r, &mut h).map_err(io)?;
+    } else {
+        let Some(path) = stored_blob(store, blob) else {
+            return Err(Error::Invalid(format!(
+                "the store holds no blob of layer {blob}, so no delta can be made to it"
+            )));
+        };
+        let rio = |e| Error::io(format!("reading {}", path.display()), e);
+        let f = File::open(&path).map_err(rio)?;
+        let mut r = BufReader::new(f);
+        let head = std::io::BufRead::fill_buf(&mut r).map_err(rio)?;
+        let mut rd = Compression::detect(head).reader(r).map_err(rio)?;
+        std::io::copy(&mut rd, &mut h).map_err(rio)?;
+    }
+    let got = Digest::from_hash(&h.hash.finalize());
+    if got != *diff_id {
+        return Err(Error::Invalid(format!(
+            "the store's copy of layer {diff_id} is damaged (it gives {got}); run `berth fsck`"
+        )));
+    }
     w.flush().map_err(io)?;
+    drop(w);
     out.open()
 }
 
@@ -101,11 +123,12 @@ pub fn make(
     store: &Store,
     old: &mut ImageFiles,
     blob: &Digest,
+    diff_id: &Digest,
     worth: u64,
     level: i32,
 ) -> Result<Option<LayerDelta>> {
     let tar = TempFile::new(store, "delta-tar-")?;
-    let mut new = decompress_to(&stored_blob(store, blob)?, &tar)?;
+    let mut new = layer_tar_to(store, blob, diff_id, &tar)?;
     let file = TempFile::new(store, "delta-")?;
     let made = {
         let mut w = BufWriter::new(file.create()?);
@@ -165,9 +188,7 @@ pub fn rebuild(
         )));
     }
     if let Some(e) = store.blob_record(blob) {
-        let same = e.diff_id == *diff_id
-            && store.has_layer(diff_id)
-            && e.same_as.is_some_and(|s| store.has_blob(&s.digest));
+        let same = e.diff_id == *diff_id && store.has_layer(diff_id) && store.can_send(&e);
         return if same {
             Ok(())
         } else {
@@ -216,16 +237,26 @@ pub fn rebuild(
             &berth_image::progress::NoProgress,
         )?;
     }
-    store.record_blob(&stand_in, diff_id)?;
+    // A layer that re-creates its blobs needs no stand-in either.
+    let same_as = if store.has_split(diff_id)
+        && !berth_image::store::keep_blobs()
+        && store.blob_record(&stand_in).is_none()
+    {
+        store.trash(&store.blob_path(&stand_in))?;
+        None
+    } else {
+        store.record_blob(&stand_in, diff_id)?;
+        Some(SameLayer {
+            digest: stand_in,
+            size,
+            media_type: Compression::Zstd.oci_media_type().to_owned(),
+        })
+    };
     store.elide_blob(
         blob,
         &ElidedBlob {
             diff_id: diff_id.clone(),
-            same_as: Some(SameLayer {
-                digest: stand_in,
-                size,
-                media_type: Compression::Zstd.oci_media_type().to_owned(),
-            }),
+            same_as,
             verified: false,
             elided: true,
         },

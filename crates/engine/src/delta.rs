@@ -222,13 +222,19 @@ impl Engine {
             .filter(|(_, id)| !old_ids.contains(id))
             .collect();
         bar.add_total(todo.iter().map(|(l, _)| l.size()).sum());
-        for (l, _) in todo {
+        for (l, id) in todo {
             let d = Digest::from_oci(l.digest())?;
             // The outer level matters for tar headers and new files; the
             // slowest levels only where a layer is small.
             let level = if l.size() < 16 << 20 { 19 } else { 10 };
-            let made =
-                berth_delta::layers::make(&self.store, &mut files, &d, l.size() * 9 / 10, level)?;
+            let made = berth_delta::layers::make(
+                &self.store,
+                &mut files,
+                &d,
+                id,
+                l.size() * 9 / 10,
+                level,
+            )?;
             bar.advance(l.size());
             let Some(m) = made else {
                 out.whole += 1;

@@ -202,9 +202,9 @@ pub fn same_app_blobs(store: &Store, app_id: &str) -> Result<Vec<(Digest, Digest
             // app runs with already.
             store.holds_layer_blob(b, d)
                 || (store.has_layer(d)
-                    && store.elided(b).is_some_and(|e| {
-                        e.diff_id == *d && e.same_as.is_some_and(|s| store.has_blob(&s.digest))
-                    }))
+                    && store
+                        .elided(b)
+                        .is_some_and(|e| e.diff_id == *d && store.can_send(&e)))
         }));
     }
     Ok(out)

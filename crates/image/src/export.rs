@@ -47,7 +47,13 @@ pub fn export(
         digest: manifest_digest,
         mut blobs,
         replaced,
+        made,
     } = portable(store, &image, omit)?;
+    let path_of = |d: &Digest| {
+        made.iter()
+            .find(|t| t.digest == *d)
+            .map_or_else(|| store.blob_path(d), |t| t.path.clone())
+    };
     let manifest_bytes = (replaced > 0).then_some(manifest_bytes);
     // Two layers may share a stand-in: each blob once.
     let mut once = std::collections::HashSet::new();
@@ -59,7 +65,7 @@ pub fn export(
         blobs.push((entry.digest.clone(), entry.size));
     }
     for (d, _) in &blobs {
-        if !store.has_blob(d) {
+        if !path_of(d).is_file() {
             return Err(Error::Conflict(format!(
                 "blob {d} is missing from the store; run `berth fsck`"
             )));
@@ -111,7 +117,7 @@ pub fn export(
         tar.append_data(&mut h, "index.json", &index[..])
             .map_err(werr)?;
         for (d, size) in &blobs {
-            let f = File::open(store.blob_path(d)).ctx(|| format!("opening blob {d}"))?;
+            let f = File::open(path_of(d)).ctx(|| format!("opening blob {d}"))?;
             let mut h = header(tar::EntryType::Regular, *size, 0o644);
             // Verified as it streams: damage in the store must not leave
             // as an archive that fails to import elsewhere.
@@ -163,11 +169,100 @@ pub struct Portable {
     pub manifest: Vec<u8>,
     pub digest: Digest,
     pub blobs: Vec<(Digest, u64)>,
-    /// Elided layer blobs replaced by a stored blob of the same layer.
+    /// Layer blobs sent under another digest: a stored blob of the same
+    /// layer, or one re-created from it that came out different.
     pub replaced: usize,
+    /// Blobs re-created from their layers for this trip (in `tmp/`,
+    /// removed when this is dropped).
+    pub made: Vec<TempBlob>,
+}
+
+impl Portable {
+    /// Where blob `d` of `blobs` is.
+    pub fn path_of(&self, store: &Store, d: &Digest) -> PathBuf {
+        self.made
+            .iter()
+            .find(|t| t.digest == *d)
+            .map_or_else(|| store.blob_path(d), |t| t.path.clone())
+    }
+}
+
+/// A layer blob re-created from its layer, in `tmp/` while it lives.
+#[derive(Debug)]
+pub struct TempBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
+impl Drop for TempBlob {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Re-create a blob of layer `diff_id` from its tree and tar record,
+/// compressed as `media_type` says, the way berth compresses the layers
+/// it writes (so a layer berth built comes back as the same blob). The
+/// tar is checked against `diff_id` on the way: a changed tree is
+/// refused, never sent.
+pub fn recreate_blob(
+    store: &Store,
+    diff_id: &Digest,
+    media_type: &str,
+    progress: &dyn Progress,
+) -> Result<TempBlob> {
+    use crate::layer::Compression;
+    let path = store.tmp_dir().join(unique_name("blob-"));
+    let mut blob = TempBlob {
+        digest: diff_id.clone(),
+        size: 0,
+        path,
+    };
+    let werr = |e: io::Error| Error::Io {
+        context: format!("re-creating the blob of layer {diff_id}"),
+        source: e,
+    };
+    let f = File::create(&blob.path).ctx(|| format!("creating {}", blob.path.display()))?;
+    let out = crate::digest::HashingWriter::new(BufWriter::with_capacity(1 << 20, f));
+    let mut tar = HashingReader::new(ProgressReader {
+        inner: store.layer_tar(diff_id)?,
+        progress,
+    });
+    let out = match Compression::declared_by(media_type) {
+        Compression::None => {
+            let mut out = out;
+            io::copy(&mut tar, &mut out).map_err(werr)?;
+            out
+        }
+        Compression::Gzip => {
+            let mut z = crate::layer::gzip(out);
+            io::copy(&mut tar, &mut z).map_err(werr)?;
+            z.finish().and_then(|g| g.finish()).map_err(werr)?
+        }
+        Compression::Zstd => {
+            let mut z = crate::layer::zstd(out).map_err(werr)?;
+            io::copy(&mut tar, &mut z).map_err(werr)?;
+            z.finish().and_then(|g| g.finish()).map_err(werr)?
+        }
+    };
+    let (got, _) = tar.finish();
+    if got != *diff_id {
+        return Err(Error::Conflict(format!(
+            "layer {diff_id} in the store is damaged (its files give {got}); nothing was sent. Run `berth fsck`"
+        )));
+    }
+    let (w, digest, size) = out.finish();
+    let f = w.into_inner().map_err(|e| werr(e.into_error()))?;
+    f.sync_all().map_err(werr)?;
+    blob.digest = digest;
+    blob.size = size;
+    Ok(blob)
 }
 
 pub fn portable(store: &Store, image: &crate::store::Image, omit: &[Digest]) -> Result<Portable> {
+    let mut made: Vec<TempBlob> = Vec::new();
+    let mut made_for: HashMap<(Digest, String), (Digest, u64)> = HashMap::new();
     let mut blobs: Vec<(Digest, u64)> =
         vec![(image.config_digest.clone(), image.manifest.config().size())];
     let mut manifest = image.manifest.clone();
@@ -180,9 +275,31 @@ pub fn portable(store: &Store, image: &crate::store::Image, omit: &[Digest]) -> 
             continue;
         }
         if !store.has_blob(&d) {
+            let id = ids.get(i);
+            // Re-created from this image's own layer, in the blob's
+            // compression: the same blob when berth wrote it.
+            if let Some(id) = id.filter(|id| store.has_split(id)) {
+                let key = (id.clone(), l.media_type().to_string());
+                let t = match made_for.get(&key) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t = recreate_blob(store, id, &key.1, &crate::progress::NoProgress)?;
+                        let r = (t.digest.clone(), t.size);
+                        made.push(t);
+                        made_for.insert(key, r.clone());
+                        r
+                    }
+                };
+                if t.0 != d {
+                    l.set_digest(t.0.to_oci());
+                    l.set_size(t.1);
+                    replaced += 1;
+                }
+                blobs.push(t);
+                continue;
+            }
             // The stand-in must be this image's layer: a record another
             // image made of the same blob digest may say other content.
-            let id = ids.get(i);
             let recorded = store
                 .elided(&d)
                 .filter(|e| Some(&e.diff_id) == id)
@@ -234,6 +351,7 @@ pub fn portable(store: &Store, image: &crate::store::Image, omit: &[Digest]) -> 
         digest,
         blobs,
         replaced,
+        made,
     })
 }
 

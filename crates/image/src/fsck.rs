@@ -175,10 +175,13 @@ pub fn fsck(store: &Store, extra_roots: &[Digest], progress: &dyn Progress) -> R
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        let hex = name.strip_suffix(".content").unwrap_or(&name);
+        let hex = name
+            .strip_suffix(".content")
+            .or_else(|| name.strip_suffix(".tar-split"))
+            .unwrap_or(&name);
         match Digest::from_hex(hex) {
             Some(d) if live_layers.contains_key(&d) => {}
-            Some(_) if name.ends_with(".content") => {}
+            Some(_) if name.ends_with(".content") || name.ends_with(".tar-split") => {}
             _ => r
                 .notes
                 .push(format!("unreferenced layer layers/{name} (gc removes it)")),
@@ -252,7 +255,25 @@ fn verify_layer(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<St
         Err(e) => Some(format!("cannot be read: {e}")),
         Ok(now) => {
             let diff = crate::content::differences(&stored, &now, 5);
-            (!diff.is_empty()).then(|| format!("differs from its record: {}", diff.join("; ")))
+            if !diff.is_empty() {
+                return Some(format!("differs from its record: {}", diff.join("; ")));
+            }
+            // Its blob is re-created from the tree and tar record: they
+            // must still give the diff-id.
+            if !store.split_path(d).is_file() {
+                return None;
+            }
+            match store.layer_tar(d).and_then(|mut t| {
+                let mut h = HashingReader::new(&mut t);
+                io::copy(&mut h, &mut io::sink()).ctx(|| "rebuilding its tar".into())?;
+                Ok(h.finish().0)
+            }) {
+                Ok(got) if got == *d => None,
+                Ok(got) => Some(format!(
+                    "its tar record rebuilds {got}, not this layer: its blob cannot be re-created"
+                )),
+                Err(e) => Some(format!("its tar record cannot rebuild it: {e}")),
+            }
         }
     }
 }
@@ -314,6 +335,7 @@ fn check_image(
                     ));
                     r.missing_blobs.push(d.clone());
                 }
+                None if store.has_split(&e.diff_id) => {}
                 None => r.notes.push(format!(
                     "image {label}: layer blob {d} is held only as its layer's content (no compressed copy): the image runs, but export and push cannot write it"
                 )),
@@ -365,6 +387,9 @@ pub struct RepairReport {
     pub done: Vec<String>,
     /// What could not be done, and why.
     pub failed: Vec<String>,
+    /// Damaged layers removed because nothing here re-creates them: a
+    /// re-import or a pull of an image using them brings them back.
+    pub removed_layers: Vec<Digest>,
 }
 
 /// Re-create damaged layers from their blobs and remove corrupt blobs
@@ -403,10 +428,14 @@ pub fn repair(
             .cloned()
             .collect();
         if usable.is_empty() {
-            // Left as it is: an import or pull that brings a blob back, or
-            // the next repair after a refetch, re-creates it.
+            // A layer that re-creates its own blob has none to be re-made
+            // from. A changed layer must not run: it goes, and an import
+            // or pull of an image using it (which a missing layer makes
+            // fetch it again) brings it back.
+            store.remove_layer(d)?;
+            out.removed_layers.push(d.clone());
             out.failed.push(format!(
-                "layer {} cannot be re-created here: no intact blob of it is in the store; re-import or pull the image, then run `berth fsck --repair` again",
+                "layer {} cannot be re-created here: no intact blob of it is in the store, so the damaged layer was removed; re-import or pull the image to bring it back",
                 d.short()
             ));
             continue;

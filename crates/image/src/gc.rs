@@ -118,8 +118,15 @@ fn sweep_layers(store: &Store, keep: &HashSet<Digest>) -> Result<(usize, u64)> {
     for e in fs::read_dir(&dir).ctx(|| format!("listing {}", dir.display()))? {
         let e = e.ctx(|| format!("listing {}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        let hex = name.strip_suffix(".content").unwrap_or(&name);
+        let hex = name
+            .strip_suffix(".content")
+            .or_else(|| name.strip_suffix(".tar-split"))
+            .unwrap_or(&name);
         match Digest::from_hex(hex) {
+            // A tar record whose layer is gone (a crash between the two).
+            Some(d) if name.ends_with(".tar-split") && !store.layer_path(&d).exists() => {
+                store.trash(&e.path())?;
+            }
             Some(d) if keep.contains(&d) => {}
             Some(d) => {
                 if seen.insert(d.clone()) {

@@ -175,7 +175,13 @@ pub fn import(
                 Some(_) if known || in_store => false,
                 // Content there, blob absent: a thin bundle (checked
                 // below), or another compression of a stored blob.
-                Some(_) if before && (!here || store.blob_for_layer(&l.diff_id)?.is_some()) => {
+                // Or the layer re-creates its blob (crate::tarsplit).
+                Some(_)
+                    if before
+                        && (!here
+                            || (store.has_split(&l.diff_id) && !crate::store::keep_blobs())
+                            || store.blob_for_layer(&l.diff_id)?.is_some()) =>
+                {
                     false
                 }
                 _ => true,
@@ -283,6 +289,25 @@ pub fn import(
         }
     }
     elide_layers(store, &planned, &verified)?;
+    // A Docker archive's layer blob, named by the manifest made below,
+    // that its layer re-creates instead of the store keeping it.
+    for ((_, job), d) in jobs.iter().zip(&done) {
+        if job.expected.is_none()
+            && job.write_blob
+            && !store.has_blob(&d.digest)
+            && store.has_split(&job.diff_id)
+        {
+            store.elide_blob(
+                &d.digest,
+                &crate::store::ElidedBlob {
+                    diff_id: job.diff_id.clone(),
+                    same_as: None,
+                    verified: true,
+                    elided: true,
+                },
+            )?;
+        }
+    }
 
     let mut images = Vec::new();
     let (mut named, mut unnamed) = (Vec::new(), Vec::new());

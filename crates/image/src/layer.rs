@@ -23,7 +23,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{remove_tree, unique_name};
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::unpack::{UnpackOptions, UnpackReport, unpack};
+use crate::unpack::{UnpackOptions, UnpackReport, unpack_recorded};
 
 const CHUNK: usize = 256 << 10;
 
@@ -151,6 +151,66 @@ impl Compression {
     }
 }
 
+/// Feeds the compressor in pieces of one size whatever the writes were:
+/// the deflate output of zlib-rs depends on how its input arrives, and
+/// the same tar must give the same blob (the chunks of a runtime are cut
+/// from trees whose other content shifts the writes; a blob re-created
+/// from its layer must match the one berth wrote). A flush does nothing,
+/// for the same reason.
+pub struct Even<W: io::Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+const EVEN: usize = 64 << 10;
+
+impl<W: io::Write> Even<W> {
+    pub fn new(inner: W) -> Self {
+        Even {
+            inner,
+            buf: Vec::with_capacity(EVEN),
+        }
+    }
+
+    pub fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&self.buf)?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: io::Write> io::Write for Even<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let k = (EVEN - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..k]);
+            data = &data[k..];
+            if self.buf.len() == EVEN {
+                self.inner.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// berth's gzip for layers it writes: level 6, a fixed header (mtime 0,
+/// no name) and even pieces, so one tar always gives one blob.
+pub fn gzip<W: io::Write>(w: W) -> Even<flate2::write::GzEncoder<W>> {
+    Even::new(flate2::write::GzEncoder::new(
+        w,
+        flate2::Compression::new(6),
+    ))
+}
+
+/// berth's zstd for layers it writes: level 3, one thread.
+pub fn zstd<W: io::Write>(w: W) -> io::Result<Even<zstd::stream::write::Encoder<'static, W>>> {
+    Ok(Even::new(zstd::stream::write::Encoder::new(w, 3)?))
+}
+
 /// What to do with one layer.
 pub struct LayerJob {
     /// Short name for messages.
@@ -179,6 +239,8 @@ struct DecodeOut {
     size: u64,
     compression: Compression,
     report: UnpackReport,
+    /// The stream's tar record, unchecked.
+    split: Option<PathBuf>,
 }
 
 /// Stream a layer from `src` into the store (see the module docs).
@@ -210,6 +272,10 @@ pub fn ingest(
         })
         .transpose()?;
 
+    // The tar record that lets the blob go (crate::tarsplit).
+    let split = tmp_dir
+        .as_ref()
+        .map(|_| store.tmp_dir().join(unique_name("split-")));
     let (tx, rx) = sync_channel::<Vec<u8>>(8);
     let consumed = Arc::new(AtomicU64::new(0));
     let decoder_done = Arc::new(AtomicBool::new(false));
@@ -219,8 +285,9 @@ pub fn ingest(
     let (read_result, decoded) = std::thread::scope(|s| {
         let consumed2 = consumed.clone();
         let done2 = decoder_done.clone();
-        let root = root_fd.as_ref().map(|f| f.as_fd());
-        let worker = s.spawn(move || decode_side(rx, consumed2, &done2, root, opts, limits, job));
+        let unpack_to = root_fd.as_ref().map(|f| f.as_fd()).zip(split.clone());
+        let worker =
+            s.spawn(move || decode_side(rx, consumed2, &done2, unpack_to, opts, limits, job));
         let mut sending = true;
         let read_result: Result<()> = (|| loop {
             let mut buf = vec![0u8; CHUNK];
@@ -253,6 +320,8 @@ pub fn ingest(
             .unwrap_or_else(|_| Err(Error::Conflict("layer worker thread panicked".into())));
         (read_result, decoded)
     });
+    // Removed on every way out unless installed with the layer.
+    let split = SplitFile(decoded.as_ref().ok().and_then(|d| d.split.clone()));
     let digest = Digest::from_hash(hasher.finalize().as_slice());
     let what = format!("layer {}", job.name);
     // Order of blame: unreadable source, then a digest the blob does not
@@ -269,18 +338,29 @@ pub fn ingest(
             actual: decoded.diff_id.to_string(),
         });
     }
-    if let Some(b) = blob.take() {
-        b.commit(&what, Some((&digest, size)))?;
-    }
     if let (Some(t), Some(fd)) = (&tmp_dir, &root_fd) {
         rustix::fs::syncfs(fd).ctx(|| "syncing the unpacked layer".into())?;
         // The record describes the tree as it is on disk, after unpacking.
         let record = crate::content::record(fd.as_fd())?;
         // One copy of each file across layers (docs/on-disk-format.md).
         crate::objects::share(store, fd.as_fd(), &record)?;
+        // The tar record is kept only once it gave back this very layer.
+        let split = match &split.0 {
+            // (A file not as recorded is an error there, here a "no".)
+            Some(p) if crate::tarsplit::rebuilds(p, fd.as_fd(), &job.diff_id).unwrap_or(false) => {
+                Some(p.as_path())
+            }
+            _ => None,
+        };
         // Another process may have unpacked the same layer first: then
         // theirs is kept and ours discarded.
-        store.install_layer(&job.diff_id, t, &record)?;
+        store.install_layer(&job.diff_id, t, &record, split)?;
+    }
+    if let Some(b) = blob.take() {
+        // A layer its record and tree re-create needs no blob.
+        if crate::store::keep_blobs() || !store.has_split(&job.diff_id) {
+            b.commit(&what, Some((&digest, size)))?;
+        }
     }
     guard.disarm();
     Ok(LayerDone {
@@ -296,7 +376,8 @@ fn decode_side(
     rx: Receiver<Vec<u8>>,
     consumed: Arc<AtomicU64>,
     done: &AtomicBool,
-    root: Option<BorrowedFd<'_>>,
+    // The tree to unpack into, and where its tar record goes.
+    unpack_to: Option<(BorrowedFd<'_>, PathBuf)>,
     opts: &UnpackOptions,
     limits: &Limits,
     job: &LayerJob,
@@ -332,12 +413,20 @@ fn decode_side(
         name: name.to_owned(),
     };
     let mut hr = HashingReader::new(limited);
+    let (root, rec) = match unpack_to {
+        Some((root, split)) => (Some(root), Some(crate::tarsplit::Recorder::create(split))),
+        None => (None, None),
+    };
+    let mut tee = crate::tarsplit::Tee {
+        inner: &mut hr,
+        rec: rec.as_ref(),
+    };
     let report = match root {
-        Some(root) => unpack(&mut hr, root, opts)?,
+        Some(root) => unpack_recorded(&mut tee, root, opts, rec.as_ref())?,
         None => UnpackReport::default(),
     };
     // The diff-id covers the whole uncompressed stream, padding included.
-    io::copy(&mut hr, &mut io::sink()).map_err(|e| {
+    io::copy(&mut tee, &mut io::sink()).map_err(|e| {
         Error::invalid(
             format!("layer {name}"),
             format!("corrupt or truncated data: {e}"),
@@ -352,6 +441,7 @@ fn decode_side(
         size,
         compression,
         report,
+        split: rec.and_then(|r| r.finish().ok()),
     })
 }
 
@@ -424,6 +514,18 @@ impl<R: Read> Read for LimitReader<R> {
             ));
         }
         Ok(n)
+    }
+}
+
+/// A finished tar record in `tmp/`: removed unless installed with its
+/// layer (the rename leaves nothing here to remove).
+struct SplitFile(Option<PathBuf>);
+
+impl Drop for SplitFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = fs::remove_file(p);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod progress;
 pub mod reference;
 pub mod source;
 pub mod store;
+pub mod tarsplit;
 pub mod unpack;
 
 pub use digest::Digest;

@@ -25,6 +25,13 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
+/// `BERTH_KEEP_BLOBS=1`: keep every layer blob as it came, even when its
+/// layer can re-create it (byte-for-byte exports and pushes of images
+/// from other tools, at the cost of the disk the blobs take).
+pub fn keep_blobs() -> bool {
+    std::env::var_os("BERTH_KEEP_BLOBS").is_some_and(|v| v == "1")
+}
+
 /// The store's format: `2` since layers have content records.
 const FORMAT_FILE: &str = "berth-store";
 const FORMAT: &str = "2";
@@ -369,6 +376,44 @@ impl Store {
         self.layers_dir().join(format!("{}.content", diff_id.hex()))
     }
 
+    /// The layer's tar record (crate::tarsplit), when it has one.
+    pub fn split_path(&self, diff_id: &Digest) -> PathBuf {
+        self.layers_dir()
+            .join(format!("{}.tar-split", diff_id.hex()))
+    }
+
+    /// Can the layer's exact tar be re-created from its tree and record?
+    /// (Checked when the record was made; `fsck` checks it again.)
+    pub fn has_split(&self, diff_id: &Digest) -> bool {
+        self.split_path(diff_id).is_file() && self.has_layer(diff_id)
+    }
+
+    /// The exact uncompressed tar of layer `diff_id`, from its tree and
+    /// record. The reader fails on a file that is not as recorded; the
+    /// caller compares the digest.
+    pub fn layer_tar(&self, diff_id: &Digest) -> Result<crate::tarsplit::Rebuilt> {
+        if !self.has_split(diff_id) {
+            return Err(Error::Conflict(format!(
+                "layer {diff_id} has no tar record, so its blob cannot be re-created"
+            )));
+        }
+        let tree = self.layer_path(diff_id);
+        let fd = rustix::fs::open(
+            &tree,
+            rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+        .ctx(|| format!("opening {}", tree.display()))?;
+        crate::tarsplit::Rebuilt::open(&self.split_path(diff_id), std::os::fd::AsFd::as_fd(&fd))
+    }
+
+    /// Does an elided blob's record leave a way to send the blob: a stored
+    /// stand-in, or a layer that re-creates it?
+    pub fn can_send(&self, e: &ElidedBlob) -> bool {
+        e.same_as.as_ref().is_some_and(|s| self.has_blob(&s.digest)) || self.has_split(&e.diff_id)
+    }
+
     /// An unpacked layer is there only when its tree and its record are.
     pub fn has_layer(&self, diff_id: &Digest) -> bool {
         self.layer_record_path(diff_id).is_file() && self.layer_path(diff_id).is_dir()
@@ -378,21 +423,40 @@ impl Store {
     /// with its content record written last. Returns false if a complete
     /// copy was already there (ours is then discarded). An incomplete copy
     /// under the final name (an interrupted import or removal) is replaced.
-    pub fn install_layer(&self, diff_id: &Digest, tree: &Path, record: &str) -> Result<bool> {
+    /// `split` is the layer's verified tar record, if there is one.
+    pub fn install_layer(
+        &self,
+        diff_id: &Digest,
+        tree: &Path,
+        record: &str,
+        split: Option<&Path>,
+    ) -> Result<bool> {
         let _g = lock::lock(
             &self.root.join("locks/layers.lock"),
             LockKind::Exclusive,
             &|| {},
         )?;
+        let split_dest = self.split_path(diff_id);
         if self.has_layer(diff_id) {
+            // The same diff-id is the same tar: our record fits theirs.
+            if let Some(s) = split.filter(|_| !split_dest.is_file()) {
+                fs::rename(s, &split_dest)
+                    .ctx(|| format!("moving the tar record into {}", split_dest.display()))?;
+                fsync_dir(&self.layers_dir())?;
+            }
             self.trash(tree)?;
             return Ok(false);
         }
         let dest = self.layer_path(diff_id);
         let rec = self.layer_record_path(diff_id);
         self.trash(&rec)?;
+        self.trash(&split_dest)?;
         self.trash(&dest)?;
         fs::rename(tree, &dest).ctx(|| format!("moving layer into {}", dest.display()))?;
+        if let Some(s) = split {
+            fs::rename(s, &split_dest)
+                .ctx(|| format!("moving the tar record into {}", split_dest.display()))?;
+        }
         fsync_dir(&self.layers_dir())?;
         write_atomic(&self.tmp_dir(), &rec, record.as_bytes())?;
         Ok(true)
@@ -403,6 +467,7 @@ impl Store {
     pub fn remove_layer(&self, diff_id: &Digest) -> Result<()> {
         self.trash(&self.layer_record_path(diff_id))?;
         fsync_dir(&self.layers_dir())?;
+        self.trash(&self.split_path(diff_id))?;
         self.trash(&self.layer_path(diff_id))
     }
 

@@ -140,6 +140,7 @@ struct Unpacker<'a> {
     report: UnpackReport,
     dirs: Vec<DirMeta>,
     cache: Option<(PathBuf, OwnedFd)>,
+    split: Option<&'a crate::tarsplit::Recorder>,
 }
 
 /// Unpack a tar stream into the directory `root` (normally an empty
@@ -150,10 +151,23 @@ pub fn unpack<R: Read>(
     root: BorrowedFd<'_>,
     opts: &UnpackOptions,
 ) -> Result<UnpackReport> {
+    unpack_recorded(reader, root, opts, None)
+}
+
+/// `unpack`, telling `split` which bytes of the stream went into which
+/// regular file (`reader` must be the `Tee` that feeds it, read by
+/// nothing else).
+pub fn unpack_recorded<R: Read>(
+    reader: R,
+    root: BorrowedFd<'_>,
+    opts: &UnpackOptions,
+    split: Option<&crate::tarsplit::Recorder>,
+) -> Result<UnpackReport> {
     let mut archive = tar::Archive::new(reader);
     let mut u = Unpacker {
         root,
         opts,
+        split,
         report: UnpackReport::default(),
         dirs: Vec::new(),
         cache: None,
@@ -260,6 +274,18 @@ impl Unpacker<'_> {
                 let pfd = self.parent(&parent, &shown)?;
                 let fd = create_excl(pfd.as_fd(), &name, &shown)?;
                 let mut file = std::fs::File::from(fd);
+                // Bytes of a file the owner cannot read (rootless, a 0000
+                // file) or that the tar crate expands (sparse) stay raw.
+                if let Some(rec) = self
+                    .split
+                    .filter(|_| kind != tar::EntryType::GNUSparse && mode & 0o400 != 0)
+                {
+                    rec.file(
+                        entry.raw_file_position(),
+                        entry.size(),
+                        rel.as_os_str().as_bytes(),
+                    );
+                }
                 io::copy(entry, &mut file).map_err(|e| {
                     if e.kind() == io::ErrorKind::UnexpectedEof || e.get_ref().is_some() {
                         tar_err(e)

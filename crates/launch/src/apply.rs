@@ -165,8 +165,13 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
     let placement = match systemd::detect() {
         Some(bus) => Placement::Systemd(bus),
         None => match cgroup::create(&sb.cgroup.name, &plan.limits) {
-            Ok(cg) => Placement::Fs(cg),
-            Err(why) if plan.limits != Limits::default() => {
+            Ok(cg) => {
+                for n in &cg.notes {
+                    notes.warn(&format!("warning: {n}"));
+                }
+                Placement::Fs(cg)
+            }
+            Err(why) if plan.limits.strict() => {
                 drop(bus_proxy);
                 instance::cleanup(&sb.instance_dir, None);
                 return Err(Error::Invalid(format!(
@@ -198,6 +203,7 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
         state: InstanceState {
             id: sb.instance_id.clone(),
             name: sb.name.clone(),
+            app: sb.app.clone(),
             image: plan.image_name.clone(),
             pid: 0,
             start_ticks: 0,
@@ -263,10 +269,13 @@ impl exec::Hooks for RunHooks<'_> {
                 let raw = pid.as_raw_nonzero().get() as u32;
                 match systemd::start_scope(bus, &self.cgroup_name, raw, &self.limits) {
                     Ok(cg) => {
+                        for n in &cg.notes {
+                            self.notes.warn(&format!("warning: {n}"));
+                        }
                         self.cgroup = Some(cg);
                         Ok(())
                     }
-                    Err(e) if self.limits != Limits::default() => {
+                    Err(e) if self.limits.strict() => {
                         Err(format!("cannot apply resource limits: {e}"))
                     }
                     Err(e) => {

@@ -39,6 +39,11 @@ pub struct Request {
     pub memory: Option<String>,
     pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
+    /// `--io-weight N` (1-10000).
+    pub io_weight: Option<u64>,
+    /// `--io-read SIZE`, `--io-write SIZE`: bytes a second, e.g. `10M`.
+    pub io_read: Option<String>,
+    pub io_write: Option<String>,
 }
 
 /// Where a launch runs from.
@@ -353,7 +358,28 @@ pub fn plan(
             .map_err(|e| Error::from(e).context("--memory"))?,
         cpu_weight: req.cpu_weight,
         pids: req.pids,
+        io_weight: req.io_weight,
+        io_read: req
+            .io_read
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| Error::from(e).context("--io-read"))?,
+        io_write: req
+            .io_write
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| Error::from(e).context("--io-write"))?,
+        io_devices: Vec::new(),
     };
+    if let Some(w) = req.io_weight
+        && !(1..=10_000).contains(&w)
+    {
+        return Err(Error::Invalid(
+            "--io-weight must be between 1 and 10000".into(),
+        ));
+    }
     // Grants: berth's own state is masked wherever one covers it.
     let mut binds: Vec<BindSpec> = Vec::new();
     // Binds the user typed (`--bind`, also how `build` passes its install
@@ -636,6 +662,9 @@ pub fn plan(
             limits.memory = limits.memory.or(g.memory);
             limits.cpu_weight = limits.cpu_weight.or(g.cpu_weight);
             limits.pids = limits.pids.or(g.pids);
+            limits.io_weight = limits.io_weight.or(g.io_weight);
+            limits.io_read = limits.io_read.or(g.io_read);
+            limits.io_write = limits.io_write.or(g.io_write);
             // App arguments follow the app's own command.
             if !replaced && !d.command.is_empty() {
                 command = d.command.iter().cloned().chain(command).collect();
@@ -757,6 +786,18 @@ pub fn plan(
         subtrees = l.subtrees;
         links = l.links;
         image_env = l.env.into_iter().chain(image_env).collect();
+    }
+    // Bandwidth limits go to the disks of the app's files: the store (its
+    // layers, its home) and what it was granted.
+    if limits.io_read.is_some() || limits.io_write.is_some() {
+        let mut devs: Vec<String> = std::iter::once(places.store.as_path())
+            .chain(binds.iter().map(|b| b.src.as_path()))
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .filter_map(|m| berth_sandbox::cgroup::disk_of(std::os::unix::fs::MetadataExt::dev(&m)))
+            .collect();
+        devs.sort();
+        devs.dedup();
+        limits.io_devices = devs;
     }
     let run = RunRequest {
         name: name.clone(),

@@ -31,7 +31,8 @@ pub fn parse_mountinfo(s: &str) -> Layout {
             Some("cgroup2") => l.v2 = Some(PathBuf::from(mount_point)),
             Some("cgroup") => {
                 for o in opts.split(',') {
-                    if matches!(o, "memory" | "cpu" | "pids" | "freezer") || o.starts_with("name=")
+                    if matches!(o, "memory" | "cpu" | "pids" | "freezer" | "blkio")
+                        || o.starts_with("name=")
                     {
                         l.v1.insert(o.to_owned(), PathBuf::from(mount_point));
                     }
@@ -66,9 +67,153 @@ pub fn parse_proc_cgroup(s: &str) -> (Option<String>, BTreeMap<String, String>) 
     (v2, v1)
 }
 
+/// The scope (and cgroup) name of an instance of `app` (an app ID, or an
+/// image name of which the last path component before the tag counts):
+/// `app-berth-<app>-<instance>.scope`, the form desktops parse
+/// (`app-<launcher>-<ApplicationID>-<RANDOM>.scope`, from systemd's
+/// desktop-environment conventions), the app part escaped as systemd
+/// escapes unit names, so `-` in it is `\x2d` and the last `-` ends it.
+pub fn scope_name(app: &str, instance: &str) -> String {
+    let base = app.rsplit('/').next().unwrap_or(app);
+    let base = base.split(':').next().unwrap_or(base);
+    let mut esc = String::new();
+    for (i, b) in base.bytes().enumerate() {
+        let piece = if b.is_ascii_alphanumeric() || b == b':' || b == b'_' || (b == b'.' && i > 0) {
+            char::from(b).to_string()
+        } else {
+            format!("\\x{b:02x}")
+        };
+        // Unit names stop at 255 bytes.
+        if esc.len() + piece.len() > 160 {
+            break;
+        }
+        esc.push_str(&piece);
+    }
+    if esc.is_empty() {
+        esc.push_str("app");
+    }
+    format!("app-berth-{esc}-{instance}.scope")
+}
+
+/// The app and instance a cgroup path names, if its last component is a
+/// berth scope (`scope_name`).
+pub fn parse_scope_name(path: &str) -> Option<(String, String)> {
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let rest = last.strip_prefix("app-berth-")?.strip_suffix(".scope")?;
+    let (app, instance) = rest.rsplit_once('-')?;
+    if app.is_empty() || instance.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let b = app.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+            if b.get(i + 1) != Some(&b'x') {
+                return None;
+            }
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some((String::from_utf8(out).ok()?, instance.to_owned()))
+}
+
 /// v2 `cpu.weight` (1-10000, default 100) as v1 `cpu.shares` (default 1024).
 pub fn weight_to_shares(w: u64) -> u64 {
     (w.clamp(1, 10_000) * 1024 / 100).max(2)
+}
+
+/// The whole disk (`MAJ:MIN`) a file system device is on, from sysfs: a
+/// partition's parent (io.max and blkio take whole disks). None for a
+/// device sysfs does not know (tmpfs, overlay, a network file system).
+pub fn disk_of(dev: u64) -> Option<String> {
+    let (maj, min) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{maj}:{min}"));
+    let real = fs::canonicalize(&sys).ok()?;
+    if real.join("partition").exists() {
+        let parent = real.parent()?;
+        return Some(
+            fs::read_to_string(parent.join("dev"))
+                .ok()?
+                .trim()
+                .to_owned(),
+        );
+    }
+    Some(format!("{maj}:{min}"))
+}
+
+/// I/O limit lines to write, (file, line), and notes of what is not enforced.
+type IoPlan = (Vec<(PathBuf, String)>, Vec<String>);
+
+/// The I/O limit lines to write: (file, line) for the files that exist in
+/// `dir`, and a note for each limit it has no file for.
+fn io_files(dir: &Path, limits: &Limits, v1: bool) -> IoPlan {
+    let (mut files, mut notes) = (Vec::new(), Vec::new());
+    if let Some(w) = limits.io_weight {
+        // v2: io.weight (io.cost) or io.bfq.weight (BFQ, 1-1000); v1:
+        // blkio.weight (CFQ/BFQ, 10-1000).
+        let choice = if v1 {
+            [("blkio.weight", (w / 10).clamp(10, 1000).to_string())]
+                .into_iter()
+                .find(|(f, _)| dir.join(f).exists())
+        } else {
+            [
+                ("io.weight", format!("default {}", w.clamp(1, 10_000))),
+                ("io.bfq.weight", format!("default {}", w.clamp(1, 1000))),
+            ]
+            .into_iter()
+            .find(|(f, _)| dir.join(f).exists())
+        };
+        match choice {
+            Some((f, line)) => files.push((dir.join(f), line)),
+            None => notes.push(format!(
+                "io-weight={w} is not enforced: the {} cgroup has no I/O weight (the disk's scheduler has no weights, e.g. no BFQ)",
+                if v1 { "blkio" } else { "io" }
+            )),
+        }
+    }
+    let throttled = limits.io_read.is_some() || limits.io_write.is_some();
+    if throttled && limits.io_devices.is_empty() {
+        notes.push(
+            "io-read/io-write are not enforced: the app's files are on no disk the kernel can throttle"
+                .into(),
+        );
+    } else if throttled && v1 {
+        for (f, v) in [
+            ("blkio.throttle.read_bps_device", limits.io_read),
+            ("blkio.throttle.write_bps_device", limits.io_write),
+        ] {
+            let Some(v) = v else { continue };
+            if !dir.join(f).exists() {
+                notes.push(format!("{f} is missing: I/O bandwidth is not enforced"));
+                continue;
+            }
+            for d in &limits.io_devices {
+                files.push((dir.join(f), format!("{d} {v}")));
+            }
+        }
+    } else if throttled {
+        if dir.join("io.max").exists() {
+            for d in &limits.io_devices {
+                let mut line = d.clone();
+                if let Some(r) = limits.io_read {
+                    line.push_str(&format!(" rbps={r}"));
+                }
+                if let Some(w) = limits.io_write {
+                    line.push_str(&format!(" wbps={w}"));
+                }
+                files.push((dir.join("io.max"), line));
+            }
+        } else {
+            notes.push("io.max is missing: I/O bandwidth is not enforced".into());
+        }
+    }
+    (files, notes)
 }
 
 /// An instance's cgroup: one directory per hierarchy it lives in.
@@ -85,6 +230,9 @@ pub struct Cgroup {
     /// Created by systemd (a transient scope): systemd removes it.
     #[serde(default)]
     pub systemd: bool,
+    /// Limits asked for that this host does not enforce, in words.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// Create the instance cgroup and apply limits. `Err` is a one-line reason
@@ -102,6 +250,9 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
         ..Default::default()
     };
     let mut limit_files: Vec<(PathBuf, String)> = Vec::new();
+    // I/O limits: best effort, each one the host cannot take noted.
+    let mut io_v2: Option<IoPlan> = None;
+    let mut io_lines: Vec<(PathBuf, String)> = Vec::new();
 
     if let Some(v2) = &layout.v2 {
         let controllers = crate::sys::read_proc(v2.join("cgroup.controllers")).unwrap_or_default();
@@ -110,7 +261,7 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
             let slice = v2.join("berth.slice");
             let _ = fs::create_dir_all(&slice);
             for d in [v2.as_path(), slice.as_path()] {
-                for c in ["memory", "cpu", "pids"] {
+                for c in ["memory", "cpu", "pids", "io"] {
                     if controllers.split_whitespace().any(|x| x == c) {
                         let _ = fs::write(d.join("cgroup.subtree_control"), format!("+{c}"));
                     }
@@ -139,6 +290,10 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
                 if let Some(p) = limits.pids.filter(|_| have("pids.max")) {
                     limit_files.push((dir.join("pids.max"), p.to_string()));
                 }
+                if limits.io() && controllers.split_whitespace().any(|c| c == "io") {
+                    let (f, n) = io_files(&dir, limits, false);
+                    io_v2 = Some((f, n));
+                }
                 cg.v2 = Some(dir.clone());
                 cg.dirs.push(dir);
             }
@@ -162,6 +317,7 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
                 "memory" => limits.memory.is_some() && !in_v2[0],
                 "cpu" => limits.cpu_weight.is_some() && !in_v2[1],
                 "pids" => limits.pids.is_some() && !in_v2[2],
+                "blkio" => limits.io() && io_v2.is_none(),
                 "freezer" => !v2_freezer,
                 "name=systemd" => cg.v2.is_none(),
                 _ => false,
@@ -193,10 +349,26 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
                 "name=systemd" => {
                     cg.display = format!("/{}", dir.strip_prefix(mount).unwrap_or(&dir).display())
                 }
+                "blkio" => {
+                    let (f, n) = io_files(&dir, limits, true);
+                    io_lines.extend(f);
+                    cg.notes.extend(n);
+                }
                 _ => {}
             }
             cg.dirs.push(dir);
         }
+    }
+    if let Some((f, n)) = io_v2 {
+        io_lines.extend(f);
+        cg.notes.extend(n);
+    } else if limits.io() && !layout.v1.contains_key("blkio") {
+        cg.notes
+            .push("I/O limits are not enforced: no cgroup has the io or blkio controller".into());
+    } else if limits.io() && !root && io_lines.is_empty() && cg.notes.is_empty() {
+        cg.notes.push(
+            "I/O limits are not enforced: the io controller is not delegated to this user".into(),
+        );
     }
     if cg.dirs.is_empty() {
         return Err(if root {
@@ -209,6 +381,12 @@ pub fn create(name: &str, limits: &Limits) -> Result<Cgroup, String> {
         if let Err(e) = fs::write(f, v) {
             cg.remove();
             return Err(format!("setting {}: {e}", f.display()));
+        }
+    }
+    for (f, v) in &io_lines {
+        if let Err(e) = fs::write(f, v) {
+            cg.notes
+                .push(format!("{v:?} in {} is not enforced: {e}", f.display()));
         }
     }
     let wanted = [
@@ -297,6 +475,91 @@ mod tests {
         let l = parse_mountinfo("30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate");
         assert_eq!(l.v2.as_deref(), Some(Path::new("/sys/fs/cgroup")));
         assert!(l.v1.is_empty());
+    }
+
+    #[test]
+    fn scope_names_carry_the_app_id() {
+        let n = scope_name("org.example.My-App", "abc123");
+        assert_eq!(n, "app-berth-org.example.My\\x2dApp-abc123.scope");
+        assert_eq!(
+            parse_scope_name(&format!("/user.slice/{n}")),
+            Some(("org.example.My-App".into(), "abc123".into()))
+        );
+        assert_eq!(
+            scope_name("localhost:5000/x/bb:1", "f00"),
+            "app-berth-bb-f00.scope"
+        );
+        assert_eq!(scope_name("", "f00"), "app-berth-app-f00.scope");
+        assert!(scope_name(&"é".repeat(300), "1").len() < 200);
+        for bad in [
+            "/x/app-berth-.scope",
+            "/x/other.scope",
+            "/x/app-berth-a\\xZZ-1.scope",
+        ] {
+            assert_eq!(parse_scope_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn io_limits_go_where_the_files_are() {
+        let dir = std::env::temp_dir().join(format!("berth-io-{}", std::process::id()));
+        let _ = fs::create_dir_all(&dir);
+        let limits = Limits {
+            io_weight: Some(300),
+            io_read: Some(1 << 20),
+            io_write: Some(2 << 20),
+            io_devices: vec!["8:0".into(), "254:0".into()],
+            ..Limits::default()
+        };
+        // A v1 blkio cgroup with throttling but no weight (no BFQ).
+        for f in [
+            "blkio.throttle.read_bps_device",
+            "blkio.throttle.write_bps_device",
+        ] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        let (files, notes) = io_files(&dir, &limits, true);
+        let lines: Vec<String> = files
+            .iter()
+            .map(|(f, l)| format!("{} {l}", f.file_name().unwrap().to_string_lossy()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "blkio.throttle.read_bps_device 8:0 1048576",
+                "blkio.throttle.read_bps_device 254:0 1048576",
+                "blkio.throttle.write_bps_device 8:0 2097152",
+                "blkio.throttle.write_bps_device 254:0 2097152",
+            ]
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("io-weight=300 is not enforced"));
+        // v2 with io.weight and io.max.
+        for f in ["io.weight", "io.max"] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        let (files, notes) = io_files(&dir, &limits, false);
+        let lines: Vec<&str> = files.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "default 300",
+                "8:0 rbps=1048576 wbps=2097152",
+                "254:0 rbps=1048576 wbps=2097152"
+            ]
+        );
+        assert!(notes.is_empty());
+        // No disk to throttle (tmpfs, overlay): said.
+        let (_, notes) = io_files(
+            &dir,
+            &Limits {
+                io_read: Some(1),
+                ..Limits::default()
+            },
+            false,
+        );
+        assert_eq!(notes.len(), 1);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

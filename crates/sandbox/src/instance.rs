@@ -36,6 +36,82 @@ pub struct InstanceState {
     pub store: String,
     #[serde(default)]
     pub image_digest: String,
+    /// The app ID (or image name) as given, unlike `name`.
+    #[serde(default)]
+    pub app: String,
+}
+
+/// Which app a process belongs to (`berth identify`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Identity {
+    pub pid: i32,
+    /// The app ID, or the image name of a `berth run`.
+    pub app: String,
+    pub instance: String,
+    /// Its cgroup path (v2, else the v1 `name=systemd` one), if any.
+    pub cgroup: Option<String>,
+    /// How it was found: `instance` (one of this user's running
+    /// instances: same pid namespace or cgroup) or `scope` (only the
+    /// cgroup's scope name says so: another user's instance, say).
+    pub found_by: &'static str,
+    /// The instance's image, when it is this user's.
+    pub image: Option<String>,
+}
+
+/// Find the berth instance process `pid` belongs to. `Ok(None)`: it runs
+/// outside every berth sandbox. A process inside a sandbox shares the
+/// sandbox's pid namespace, which works without cgroups (a rootless user
+/// with no delegated cgroup); otherwise the cgroup is compared, and last
+/// its scope name read.
+pub fn identify(state_dir: &Path, pid: i32) -> Result<Option<Identity>> {
+    let cg = crate::sys::read_proc(format!("/proc/{pid}/cgroup"))
+        .ctx(|| format!("reading /proc/{pid}/cgroup (is there a process {pid}?)"))?;
+    let (v2, v1) = crate::cgroup::parse_proc_cgroup(&cg);
+    let path = v2
+        .filter(|p| p != "/")
+        .or_else(|| v1.get("name=systemd").cloned());
+    let ns = |p: &str| fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let own_ns = ns("self");
+    let its_ns = ns(&pid.to_string());
+    let within = |display: &str| {
+        path.as_deref().is_some_and(|p| {
+            p == display
+                || p.strip_prefix(display)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
+    for s in list(state_dir) {
+        let same_ns = its_ns.is_some() && its_ns != own_ns && ns(&s.pid.to_string()) == its_ns;
+        let same_cg = s.cgroup.as_ref().is_some_and(|c| within(&c.display));
+        if same_ns || same_cg {
+            return Ok(Some(Identity {
+                pid,
+                app: if s.app.is_empty() { s.name } else { s.app },
+                instance: s.id,
+                cgroup: path,
+                found_by: "instance",
+                image: Some(s.image),
+            }));
+        }
+    }
+    // Walk up: a process may sit in a child cgroup of the scope.
+    let named = path.as_deref().and_then(|p| {
+        let mut cur = p;
+        loop {
+            if let Some(x) = crate::cgroup::parse_scope_name(cur) {
+                return Some(x);
+            }
+            cur = &cur[..cur.rfind('/')?];
+        }
+    });
+    Ok(named.map(|(app, instance)| Identity {
+        pid,
+        app,
+        instance,
+        cgroup: path.clone(),
+        found_by: "scope",
+        image: None,
+    }))
 }
 
 /// Field 22 of /proc/PID/stat (after the parenthesized command name), or

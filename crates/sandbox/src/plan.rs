@@ -65,6 +65,27 @@ pub struct Limits {
     pub memory: Option<u64>,
     pub cpu_weight: Option<u64>,
     pub pids: Option<u64>,
+    /// I/O weight, 1-10000 (default 100).
+    pub io_weight: Option<u64>,
+    /// Bytes a second, on each of `io_devices`.
+    pub io_read: Option<u64>,
+    pub io_write: Option<u64>,
+    /// The disks (`MAJ:MIN`, whole disks) the app's files are on: where
+    /// `io_read` and `io_write` apply.
+    pub io_devices: Vec<String>,
+}
+
+impl Limits {
+    /// Limits a launch fails without (memory, CPU, processes). I/O limits
+    /// are applied where the host can and reported where it cannot: the
+    /// kernel enforces them only on some disks and schedulers.
+    pub fn strict(&self) -> bool {
+        self.memory.is_some() || self.cpu_weight.is_some() || self.pids.is_some()
+    }
+
+    pub fn io(&self) -> bool {
+        self.io_weight.is_some() || self.io_read.is_some() || self.io_write.is_some()
+    }
 }
 
 /// How the sandbox reaches the network.
@@ -268,6 +289,8 @@ pub struct CgroupPlan {
 #[derive(Clone, Debug, Serialize)]
 pub struct SandboxPlan {
     pub instance_id: String,
+    /// What runs: an app ID, or an image name.
+    pub app: String,
     pub name: String,
     pub argv: Vec<String>,
     pub env: BTreeMap<String, String>,
@@ -549,8 +572,9 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
     }
     Ok(SandboxPlan {
         instance_id: req.instance_id.clone(),
+        app: req.name.clone(),
         cgroup: CgroupPlan {
-            name: format!("app-berth-{name}-{}.scope", req.instance_id),
+            name: crate::cgroup::scope_name(&req.name, &req.instance_id),
             limits: req.limits.clone(),
         },
         name: name.clone(),
@@ -635,7 +659,7 @@ mod tests {
         assert!(p.namespaces.user && p.namespaces.pid && p.namespaces.ipc && p.namespaces.uts);
         assert!(p.no_new_privs && p.drop_all_capabilities);
         assert_eq!(p.hostname, "demo-app");
-        assert_eq!(p.cgroup.name, "app-berth-demo-app-abc123.scope");
+        assert_eq!(p.cgroup.name, "app-berth-Demo_App-abc123.scope");
         assert_eq!(p.env["PATH"], "/bin");
         assert_eq!(p.env["HOME"], "/home/alice");
         assert!(

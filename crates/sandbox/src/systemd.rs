@@ -70,6 +70,22 @@ pub fn scope_properties(
     if let Some(t) = limits.pids {
         p.push(("TasksMax", Value::from(t)));
     }
+    if let Some(w) = limits.io_weight {
+        p.push(("IOWeight", Value::from(w.clamp(1, 10_000))));
+    }
+    for (key, v) in [
+        ("IOReadBandwidthMax", limits.io_read),
+        ("IOWriteBandwidthMax", limits.io_write),
+    ] {
+        if let Some(v) = v {
+            let per_disk: Vec<(String, u64)> = limits
+                .io_devices
+                .iter()
+                .map(|d| (format!("/dev/block/{d}"), v))
+                .collect();
+            p.push((key, Value::from(per_disk)));
+        }
+    }
     p
 }
 
@@ -106,6 +122,7 @@ pub fn start_scope(bus: &Bus, name: &str, pid: u32, limits: &Limits) -> Result<C
                 v2: v2dir,
                 display: path,
                 systemd: true,
+                notes: Vec::new(),
             });
         }
         if Instant::now() > deadline {
@@ -125,6 +142,10 @@ mod tests {
             memory: Some(64 << 20),
             cpu_weight: Some(200),
             pids: Some(50),
+            io_weight: Some(300),
+            io_read: Some(1 << 20),
+            io_write: None,
+            io_devices: vec!["254:0".into()],
         };
         let p = scope_properties("app-berth-x-1.scope", 42, &l);
         let get = |k: &str| p.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
@@ -133,6 +154,15 @@ mod tests {
         assert_eq!(get("CPUWeight"), Some(Value::from(200u64)));
         assert_eq!(get("TasksMax"), Some(Value::from(50u64)));
         assert_eq!(get("Delegate"), Some(Value::from(true)));
+        assert_eq!(get("IOWeight"), Some(Value::from(300u64)));
+        assert_eq!(
+            get("IOReadBandwidthMax"),
+            Some(Value::from(vec![(
+                "/dev/block/254:0".to_owned(),
+                1u64 << 20
+            )]))
+        );
+        assert_eq!(get("IOWriteBandwidthMax"), None);
         let none = scope_properties("s", 1, &Limits::default());
         assert!(!none.iter().any(|(n, _)| *n == "MemoryMax"));
     }

@@ -132,7 +132,7 @@ pub fn bundle(
 fn say_replaced(store_digest: &Digest, out: &Exported) {
     if out.replaced > 0 {
         println!(
-            "Note: {} layer(s) are written as the store's copy of the same content (another compression), so the archive's image is {} (the store's is {})",
+            "Note: {} layer(s) are written as another compression of the same content (the store keeps layers, not their original blobs: docs/on-disk-format.md), so the archive's image is {} (the store's is {})",
             out.replaced, out.digest, store_digest
         );
     }

@@ -34,14 +34,24 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
     bar.finish();
     done.done.extend(rep.done);
     done.failed.extend(rep.failed);
-    // Blobs gone for good come back from the registry an app came from.
+    let removed = rep.removed_layers;
+    // Blobs gone for good, and layers nothing here re-creates, come back
+    // from the registry an app came from.
     let missing: HashSet<Digest> = r
         .missing_blobs
         .iter()
         .chain(&r.corrupt_blobs)
         .cloned()
         .collect();
-    if !missing.is_empty() && refetch(ctx, &missing, &mut done) > 0 {
+    if (!missing.is_empty() || !removed.is_empty())
+        && refetch(ctx, &missing, &removed, &mut done) > 0
+    {
+        // What came back is no longer a failure.
+        done.failed.retain(|f| {
+            !removed
+                .iter()
+                .any(|d| f.contains(d.short()) && ctx.store().has_layer(d))
+        });
         // The blobs are back: re-create what needed them.
         let bar = Bar::new("checking");
         let again = fsck(ctx.store(), &roots, &bar)?;
@@ -87,7 +97,12 @@ pub fn run(ctx: &Ctx, json: bool, fix: bool) -> anyhow::Result<ExitCode> {
 /// Pull each installed app whose image lacks a blob, by digest, from its
 /// origin registry.
 /// Returns how many images were fetched.
-fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) -> usize {
+fn refetch(
+    ctx: &Ctx,
+    missing: &HashSet<Digest>,
+    removed: &[Digest],
+    done: &mut RepairReport,
+) -> usize {
     let mut fetched = 0;
     for d in AppStore::new(ctx.store().root()).list() {
         let Ok(manifest) = Digest::parse(&d.image) else {
@@ -104,6 +119,11 @@ fn refetch(ctx: &Ctx, missing: &HashSet<Digest>, done: &mut RepairReport) -> usi
                         .iter()
                         .chain(std::iter::once(&img.config_digest))
                         .any(|b| missing.contains(b))
+                        || img
+                            .diff_ids()
+                            .unwrap_or_default()
+                            .iter()
+                            .any(|d| removed.contains(d))
                 })
                 .unwrap_or(true);
         if !needs {

@@ -39,6 +39,32 @@ fn human_duration(s: u64) -> String {
     }
 }
 
+pub fn identify(pid: i32, json: bool) -> anyhow::Result<ExitCode> {
+    let found = instance::identify(&state_dir()?, pid)?;
+    if json {
+        ui::print_json(&found)?;
+    } else {
+        match &found {
+            Some(i) => println!(
+                "{} is {} (instance {}{})",
+                i.pid,
+                ui::safe(&i.app),
+                ui::safe(&i.instance),
+                i.cgroup
+                    .as_deref()
+                    .map(|c| format!(", cgroup {}", ui::safe(c)))
+                    .unwrap_or_default()
+            ),
+            None => println!("{pid} is not in a berth sandbox"),
+        }
+    }
+    Ok(if found.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 pub fn ps(json: bool, quiet: bool) -> anyhow::Result<ExitCode> {
     let all = instance::list(&state_dir()?);
     if quiet {

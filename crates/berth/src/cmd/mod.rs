@@ -256,6 +256,7 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => apps::override_(ctx, &app, grant, revoke, reset, json),
         Command::Ps { json, quiet } => instances::ps(json, quiet),
+        Command::Identify { pid, json } => instances::identify(pid, json),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),
         Command::Resume { instance } => instances::pause(&instance, false),

@@ -83,7 +83,7 @@ pub fn push(
             skipped += 1;
             continue;
         }
-        let path = ctx.store().blob_path(d);
+        let path = out.path_of(ctx.store(), d);
         remote
             .push_blob(d, &path)
             .with_context(|| format!("pushing {image} to {reference}"))?;
@@ -98,7 +98,7 @@ pub fn push(
     remote.push_manifest(&out.manifest, &mt, None)?;
     if out.replaced > 0 {
         eprintln!(
-            "Note: {} layer(s) went as the store's copy of the same content (another compression), so the pushed image is {} (the store's is {})",
+            "Note: {} layer(s) went as another compression of the same content (the store keeps layers, not their original blobs: docs/on-disk-format.md), so the pushed image is {} (the store's is {})",
             out.replaced, out.digest, entry.digest
         );
     }

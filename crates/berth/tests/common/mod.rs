@@ -327,6 +327,8 @@ pub enum Comp {
     None,
     Gzip,
     Zstd,
+    /// gzip as berth writes its own layers (`berth_image::layer::gzip`).
+    Berth,
 }
 
 pub fn compress(data: &[u8], c: Comp) -> Vec<u8> {
@@ -338,13 +340,18 @@ pub fn compress(data: &[u8], c: Comp) -> Vec<u8> {
             e.finish().unwrap()
         }
         Comp::Zstd => zstd::encode_all(data, 1).unwrap(),
+        Comp::Berth => {
+            let mut e = berth_image::layer::gzip(Vec::new());
+            e.write_all(data).unwrap();
+            e.finish().unwrap().finish().unwrap()
+        }
     }
 }
 
 fn layer_media_type(c: Comp) -> &'static str {
     match c {
         Comp::None => "application/vnd.oci.image.layer.v1.tar",
-        Comp::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Comp::Gzip | Comp::Berth => "application/vnd.oci.image.layer.v1.tar+gzip",
         Comp::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
     }
 }
@@ -555,7 +562,10 @@ pub fn busybox_img(name: &str, extra: Vec<E>, labels: &[(&str, &str)]) -> Img {
         entries.push(symlink(&format!("bin/{app}"), "busybox"));
     }
     entries.extend(extra);
-    let mut img = Img::new(vec![(layer(&entries), Comp::Gzip)]).named(name);
+    // Compressed as berth compresses what it builds: pushed and exported,
+    // it keeps its digest (another tool's gzip gets a new one, as with
+    // podman: import::layer_blobs_are_recreated_from_their_layers).
+    let mut img = Img::new(vec![(layer(&entries), Comp::Berth)]).named(name);
     for (k, v) in labels {
         img.labels.insert((*k).into(), (*v).into());
     }
