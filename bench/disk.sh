@@ -3,7 +3,8 @@
 # build of one package, as security updates are) plus 10 apps on the
 # first, stored three ways in one run:
 #   - berth: its store after `runtime create --chunks $CHUNKS` and
-#     `berth build` of each (blobs, unpacked layers, records);
+#     `berth build` of each (unpacked layers, their content and tar
+#     records, manifests and configs; layer blobs are re-created, not kept);
 #   - podman: the same images copied into a containers-storage of its own
 #     (overlay driver) with skopeo;
 #   - OSTree: an archive-less `bare-user-only` repo (what Flatpak installs
@@ -34,9 +35,10 @@ ostree init --repo="$work/ostree" --mode=bare-user-only
 # store NAME FIRST: put image NAME in podman's storage and its trees (from
 # layer FIRST) in the OSTree repo.
 store() {
-  skopeo copy -q "oci:$BERTH_HOME:$1" "$storage$1" >/dev/null
-  # shellcheck disable=SC2046
-  ostree commit --repo="$work/ostree" --branch="${1//[:\/]/-}" --tar-autocreate-parents --owner-uid=0 --owner-gid=0 $(tars "$1" "$2") >/dev/null
+  local t; t=$(tars "$1" "$2")  # also exports the image to $work/exp
+  skopeo copy -q "oci:$work/exp:$1" "$storage$1" >/dev/null
+  # shellcheck disable=SC2086
+  ostree commit --repo="$work/ostree" --branch="${1//[:\/]/-}" --tar-autocreate-parents --owner-uid=0 --owner-gid=0 $t >/dev/null
   rm -f "$work"/tar-*.tar
 }
 size() { du -sb "$@" 2>/dev/null | awk '{s+=$1} END {print s+0}'; }
@@ -82,6 +84,6 @@ for v in $(seq 2 "$versions"); do
   store "bench/rt:$v" 1
   report "+ runtime v$v"
 done
-echo "berth = blobs + unpacked layers + records; podman = overlay storage; OSTree = bare-user-only repo (checkouts hardlink into it)"
-echo "berth's compressed blobs: $(size "$BERTH_HOME/blobs") bytes; unpacked layers: $(size "$BERTH_HOME/layers") bytes"
+echo "berth = unpacked layers + records + manifests/configs; podman = overlay storage; OSTree = bare-user-only repo (checkouts hardlink into it)"
+echo "berth's blobs (manifests, configs): $(size "$BERTH_HOME/blobs") bytes; layers with their records: $(size "$BERTH_HOME/layers") bytes; tar records alone: $(cat "$BERTH_HOME"/layers/*.tar-split | wc -c) bytes"
 echo "Target (issue 15): berth/OSTree <= 1.1"

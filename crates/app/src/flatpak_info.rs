@@ -63,8 +63,9 @@ fn context(perms: &[Permission]) -> Context {
     for p in perms {
         match p {
             Permission::Share(s) => {
-                // Flatpak has no host-network of its own: it is network.
-                let s = if s.as_str() == "host-network" {
+                // Flatpak has no host-network or lan of its own: both are
+                // network there.
+                let s = if matches!(s.as_str(), "host-network" | "lan") {
                     "network"
                 } else {
                     s.as_str()
@@ -92,6 +93,7 @@ fn context(perms: &[Permission]) -> Context {
             | Permission::CpuWeight(_)
             | Permission::IoWeight(_)
             | Permission::IoRead(_)
+            | Permission::Dns(_)
             | Permission::IoWrite(_)
             | Permission::Pids(_)
             | Permission::Edit(_) => {}

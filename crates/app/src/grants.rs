@@ -93,6 +93,10 @@ pub struct Grants {
     pub own: Vec<String>,
     /// The session bus, filtered: the caller runs xdg-dbus-proxy.
     pub bus_proxy: Option<BusProxy>,
+    /// `share=lan`: the local network only (wins over `share=network`).
+    pub lan: bool,
+    /// `dns=`: the app's own DNS servers.
+    pub dns: Vec<String>,
     pub memory: Option<u64>,
     pub cpu_weight: Option<u64>,
     pub io_weight: Option<u64>,
@@ -194,6 +198,8 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
     for p in perms {
         match p {
             Permission::Share(Share::Network) => g.network = true,
+            Permission::Share(Share::Lan) => g.lan = true,
+            Permission::Dns(a) => g.dns.push(a.to_string()),
             Permission::Share(Share::HostNetwork) => g.host_network = true,
             Permission::Multiarch => g.multiarch = true,
             Permission::Share(Share::Ipc) => g.ipc = true,

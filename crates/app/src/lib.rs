@@ -4,6 +4,7 @@
 //! store on disk) and `hostids` (which names the host already uses).
 
 pub mod appstream;
+pub mod containers;
 pub mod deploy;
 pub mod desktop;
 pub mod flatpak_image;

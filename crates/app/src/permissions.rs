@@ -78,6 +78,9 @@ pub enum Share {
     /// The internet through user-mode networking (pasta), in a network
     /// namespace of its own.
     Network,
+    /// The local network only (private and link-local addresses), through
+    /// pasta in a network namespace of its own: not the internet.
+    Lan,
     Ipc,
     /// The host's own network namespace, with its loopback services.
     HostNetwork,
@@ -129,6 +132,9 @@ pub enum Permission {
     IoRead(u64),
     /// `io-write=10M`: the same for writes.
     IoWrite(u64),
+    /// `dns=9.9.9.9`: a DNS server of the app's own (an IP address), in
+    /// place of the host's resolver; repeatable.
+    Dns(std::net::IpAddr),
     Pids(u64),
     /// `edit=text/plain`, `edit=image/*`: a file of this type the user
     /// opens with the app (from a menu or file manager) is handed over
@@ -268,9 +274,10 @@ impl Permission {
             }),
             "share" => Permission::Share(match value {
                 "network" => Share::Network,
+                "lan" => Share::Lan,
                 "ipc" => Share::Ipc,
                 "host-network" => Share::HostNetwork,
-                _ => return Err(unknown("share", "network ipc host-network")),
+                _ => return Err(unknown("share", "network lan ipc host-network")),
             }),
             "allow" => match value {
                 "devel" => Permission::Devel,
@@ -369,6 +376,11 @@ impl Permission {
                 }
                 Permission::IoWeight(w)
             }
+            "dns" => Permission::Dns(
+                value
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| err(t, "expected an IP address, e.g. dns=9.9.9.9"))?,
+            ),
             "io-read" => Permission::IoRead(parse_number(t, value)?),
             "io-write" => Permission::IoWrite(parse_number(t, value)?),
             "pids" => Permission::Pids(parse_number(t, value)?),
@@ -381,7 +393,7 @@ impl Permission {
             _ => {
                 return Err(err(
                     t,
-                    "unknown key; one of: socket device share filesystem talk-name own-name env persist allow memory cpu-weight io-weight io-read io-write pids edit",
+                    "unknown key; one of: socket device share filesystem talk-name own-name env persist allow memory cpu-weight io-weight io-read io-write pids edit dns",
                 ));
             }
         })
@@ -444,6 +456,13 @@ impl Permission {
                 ),
                 Medium,
             ),
+            Permission::Share(Share::Lan) => (
+                s(
+                    "Reach devices on your local network (home or office), not the internet, through a network of its own",
+                ),
+                Medium,
+            ),
+            Permission::Dns(a) => (format!("Look names up with the DNS server {a}"), Low),
             Permission::Share(Share::HostNetwork) => (
                 s(
                     "Share this computer's own network: also services meant only for this computer (localhost, X11 and D-Bus sockets)",
@@ -730,6 +749,7 @@ impl fmt::Display for Permission {
             Permission::CpuWeight(w) => write!(f, "cpu-weight={w}"),
             Permission::IoWeight(w) => write!(f, "io-weight={w}"),
             Permission::IoRead(b) => write!(f, "io-read={b}"),
+            Permission::Dns(a) => write!(f, "dns={a}"),
             Permission::IoWrite(b) => write!(f, "io-write={b}"),
             Permission::Pids(p) => write!(f, "pids={p}"),
             Permission::Edit(m) => write!(f, "edit={m}"),
@@ -771,6 +791,7 @@ impl Share {
     pub fn as_str(self) -> &'static str {
         match self {
             Share::Network => "network",
+            Share::Lan => "lan",
             Share::Ipc => "ipc",
             Share::HostNetwork => "host-network",
         }
@@ -910,6 +931,11 @@ mod tests {
             "memory=536870912",
             "cpu-weight=200",
             "io-weight=50",
+            "io-read=1048576",
+            "io-write=2097152",
+            "share=lan",
+            "dns=9.9.9.9",
+            "dns=2620:fe::fe",
             "pids=100",
             "edit=text/plain",
             "edit=image/*",
@@ -919,6 +945,8 @@ mod tests {
         }
         assert_eq!(p("edit=Text/Plain").to_string(), "edit=text/plain");
         assert_eq!(p("memory=512M"), Permission::Memory(512 << 20));
+        assert_eq!(p("io-read=10M"), Permission::IoRead(10 << 20));
+        assert_eq!(p("dns=2620:00fe::00fe").to_string(), "dns=2620:fe::fe");
         assert_eq!(p("filesystem=home:rw").to_string(), "filesystem=home");
     }
 
@@ -949,6 +977,9 @@ mod tests {
             "memory=lots",
             "memory=0",
             "cpu-weight=20000",
+            "dns=example.org",
+            "dns=9.9.9.9:53",
+            "io-read=fast",
             "frobnicate=yes",
             "filesystem=relative",
             "edit=text",
@@ -1016,6 +1047,7 @@ mod tests {
                 "io-weight",
                 "io-read",
                 "io-write",
+                "dns",
                 "pids",
                 "edit",
             ]);

@@ -255,6 +255,56 @@ pub enum Command {
         #[arg(long, short = 'q', conflicts_with = "json")]
         quiet: bool,
     },
+    /// Make a working container: an image with a writable root that lasts across runs
+    #[command(
+        long_about = "Make a working container NAME of IMAGE: its root is writable and \
+lasts across runs (`berth run --container NAME`), for a project's exploratory phase; \
+`berth commit NAME IMAGE` makes an image of what it changed, `berth rm NAME` removes it. \
+Runs of images and apps stay temporary: only containers keep their root."
+    )]
+    Create {
+        /// Container name: letters, digits, '_', '.', '-'
+        #[arg(long)]
+        name: String,
+        /// Image name or ID (or a registry reference, pulled first)
+        image: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List working containers
+    Containers {
+        /// Print as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove working containers and what their runs wrote
+    Rm {
+        /// Container names
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Make an image of what a container (or a --writable instance) changed
+    #[command(
+        long_about = "Make image IMAGE (name[:tag]) of WHAT's image plus one layer of \
+what its root changed: WHAT is a working container, or a running instance started with \
+`--writable`. The new image keeps the original's labels and records it as its parent \
+(label org.berth.commit.parent). A running instance is frozen while its changes are read, \
+where its cgroup has a freezer. With --with-data, a second layer holds the app's private \
+home (its data directory)."
+    )]
+    Commit {
+        /// Working container name, or running instance ID (or unique prefix)
+        what: String,
+        /// Name for the new image, e.g. my/tool:2
+        image: String,
+        /// Add a layer of the app's private data
+        #[arg(long)]
+        with_data: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Tell which app and instance a process belongs to (for window managers and ps tools)
     #[command(
         long_about = "Tell which app and instance a process belongs to: one of your running \

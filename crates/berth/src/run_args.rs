@@ -8,8 +8,17 @@ use std::path::PathBuf;
 /// Options of `berth run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Image name or ID
-    pub image: String,
+    /// Image name or ID, or an installed app's ID (not with --container)
+    #[arg(required_unless_present = "container")]
+    pub image: Option<String>,
+    /// Run working container NAME (`berth create`): its image on its own
+    /// writable root, which lasts across runs
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["image", "writable"])]
+    pub container: Option<String>,
+    /// Give this run a writable root of its own (gone when it ends, unless
+    /// `berth commit` makes an image of it); the root is read-only otherwise
+    #[arg(long)]
+    pub writable: bool,
     /// Command and arguments (default: the image's entrypoint and cmd). For
     /// an installed app these are arguments to the app's own command.
     #[arg(last = true)]
@@ -33,6 +42,14 @@ pub struct RunArgs {
     /// loopback services or abstract sockets (off by default)
     #[arg(long, conflicts_with = "host_network")]
     pub network: bool,
+    /// As --network, but only the local network (private, shared and
+    /// link-local addresses) is reachable, not the internet
+    #[arg(long, conflicts_with = "host_network")]
+    pub lan_only: bool,
+    /// DNS server for the sandbox (an IP address; repeatable), in place of
+    /// the host's resolver (with --network or --lan-only)
+    #[arg(long, value_name = "ADDR")]
+    pub dns: Vec<String>,
     /// Share this computer's own network namespace, loopback services and
     /// abstract sockets (X11, D-Bus) included (off by default; high risk)
     #[arg(long)]
@@ -80,7 +97,7 @@ pub enum RunOnlyCommand {
 /// The launch library's request for these options.
 pub fn request(a: RunArgs) -> berth_launch::Request {
     berth_launch::Request {
-        target: a.image,
+        target: a.image.unwrap_or_default(),
         args: a.command,
         command: a.command_override,
         binds: a.bind,
@@ -94,5 +111,9 @@ pub fn request(a: RunArgs) -> berth_launch::Request {
         io_weight: a.io_weight,
         io_read: a.io_read,
         io_write: a.io_write,
+        container: a.container,
+        writable: a.writable,
+        lan_only: a.lan_only,
+        dns: a.dns,
     }
 }

@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod chunk;
+pub mod commit;
 pub mod debian;
 pub mod dpkg;
 pub mod error;

@@ -13,6 +13,7 @@
 //!   crate, so the front door that launches stays small);
 //! - progress, notes and questions go through [`Frontend`].
 
+mod containers;
 mod delta;
 pub mod desktop;
 mod error;
@@ -32,6 +33,7 @@ use berth_image::Store;
 use berth_image::lock::LockGuard;
 
 pub use berth_launch as launch;
+pub use containers::{Committed, LABEL_PARENT};
 pub use delta::DeltaPushed;
 pub use error::{Context, Error, Result};
 pub use frontend::{Frontend, Quiet};

@@ -56,6 +56,24 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
             }
         }
     };
+    // A working container's root serves one run at a time.
+    let _container = plan
+        .container
+        .as_deref()
+        .map(|n| berth_app::containers::ContainerStore::new(store.root()).lock(n))
+        .transpose()?;
+    // A `--writable` run's own root: made here, removed however the run ends.
+    let temp_root = match (&sb.upper, plan.temporary_root) {
+        (Some(u), true) => {
+            for d in ["upper", "work"] {
+                io(std::fs::create_dir_all(u.join(d)), || {
+                    format!("creating {}", u.join(d).display())
+                })?;
+            }
+            Some(TempRoot(u.clone()))
+        }
+        _ => None,
+    };
     // Kept alive for the run; dropping it stops the proxy.
     let mut bus_proxy: Option<BusProxyProcess> = None;
     let steps = (|| -> Result<()> {
@@ -217,6 +235,8 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
             multiarch: plan.multiarch,
             store: store_id,
             image_digest: plan.image_digest.clone(),
+            container: plan.container.clone(),
+            upper: sb.upper.as_ref().map(|u| u.display().to_string()),
         },
         cgroup_name: sb.cgroup.name.clone(),
     };
@@ -229,7 +249,17 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
         _ => None,
     });
     instance::cleanup(&sb.instance_dir, placed.as_ref());
+    drop(temp_root);
     Ok(res?)
+}
+
+/// Removes a run's temporary writable root when the run ends.
+struct TempRoot(std::path::PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = berth_image::fsutil::remove_tree(&self.0);
+    }
 }
 
 enum Placement {

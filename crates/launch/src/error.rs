@@ -11,6 +11,8 @@ pub enum Error {
     Deploy(#[from] berth_app::deploy::DeployError),
     #[error(transparent)]
     Sandbox(#[from] berth_sandbox::Error),
+    #[error(transparent)]
+    Container(#[from] berth_app::containers::ContainerError),
     #[error("{context}")]
     Io {
         context: String,

@@ -44,6 +44,16 @@ pub struct Request {
     /// `--io-read SIZE`, `--io-write SIZE`: bytes a second, e.g. `10M`.
     pub io_read: Option<String>,
     pub io_write: Option<String>,
+    /// `--container NAME`: run working container NAME's image on its
+    /// lasting writable root (`target` is then ignored).
+    pub container: Option<String>,
+    /// `--writable`: a writable root for this run only (a temporary upper
+    /// directory, gone when the instance ends; `berth commit` can keep it).
+    pub writable: bool,
+    /// `--lan-only`: pasta's network, routed to the local network only.
+    pub lan_only: bool,
+    /// `--dns ADDR`: DNS servers of the run's own.
+    pub dns: Vec<String>,
 }
 
 /// Where a launch runs from.
@@ -138,6 +148,10 @@ pub struct LaunchPlan {
     pub host_steps: Vec<HostStep>,
     /// What the user should know; the launch goes on without it.
     pub notes: Vec<String>,
+    /// The working container the run uses (its root is `sandbox.upper`).
+    pub container: Option<String>,
+    /// `sandbox.upper` is this run's own, made before and removed after.
+    pub temporary_root: bool,
 }
 
 /// A run's arguments with the `@@ ... @@` (files) and `@@u ... @@` (URIs)
@@ -267,6 +281,8 @@ fn proxy_sandbox(
         links: Vec::new(),
         limits: Limits::default(),
         host,
+        upper: None,
+        dns: Vec::new(),
     })?)
 }
 
@@ -278,6 +294,24 @@ pub fn plan(
     notes_to: &dyn Notes,
 ) -> Result<LaunchPlan> {
     let apps = AppStore::new(store.root());
+    let containers = berth_app::containers::ContainerStore::new(store.root());
+    let container = req
+        .container
+        .as_deref()
+        .map(|n| containers.get(n))
+        .transpose()?;
+    if container.is_some() && req.writable {
+        return Err(Error::Invalid(
+            "--writable and --container: a container's root is writable already".into(),
+        ));
+    }
+    let target = container
+        .as_ref()
+        .map_or(req.target.clone(), |c| c.digest.clone());
+    let req = &Request {
+        target,
+        ..req.clone()
+    };
     let app = if valid_install_key(&req.target) {
         apps.current(&req.target)?
     } else {
@@ -304,7 +338,11 @@ pub fn plan(
                     }
                 }
             }
-            None => store.resolve(&req.target)?,
+            // A container's image by digest: it may have lost its names.
+            None => match &container {
+                Some(c) => store.entry_by_digest(&Digest::parse(&c.digest)?)?,
+                None => store.resolve(&req.target)?,
+            },
         };
         let image = store.load_image(&entry)?;
         if let Some(why) = image.platform_mismatch() {
@@ -408,11 +446,21 @@ pub fn plan(
         .collect();
     let mut network = if req.host_network {
         Network::Host
+    } else if req.lan_only {
+        Network::Lan
     } else if req.network {
         Network::Pasta
     } else {
         Network::None
     };
+    let mut dns: Vec<std::net::IpAddr> = req
+        .dns
+        .iter()
+        .map(|a| {
+            a.parse()
+                .map_err(|_| Error::Invalid(format!("--dns {a}: not an IP address")))
+        })
+        .collect::<Result<_>>()?;
     let (mut share_ipc, mut devel, mut multiarch, mut home_source) = (false, false, false, None);
     let mut extra_files: Vec<(PathBuf, String)> = Vec::new();
     // The document portal, when the app has a bus and one runs: (the bus,
@@ -653,8 +701,14 @@ pub fn plan(
             env.extend(env_from_grants);
             if g.host_network {
                 network = Network::Host;
+            } else if g.lan && network != Network::Host {
+                // The local network only, even beside share=network.
+                network = Network::Lan;
             } else if g.network && network == Network::None {
                 network = Network::Pasta;
+            }
+            if dns.is_empty() {
+                dns = g.dns.iter().filter_map(|a| a.parse().ok()).collect();
             }
             share_ipc = g.ipc;
             devel = g.devel;
@@ -684,11 +738,14 @@ pub fn plan(
             home_source = Some(data);
             d.app_id.clone()
         }
-        None => entry
-            .names
-            .first()
-            .cloned()
-            .unwrap_or_else(|| req.target.clone()),
+        None => match &container {
+            Some(c) => c.name.clone(),
+            None => entry
+                .names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| req.target.clone()),
+        },
     };
     for e in &req.env {
         env.push(parse_env(e)?);
@@ -825,6 +882,16 @@ pub fn plan(
         extra_files,
         limits: limits.clone(),
         host: host::host_info(places.state.clone()),
+        dns,
+        upper: match (&container, req.writable) {
+            (Some(c), _) => Some(containers.root(&c.name)),
+            (None, true) => Some(
+                store
+                    .tmp_dir()
+                    .join(berth_image::fsutil::unique_name("upper-")),
+            ),
+            (None, false) => None,
+        },
     };
     let sandbox = berth_sandbox::build(&run)?;
     Ok(LaunchPlan {
@@ -839,6 +906,8 @@ pub fn plan(
         state_dir: places.state.clone(),
         host_steps: steps,
         notes,
+        container: container.map(|c| c.name),
+        temporary_root: req.writable,
     })
 }
 

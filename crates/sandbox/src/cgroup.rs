@@ -450,6 +450,7 @@ impl Cgroup {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const HYBRID: &str = "\

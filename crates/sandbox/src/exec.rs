@@ -163,7 +163,7 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
     }
     // Stopped (dropped) when the app is gone.
     let mut _pasta = None;
-    if plan.network == crate::plan::Network::Pasta {
+    if plan.network.pasta() {
         // While pid 1 sets up: it is still dumpable, so pasta (running as
         // the user) can join its namespaces; the app does not exist yet.
         let uid = rustix::process::geteuid().as_raw();
@@ -172,6 +172,17 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
         match crate::net::start_pasta(child.as_raw_nonzero().get(), uid, &pid_file) {
             Ok(p) => _pasta = Some(p),
             Err(why) => hooks.warn(&format!("warning: no network for the app: {why}")),
+        }
+        // The LAN only: routes cut down before the app exists, or no app.
+        if _pasta.is_some()
+            && plan.network == crate::plan::Network::Lan
+            && let Err(why) = crate::net::lan_only(child.as_raw_nonzero().get())
+        {
+            let _ = rustix::process::kill_process(child, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
+            return Err(Error::Setup(format!(
+                "cannot limit the app to the local network: {why}"
+            )));
         }
     }
     rustix::io::write(&go_w, b"c").ctx(|| "starting the sandbox".into())?;
@@ -662,19 +673,36 @@ fn mount_root(plan: &SandboxPlan, scaffold: &Path, root: &Path) -> Result<()> {
             )));
         }
     }
-    let opts = format!("lowerdir={},userxattr", lower.join(":"));
+    let upper = plan.upper.as_ref().map(|u| {
+        (
+            u.join("upper").display().to_string(),
+            u.join("work").display().to_string(),
+        )
+    });
+    if let Some((u, w)) = &upper
+        && (u.contains([':', ',', '\\']) || w.contains([':', ',', '\\']))
+    {
+        return Err(Error::Setup(format!(
+            "path {u} cannot be used in an overlay mount"
+        )));
+    }
+    let mut opts = format!("lowerdir={},userxattr", lower.join(":"));
+    let mut flags = MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV;
+    if let Some((u, w)) = &upper {
+        opts.push_str(&format!(",upperdir={u},workdir={w}"));
+        flags.remove(MountFlags::RDONLY);
+    }
+    let what = if upper.is_some() {
+        "mounting the image with the container's writable root"
+    } else {
+        "mounting the image as a read-only overlay"
+    };
     // mount(2) takes its options in one page: past that (a runtime split
     // into many layers), the new mount API takes one layer at a time.
     if opts.len() < MOUNT_DATA_MAX {
-        return mount_fs(
-            "overlay",
-            root,
-            MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
-            &opts,
-        )
-        .ctx(|| "mounting the image as a read-only overlay".into());
+        return mount_fs("overlay", root, flags, &opts).ctx(|| what.into());
     }
-    overlay_layer_by_layer(&lower, root).ctx(|| {
+    overlay_layer_by_layer(&lower, upper.as_ref(), root).ctx(|| {
         format!(
             "mounting the image's {} layers as a read-only overlay (more than mount(2) takes at once; \
              this needs Linux 6.8 or later)",
@@ -688,7 +716,11 @@ const MOUNT_DATA_MAX: usize = 4095;
 
 /// overlayfs through fsopen/fsconfig (`lowerdir+`, Linux 6.8): any number
 /// of lower layers, top first, as in a `lowerdir=` list.
-fn overlay_layer_by_layer(lower: &[String], root: &Path) -> rustix::io::Result<()> {
+fn overlay_layer_by_layer(
+    lower: &[String],
+    upper: Option<&(String, String)>,
+    root: &Path,
+) -> rustix::io::Result<()> {
     use rustix::mount::{
         FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
         fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
@@ -697,15 +729,17 @@ fn overlay_layer_by_layer(lower: &[String], root: &Path) -> rustix::io::Result<(
     for l in lower {
         fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
     }
+    let mut attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV;
+    match upper {
+        Some((u, w)) => {
+            fsconfig_set_string(&fs, "upperdir", u.as_str())?;
+            fsconfig_set_string(&fs, "workdir", w.as_str())?;
+        }
+        None => attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY,
+    }
     fsconfig_set_flag(&fs, "userxattr")?;
     fsconfig_create(&fs)?;
-    let m = fsmount(
-        &fs,
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_RDONLY
-            | MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV,
-    )?;
+    let m = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
     move_mount(
         &m,
         "",

@@ -39,6 +39,13 @@ pub struct InstanceState {
     /// The app ID (or image name) as given, unlike `name`.
     #[serde(default)]
     pub app: String,
+    /// The working container it runs (`berth run --container`).
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Its writable root's directory (`upper/`, `work/`), if it has one:
+    /// what `berth commit` reads.
+    #[serde(default)]
+    pub upper: Option<String>,
 }
 
 /// Which app a process belongs to (`berth identify`).
@@ -80,8 +87,26 @@ pub fn identify(state_dir: &Path, pid: i32) -> Result<Option<Identity>> {
                     .is_some_and(|rest| rest.starts_with('/'))
         })
     };
+    // The parent chain, from /proc/PID/stat (readable where the pid
+    // namespace link is not: a sandbox that is not dumpable).
+    let parent = |p: i32| -> Option<i32> {
+        let stat = crate::sys::read_proc(format!("/proc/{p}/stat")).ok()?;
+        stat[stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let mut chain = vec![pid];
+    while chain.len() < 256 {
+        match chain.last().copied().and_then(parent) {
+            Some(p) if p > 1 && !chain.contains(&p) => chain.push(p),
+            _ => break,
+        }
+    }
     for s in list(state_dir) {
-        let same_ns = its_ns.is_some() && its_ns != own_ns && ns(&s.pid.to_string()) == its_ns;
+        let same_ns = (its_ns.is_some() && its_ns != own_ns && ns(&s.pid.to_string()) == its_ns)
+            || chain.contains(&s.pid);
         let same_cg = s.cgroup.as_ref().is_some_and(|c| within(&c.display));
         if same_ns || same_cg {
             return Ok(Some(Identity {

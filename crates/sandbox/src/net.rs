@@ -62,6 +62,168 @@ pub fn loopback_up() -> std::io::Result<()> {
     }
 }
 
+/// Destinations a LAN-only app may reach: private (RFC 1918), shared
+/// (RFC 6598), link-local (pasta's DNS address is one) and unique local
+/// IPv6. Everything else is the internet.
+pub const LAN_V4: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+];
+pub const LAN_V6: &[&str] = &["fc00::/7", "fe80::/10"];
+
+/// Is `dest` (an address or `ADDR/LEN` as `ip route` prints) inside one
+/// of the `ADDR/LEN` ranges of `lan`?
+pub fn within_lan(dest: &str, lan: &[&str]) -> bool {
+    fn cidr(s: &str) -> Option<(std::net::IpAddr, u32)> {
+        let (a, l) = s.split_once('/').unwrap_or((s, ""));
+        let a: std::net::IpAddr = a.parse().ok()?;
+        let max = if a.is_ipv4() { 32 } else { 128 };
+        let l = if l.is_empty() { max } else { l.parse().ok()? };
+        (l <= max).then_some((a, l))
+    }
+    fn bits(a: std::net::IpAddr) -> (u128, u32) {
+        match a {
+            std::net::IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
+            std::net::IpAddr::V6(v) => (u128::from(v), 128),
+        }
+    }
+    let Some((d, dl)) = cidr(dest) else {
+        return false;
+    };
+    lan.iter().filter_map(|r| cidr(r)).any(|(r, rl)| {
+        let ((db, dmax), (rb, rmax)) = (bits(d), bits(r));
+        if dmax != rmax || dl < rl {
+            return false;
+        }
+        // Both sit at the top of the u128: the first `rl` bits decide.
+        let mask = if rl == 0 { 0 } else { u128::MAX << (128 - rl) };
+        db & mask == rb & mask
+    })
+}
+
+/// The gateway and device of a `default via GW dev DEV ...` line of
+/// `ip route show default`.
+pub fn parse_default_route(line: &str) -> Option<(String, String)> {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    if w.first() != Some(&"default") {
+        return None;
+    }
+    let after = |k: &str| w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1));
+    Some(((*after("via")?).to_owned(), (*after("dev")?).to_owned()))
+}
+
+/// The routing of a LAN-only sandbox (pid 1 `pid`, still in setup, its
+/// network configured by pasta): the default routes give way to an
+/// unreachable default, and the LAN ranges go where the default went.
+/// Done from outside with the host's `ip` in the sandbox's user and
+/// network namespaces, where the app, without capabilities, cannot undo
+/// it. Any failure is an error: the app must not start with the internet.
+pub fn lan_only(pid: i32) -> Result<(), String> {
+    // In a helper process: joining a user namespace takes a single thread,
+    // and this one must not stay there.
+    let said = crate::exec::in_child(|| match enter_and_cut(pid) {
+        Ok(()) => b"ok".to_vec(),
+        Err(e) => e.into_bytes(),
+    })
+    .map_err(|e| e.to_string())?;
+    match said.as_slice() {
+        b"ok" => Ok(()),
+        [] => Err("the helper setting the routes died".into()),
+        e => Err(String::from_utf8_lossy(e).into_owned()),
+    }
+}
+
+/// Join the sandbox's user and network namespaces, keep CAP_NET_ADMIN
+/// there across exec (the ambient set: a user's own uid keeps no
+/// capabilities across exec otherwise), and cut the routes with `ip`.
+fn enter_and_cut(pid: i32) -> Result<(), String> {
+    use rustix::thread::{CapabilitySet, LinkNameSpaceType};
+    use std::os::fd::AsFd;
+    for (ns, t) in [
+        ("user", LinkNameSpaceType::User),
+        ("net", LinkNameSpaceType::Network),
+    ] {
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+            .map_err(|e| format!("opening the sandbox's {ns} namespace: {e}"))?;
+        rustix::thread::move_into_link_name_space(f.as_fd(), Some(t))
+            .map_err(|e| format!("joining the sandbox's {ns} namespace: {e}"))?;
+    }
+    let mut caps = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?;
+    caps.inheritable |= CapabilitySet::NET_ADMIN;
+    rustix::thread::set_capabilities(None, caps).map_err(|e| format!("capset: {e}"))?;
+    rustix::thread::configure_capability_in_ambient_set(CapabilitySet::NET_ADMIN, true)
+        .map_err(|e| format!("keeping CAP_NET_ADMIN for ip: {e}"))?;
+    cut_routes()
+}
+
+fn cut_routes() -> Result<(), String> {
+    let ip = |args: &[&str]| -> Result<String, String> {
+        let out = Command::new("ip")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running ip (iproute2): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for (fam, lan) in [("-4", LAN_V4), ("-6", LAN_V6)] {
+        let defaults = ip(&[fam, "route", "show", "default"])?;
+        let via: Vec<(String, String)> = defaults.lines().filter_map(parse_default_route).collect();
+        for _ in defaults.lines().filter(|l| l.starts_with("default")) {
+            ip(&[fam, "route", "del", "default"])?;
+        }
+        match ip(&[fam, "route", "add", "unreachable", "default"]) {
+            Ok(_) => {}
+            // No IPv6 in the namespace at all: nothing to cut.
+            Err(_) if fam == "-6" && via.is_empty() => continue,
+            Err(e) => return Err(e),
+        }
+        if let Some((gw, dev)) = via.first() {
+            // The gateway stays reachable as itself alone; the subnet
+            // pasta copied from the host is the internet when it is not a
+            // LAN range (a host on a public subnet), so it goes.
+            let host = if fam == "-4" { "/32" } else { "/128" };
+            ip(&[fam, "route", "replace", &format!("{gw}{host}"), "dev", dev])?;
+            for p in lan {
+                ip(&[fam, "route", "replace", p, "via", gw, "dev", dev])?;
+            }
+        }
+        for line in ip(&[fam, "route", "show"])?.lines() {
+            let Some(dest) = line.split_whitespace().next() else {
+                continue;
+            };
+            if dest == "default" || dest == "unreachable" || within_lan(dest, lan) {
+                continue;
+            }
+            if via
+                .iter()
+                .any(|(gw, _)| dest == gw || dest.strip_suffix("/32") == Some(gw))
+            {
+                continue;
+            }
+            ip(&[fam, "route", "del", dest])?;
+        }
+    }
+    // Checked, not assumed: no way out but the LAN.
+    let left = ip(&["-4", "route", "show", "default"])? + &ip(&["-6", "route", "show", "default"])?;
+    if left
+        .lines()
+        .any(|l| l.split_whitespace().any(|w| w == "via"))
+    {
+        return Err(format!("a default route is left: {}", left.trim()));
+    }
+    Ok(())
+}
+
 /// pasta's arguments to connect the namespaces of `pid` (the sandbox's
 /// pid 1, still in setup) as user `uid`.
 pub fn pasta_args(pid: i32, uid: u32) -> Vec<String> {
@@ -196,6 +358,49 @@ pub fn stop_stale_pasta(instance_dir: &std::path::Path, pid1: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lan_ranges_contain_what_they_should() {
+        for ok in [
+            "10.1.2.0/24",
+            "192.168.1.7",
+            "172.31.0.0/16",
+            "fd00::/8",
+            "fe80::/64",
+        ] {
+            assert!(
+                within_lan(ok, if ok.contains(':') { LAN_V6 } else { LAN_V4 }),
+                "{ok}"
+            );
+        }
+        for no in [
+            "192.0.2.0/24",
+            "8.8.8.8",
+            "172.32.0.0/16",
+            "10.0.0.0/7",
+            "2001:db8::/64",
+            "junk",
+        ] {
+            assert!(
+                !within_lan(no, if no.contains(':') { LAN_V6 } else { LAN_V4 }),
+                "{no}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_routes_are_read() {
+        assert_eq!(
+            parse_default_route("default via 10.0.2.2 dev eth0 proto static metric 100"),
+            Some(("10.0.2.2".into(), "eth0".into()))
+        );
+        assert_eq!(
+            parse_default_route("default via fe80::1 dev eth0 metric 1024 pref medium"),
+            Some(("fe80::1".into(), "eth0".into()))
+        );
+        assert_eq!(parse_default_route("unreachable default metric 1024"), None);
+        assert_eq!(parse_default_route("10.0.0.0/8 via 1.2.3.4 dev x"), None);
+    }
 
     #[test]
     fn link_up_message() {

@@ -50,6 +50,13 @@ pub struct RunRequest {
     pub links: Vec<(PathBuf, PathBuf)>,
     pub limits: Limits,
     pub host: HostInfo,
+    /// A writable root: a directory holding `upper/` and `work/` for the
+    /// root's overlay (a working container's, or a `--writable` run's);
+    /// else the root is read-only.
+    pub upper: Option<PathBuf>,
+    /// DNS servers of the app's own (IP addresses) in place of the host's
+    /// resolver, with pasta's network.
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -99,8 +106,19 @@ pub enum Network {
     /// networking, as rootless Podman does): the internet, but not the
     /// host's loopback services or abstract unix sockets.
     Pasta,
+    /// As `Pasta`, but routed only to private, shared-address and
+    /// link-local addresses (the LAN): every other destination is
+    /// unreachable (`share=lan`; crate::net::lan_only).
+    Lan,
     /// The host's network namespace (`share=host-network`).
     Host,
+}
+
+impl Network {
+    /// Connected through pasta.
+    pub fn pasta(self) -> bool {
+        matches!(self, Network::Pasta | Network::Lan)
+    }
 }
 
 /// The address inside the sandbox where pasta answers DNS queries (it
@@ -302,6 +320,8 @@ pub struct SandboxPlan {
     pub network: Network,
     /// Layer dirs, bottom first; the scaffold goes on top; read-only overlay.
     pub layers: Vec<PathBuf>,
+    /// `upper/` and `work/` of a writable root (`RunRequest::upper`).
+    pub upper: Option<PathBuf>,
     pub instance_dir: PathBuf,
     pub scaffold: Vec<ScaffoldEntry>,
     pub mounts: Vec<Mount>,
@@ -368,8 +388,12 @@ fn protect(b: &BindSpec, protected: &[Protected]) -> (Vec<Mount>, Vec<Mount>) {
 
 /// resolv.conf for a pasta network: pasta's DNS forwarder, and the host's
 /// search domains and options.
-fn resolv_conf(host: Option<&str>) -> String {
-    let mut out = format!("nameserver {PASTA_DNS}\n");
+fn resolv_conf(host: Option<&str>, own: &[std::net::IpAddr]) -> String {
+    let mut out = if own.is_empty() {
+        format!("nameserver {PASTA_DNS}\n")
+    } else {
+        own.iter().map(|a| format!("nameserver {a}\n")).collect()
+    };
     for line in host.unwrap_or_default().lines() {
         let l = line.trim();
         if ["search ", "domain ", "options "]
@@ -559,9 +583,9 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
                 readonly: true,
             });
         }
-        Network::Pasta => scaffold.push(ScaffoldEntry::File {
+        Network::Pasta | Network::Lan => scaffold.push(ScaffoldEntry::File {
             path: "etc/resolv.conf".into(),
-            contents: resolv_conf(h.resolv_conf.as_deref()),
+            contents: resolv_conf(h.resolv_conf.as_deref(), &req.dns),
         }),
         Network::None => {}
     }
@@ -573,6 +597,7 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
     Ok(SandboxPlan {
         instance_id: req.instance_id.clone(),
         app: req.name.clone(),
+        upper: req.upper.clone(),
         cgroup: CgroupPlan {
             name: crate::cgroup::scope_name(&req.name, &req.instance_id),
             limits: req.limits.clone(),
@@ -638,6 +663,8 @@ mod tests {
             subtrees: vec![],
             links: vec![],
             limits: Limits::default(),
+            upper: None,
+            dns: vec![],
             host: HostInfo {
                 uid: 1000,
                 gid: 1000,

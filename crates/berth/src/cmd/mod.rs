@@ -2,6 +2,7 @@
 
 mod apps;
 mod build;
+mod containers;
 mod docs;
 mod export;
 mod fsck;
@@ -127,14 +128,16 @@ pub fn state_dir() -> anyhow::Result<PathBuf> {
     Ok(berth_launch::host::ensure_runtime_dir()?)
 }
 
-/// Images that installed apps (and their rollback deployments) use: gc
-/// roots besides index.json.
+/// Images that installed apps (and their rollback deployments) and
+/// working containers use: gc roots besides index.json.
 pub fn live_app_images(ctx: &Ctx) -> anyhow::Result<Vec<berth_image::Digest>> {
-    berth_app::deploy::AppStore::new(ctx.store().root())
+    let mut out: Vec<berth_image::Digest> = berth_app::deploy::AppStore::new(ctx.store().root())
         .live_images()
         .iter()
-        .map(|d| Ok(berth_image::Digest::parse(d)?))
-        .collect()
+        .map(|d| berth_image::Digest::parse(d))
+        .collect::<Result<_, _>>()?;
+    out.extend(ctx.engine.container_images());
+    Ok(out)
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -256,6 +259,15 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             json,
         } => apps::override_(ctx, &app, grant, revoke, reset, json),
         Command::Ps { json, quiet } => instances::ps(json, quiet),
+        Command::Create { name, image, json } => containers::create(ctx, &name, &image, json),
+        Command::Containers { json } => containers::list(ctx, json),
+        Command::Rm { names } => containers::rm(ctx, &names),
+        Command::Commit {
+            what,
+            image,
+            with_data,
+            json,
+        } => containers::commit(ctx, &what, &image, with_data, json),
         Command::Identify { pid, json } => instances::identify(pid, json),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),

@@ -1,0 +1,238 @@
+//! Working containers and `commit`: a lasting writable root over an image
+//! (records in `berth_app::containers`, mounted by the launch), and new
+//! images made of what a container or a `--writable` instance changed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_app::containers::{Container, ContainerError, ContainerStore};
+use berth_build::layer::{LayerBlob, LayerWriter};
+use berth_build::oci::{self, LayerRef, NewImage};
+use berth_image::{Digest, ImageName};
+use berth_sandbox::instance::{self, InstanceState};
+
+use crate::error::{Error, Result};
+use crate::{Engine, Frontend, WorkDir};
+
+/// The label a committed image records its parent in (manifest digest).
+pub const LABEL_PARENT: &str = "org.berth.commit.parent";
+
+/// What `commit` made.
+#[derive(Debug, serde::Serialize)]
+pub struct Committed {
+    pub image: String,
+    pub id: String,
+    pub digest: Digest,
+    /// The image it was made from.
+    pub parent: Digest,
+    /// The new layer of the root's changes.
+    pub layer: Digest,
+    pub files: u64,
+    pub bytes: u64,
+    pub removed: u64,
+    /// The layer of the app's private data (`--with-data`).
+    pub data_layer: Option<Digest>,
+    /// Entries no layer can hold (sockets, devices), left out.
+    pub skipped: Vec<String>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl From<ContainerError> for Error {
+    fn from(e: ContainerError) -> Error {
+        match e {
+            ContainerError::Io { context, source } => Error::Io { context, source },
+            ContainerError::Invalid(m) => Error::Invalid(m),
+            other => Error::Refused(other.to_string()),
+        }
+    }
+}
+
+impl Engine {
+    pub fn containers(&self) -> ContainerStore {
+        ContainerStore::new(self.store.root())
+    }
+
+    /// `berth create --name NAME IMAGE`: a working container of the image
+    /// (pulled if it is a registry reference the store lacks).
+    pub fn create_container(
+        &self,
+        name: &str,
+        image: &str,
+        fe: &dyn Frontend,
+    ) -> Result<Container> {
+        if !berth_app::containers::valid_name(name) {
+            return Err(Error::Invalid(format!(
+                "{name:?} is not a container name: letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64"
+            )));
+        }
+        let entry = self.image_or_pull(image, fe)?;
+        Ok(self
+            .containers()
+            .create(name, image, &entry.digest.to_string(), now())?)
+    }
+
+    /// `berth rm NAME`: the container and everything its runs wrote.
+    pub fn remove_container(&self, name: &str) -> Result<()> {
+        let gone = self.containers().remove(name)?;
+        Ok(berth_image::fsutil::remove_tree(&gone)?)
+    }
+
+    /// Image digests working containers use: gc roots.
+    pub fn container_images(&self) -> Vec<Digest> {
+        self.containers()
+            .list()
+            .iter()
+            .filter_map(|c| Digest::parse(&c.digest).ok())
+            .collect()
+    }
+
+    /// `berth commit WHAT NAME`: an image of `WHAT`'s image plus a layer
+    /// of what its root changed (`WHAT` is a working container, or a
+    /// running instance with a writable root), and with `with_data` a
+    /// layer of the app's private home. A running instance is frozen
+    /// while its changes are read, where its cgroup allows.
+    pub fn commit(
+        &self,
+        what: &str,
+        name: &str,
+        with_data: bool,
+        state_dir: &Path,
+        fe: &dyn Frontend,
+    ) -> Result<Committed> {
+        let name = ImageName::parse(name)?;
+        let containers = self.containers();
+        let running = instance::list(state_dir);
+        let (root, parent, inst): (PathBuf, String, Option<&InstanceState>) = match containers
+            .get(what)
+        {
+            Ok(c) => (
+                containers.root(&c.name),
+                c.digest.clone(),
+                running
+                    .iter()
+                    .find(|s| s.container.as_deref() == Some(&c.name)),
+            ),
+            Err(ContainerError::NotFound(_) | ContainerError::Invalid(_)) => {
+                let found: Vec<&InstanceState> = running
+                    .iter()
+                    .filter(|s| s.id.starts_with(what) || s.name == what)
+                    .collect();
+                let s = match found.as_slice() {
+                    [one] => *one,
+                    [] => {
+                        return Err(Error::Invalid(format!(
+                            "no working container or running instance {what:?} (see `berth containers` and `berth ps`)"
+                        )));
+                    }
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "{what:?} names {} instances; give more of the instance ID",
+                            found.len()
+                        )));
+                    }
+                };
+                let Some(u) = &s.upper else {
+                    return Err(Error::Refused(format!(
+                        "instance {} runs on a read-only root, so it changed nothing to commit; run it with `--writable` or in a container (`berth create`)",
+                        s.id
+                    )));
+                };
+                (PathBuf::from(u), s.image_digest.clone(), Some(s))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let parent = Digest::parse(&parent)?;
+        let orig = self
+            .store
+            .load_image(&self.store.entry_by_digest(&parent)?)?;
+        let work = WorkDir::new(self, "commit-")?;
+        // Frozen while read, so the layer is one moment of the root.
+        let frozen = inst.and_then(|s| s.cgroup.as_ref()).filter(|cg| {
+            let ok = cg.set_frozen(true).is_ok();
+            if !ok {
+                fe.warn("warning: the instance keeps running while its changes are read");
+            }
+            ok
+        });
+        let layer = (|| -> Result<_> {
+            let mut w = LayerWriter::create(&work.0.join("changes"))?;
+            let stats = berth_build::commit::upper_layer(&root.join("upper"), "", &mut w)?;
+            Ok((w.finish()?, stats))
+        })();
+        if let Some(cg) = frozen {
+            let _ = cg.set_frozen(false);
+        }
+        let (blob, stats) = layer?;
+        let mut blobs: Vec<LayerBlob> = vec![blob.clone()];
+        let data_layer = if with_data {
+            let app = orig
+                .labels()
+                .get(berth_app::metadata::LABEL_ID)
+                .cloned()
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "--with-data: {what} is no app (its image has no org.berth.app.id), so it has no private data"
+                    ))
+                })?;
+            let data = self.data_dir(&app);
+            let home = crate::user_home();
+            let mut w = LayerWriter::create(&work.0.join("data"))?;
+            if data.is_dir() {
+                berth_build::layer::dir_layer(&data, &home.display().to_string(), now(), &mut w)?;
+            }
+            let b = w.finish()?;
+            blobs.push(b.clone());
+            Some(b.digest)
+        } else {
+            None
+        };
+        let mut config = orig.config.config().clone().unwrap_or_default();
+        let mut labels = config.labels().clone().unwrap_or_default();
+        labels.insert(LABEL_PARENT.to_owned(), parent.to_string());
+        config.set_labels(Some(labels));
+        let mut layers = LayerRef::of_image(&orig)?;
+        layers.extend(blobs.iter().map(LayerRef::from_blob));
+        // The runtime it was built on stays its base (thin bundles, rebase).
+        let annotations: BTreeMap<String, String> = orig
+            .manifest
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| k == oci::BASE_NAME || k == oci::BASE_DIGEST)
+            .collect();
+        let img = NewImage {
+            name: name.to_string(),
+            config,
+            layers,
+            annotations,
+            created: now(),
+        };
+        let layout = work.0.join("layout");
+        oci::write_layout(&layout, std::slice::from_ref(&img), &blobs)?;
+        let res = self.import_path(&layout, None, fe)?;
+        let first = res
+            .images
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Invalid("the commit produced no image".into()))?;
+        Ok(Committed {
+            image: name.to_string(),
+            id: first.id,
+            digest: first.digest,
+            parent,
+            layer: blob.digest,
+            files: stats.files,
+            bytes: stats.bytes,
+            removed: stats.removed,
+            data_layer,
+            skipped: stats.skipped,
+        })
+    }
+}
