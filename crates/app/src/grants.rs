@@ -95,6 +95,8 @@ pub struct Grants {
     pub bus_proxy: Option<BusProxy>,
     /// `share=lan`: the local network only (wins over `share=network`).
     pub lan: bool,
+    /// `device=tun`: CAP_NET_ADMIN in the app's own network namespace.
+    pub net_admin: bool,
     /// `dns=`: the app's own DNS servers.
     pub dns: Vec<String>,
     pub memory: Option<u64>,
@@ -330,6 +332,17 @@ pub fn compute(perms: &[Permission], host: &HostEnv) -> Grants {
                 let paths: &[&str] = match d {
                     Device::Dri => &["/dev/dri"],
                     Device::Kvm => &["/dev/kvm"],
+                    // The LAN-only routes would be the app's to undo.
+                    Device::Tun if perms.contains(&Permission::Share(Share::Lan)) => {
+                        g.unavailable.push(
+                            "device=tun: not with share=lan (the app could route around it)".into(),
+                        );
+                        &[]
+                    }
+                    Device::Tun => {
+                        g.net_admin = true;
+                        &["/dev/net/tun"]
+                    }
                     Device::Input => &["/dev/input"],
                     Device::Usb => &["/dev/bus/usb"],
                     Device::Camera => &[
@@ -463,6 +476,26 @@ mod tests {
 
     fn perms(s: &str) -> Vec<Permission> {
         crate::PermissionSet::parse_list(s).unwrap_or_default().0
+    }
+
+    #[test]
+    fn network_modes() {
+        let g = compute(&perms("share=lan;dns=10.0.0.53;device=tun"), &host());
+        assert!(g.lan && !g.network);
+        assert_eq!(g.dns, ["10.0.0.53"]);
+        // A tun beside the LAN-only routes would undo them: not given.
+        assert!(!g.net_admin, "{:?}", g.unavailable);
+        assert!(g.unavailable.iter().any(|u| u.starts_with("device=tun")));
+        assert!(!g.binds.iter().any(|b| b.dest == Path::new("/dev/net/tun")));
+        let g = compute(&perms("share=network;device=tun"), &host());
+        assert!(g.network && g.net_admin);
+        assert!(g.binds.iter().any(|b| b.dest == Path::new("/dev/net/tun")));
+        let g = compute(&perms("io-weight=50;io-read=1M;io-write=2M"), &host());
+        assert_eq!(
+            (g.io_weight, g.io_read, g.io_write),
+            (Some(50), Some(1 << 20), Some(2 << 20))
+        );
+        assert!(g.unavailable.is_empty());
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub enum Device {
     Input,
     Usb,
     Kvm,
+    /// `/dev/net/tun` and CAP_NET_ADMIN in the app's own network namespace:
+    /// its own VPN (openvpn, wireguard-go) and routes, nobody else's.
+    Tun,
     All,
 }
 
@@ -269,8 +272,9 @@ impl Permission {
                 "input" => Device::Input,
                 "usb" => Device::Usb,
                 "kvm" => Device::Kvm,
+                "tun" => Device::Tun,
                 "all" => Device::All,
-                _ => return Err(unknown("device", "dri nvidia camera input usb kvm all")),
+                _ => return Err(unknown("device", "dri nvidia camera input usb kvm tun all")),
             }),
             "share" => Permission::Share(match value {
                 "network" => Share::Network,
@@ -449,6 +453,12 @@ impl Permission {
             ),
             Permission::Device(Device::Usb) => (s("Use USB devices directly"), High),
             Permission::Device(Device::Kvm) => (s("Run virtual machines (KVM)"), Medium),
+            Permission::Device(Device::Tun) => (
+                s(
+                    "Run its own VPN: create network devices and change the routes and firewall of its own network (not this computer's); this opens more of the kernel to it",
+                ),
+                High,
+            ),
             Permission::Device(Device::All) => (s("Use every device on the computer"), High),
             Permission::Share(Share::Network) => (
                 s(
@@ -782,6 +792,7 @@ impl Device {
             Device::Input => "input",
             Device::Usb => "usb",
             Device::Kvm => "kvm",
+            Device::Tun => "tun",
             Device::All => "all",
         }
     }
@@ -914,6 +925,7 @@ mod tests {
             "device=input",
             "device=usb",
             "device=kvm",
+            "device=tun",
             "device=all",
             "share=network",
             "share=ipc",

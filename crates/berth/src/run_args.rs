@@ -50,6 +50,11 @@ pub struct RunArgs {
     /// the host's resolver (with --network or --lan-only)
     #[arg(long, value_name = "ADDR")]
     pub dns: Vec<String>,
+    /// Give the sandbox /dev/net/tun and CAP_NET_ADMIN over its own network
+    /// namespace (a VPN client's tun device and routes; the `device=tun`
+    /// permission); not with --host-network or --lan-only
+    #[arg(long, conflicts_with_all = ["host_network", "lan_only"])]
+    pub tun: bool,
     /// Share this computer's own network namespace, loopback services and
     /// abstract sockets (X11, D-Bus) included (off by default; high risk)
     #[arg(long)]
@@ -115,5 +120,6 @@ pub fn request(a: RunArgs) -> berth_launch::Request {
         writable: a.writable,
         lan_only: a.lan_only,
         dns: a.dns,
+        tun: a.tun,
     }
 }

@@ -749,7 +749,8 @@ fn a_link_planted_in_the_apps_home_does_not_steer_a_grant() {
     let text = out(&o);
     assert!(
         !o.status.success() && text.contains("symbolic link"),
-        "{text}"
+        "{:?}: {text}",
+        o.status
     );
     assert!(!outside.exists(), "a mount point was made on the host");
 }

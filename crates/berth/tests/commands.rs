@@ -146,14 +146,7 @@ fn fsck_reports_corruption() {
     // Blobs kept as they came (by default a layer re-creates its blob;
     // import::layer_blobs_are_recreated_from_their_layers damages that).
     let a = Img::new(vec![(simple_layer("a"), Comp::Gzip)]).named("f/a:1");
-    let p = env.write("a.tar", &a.oci_archive());
-    let o = env
-        .cmd()
-        .args(["import", p.to_str().unwrap()])
-        .env("BERTH_KEEP_BLOBS", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    env.import_keeping_blobs(&a, "a.tar");
     let blobs = env.home().join("blobs/sha256");
     // Flip a byte in the layer blob.
     let layer_blob = std::fs::read_dir(&blobs)
@@ -196,13 +189,14 @@ fn round_trip(comp: Comp, keep: bool) {
         (simple_layer("f"), Comp::None),
     ])
     .named("e/x:1");
-    let p = env.write("e.tar", &img.oci_archive());
-    let mut c = env.cmd();
-    c.args(["import", p.to_str().unwrap()]);
     if keep {
-        c.env("BERTH_KEEP_BLOBS", "1");
+        env.import_keeping_blobs(&img, "e.tar");
+    } else {
+        env.ok(&[
+            "import",
+            env.write("e.tar", &img.oci_archive()).to_str().unwrap(),
+        ]);
     }
-    assert!(c.output().unwrap().status.success());
     let out = env.path("out.tar");
     env.ok(&["export", "e/x:1", out.to_str().unwrap()]);
     let env2 = Env::new();

@@ -632,13 +632,6 @@ fn layer_blobs_are_recreated_from_their_layers() {
     // BERTH_KEEP_BLOBS=1 keeps what comes in as it came.
     let keep = layer(&[dir("k"), file("k/k", &noise(4000, 10))]);
     let k = Img::new(vec![(keep.clone(), Comp::Gzip)]).named("t/keep:1");
-    let p = env.write("keep.tar", &k.oci_archive());
-    let o = env
-        .cmd()
-        .args(["import", p.to_str().unwrap()])
-        .env("BERTH_KEEP_BLOBS", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    env.import_keeping_blobs(&k, "keep.tar");
     assert!(stored(&blob_of(&keep, Comp::Gzip)));
 }

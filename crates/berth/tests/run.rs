@@ -1052,3 +1052,120 @@ fn lan_only_reaches_the_lan_but_not_the_internet() {
     assert!(out.contains("nameserver 10.0.0.53"), "{out}");
     assert!(full.lines().any(|l| l.starts_with("default via")), "{full}");
 }
+
+/// `--tun` (the `device=tun` permission): the app makes its own tun
+/// device and routes in its own network namespace; other instances and
+/// the host do not see them, and without it there is no tun and no
+/// capability to route.
+#[test]
+fn a_tun_device_and_its_routes_stay_in_the_app() {
+    const T: &str = "a_tun_device_and_its_routes_stay_in_the_app";
+    if !have_tool(T, "gcc") || !have_tool(T, "pasta") {
+        return;
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        skip(T, "this kernel has no /dev/net/tun");
+        return;
+    }
+    let env = setup();
+    // What a VPN client does first: a persistent tun0.
+    let src = env.write(
+        "tunup.c",
+        br#"#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+int main(void) {
+  int fd = open("/dev/net/tun", O_RDWR);
+  if (fd < 0) { perror("open /dev/net/tun"); return 1; }
+  struct ifreq ifr; memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI; strcpy(ifr.ifr_name, "tun0");
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) { perror("TUNSETIFF"); return 1; }
+  if (ioctl(fd, TUNSETPERSIST, 1) < 0) { perror("TUNSETPERSIST"); return 1; }
+  return 0;
+}
+"#,
+    );
+    let bin = env.path("tunup");
+    let st = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success(), "building the tun helper");
+    let bind = format!("{}:/tunup:ro", bin.display());
+    let vpn = "/tunup && ip link set tun0 up && ip addr add 10.99.0.1/24 dev tun0 && \
+               ip route add 10.98.0.0/16 dev tun0 && ip route";
+    let mut app = env
+        .cmd()
+        .args([
+            "run",
+            "--tun",
+            "--network",
+            "--bind",
+            &bind,
+            "bb:1",
+            "--",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg(format!("{} && sleep 30", vpn.replace("ip ", "busybox ip ")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let inst = wait_for_instance(&env);
+    // The route exists in the app's namespace while another instance and
+    // the host know nothing of it.
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let o = env.run(&[
+            "enter",
+            inst["id"].as_str().unwrap(),
+            "--",
+            "busybox",
+            "ip",
+            "route",
+        ]);
+        seen = String::from_utf8_lossy(&o.stdout).into_owned();
+        if seen.contains("10.98.0.0/16 dev tun0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen.contains("10.98.0.0/16 dev tun0"), "{seen}");
+    let other = env.ok(&["run", "--network", "bb:1", "--", "busybox", "ip", "route"]);
+    assert!(
+        !other.contains("10.98.") && !other.contains("tun0"),
+        "{other}"
+    );
+    let host = Command::new("ip").args(["route"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&host.stdout).contains("10.98.0.0/16"));
+    env.ok(&["kill", inst["id"].as_str().unwrap()]);
+    let _ = app.wait();
+    // Without it: no tun device, no capability to route.
+    let o = env.run(&[
+        "run",
+        "--network",
+        "--bind",
+        &bind,
+        "bb:1",
+        "--",
+        "/bin/sh",
+        "-c",
+        "/tunup; busybox ip route add 10.98.0.0/16 dev lo",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("open /dev/net/tun"), "{err}");
+    assert!(
+        err.contains("Operation not permitted") || err.contains("RTNETLINK"),
+        "{err}"
+    );
+    // Never beside the LAN-only routes it could undo.
+    let o = env.run(&["run", "--tun", "--lan-only", "bb:1", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot be used with"));
+}

@@ -18,18 +18,13 @@ fn import(env: &Env, img: &Img, file: &str) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-/// Import keeping every blob as it came (BERTH_KEEP_BLOBS=1): tests of
-/// what the store does with its blobs.
+/// Import keeping every blob as it came: tests of what the store does
+/// with its blobs.
 fn import_keeping_blobs(env: &Env, img: &Img, file: &str) -> String {
-    let p = env.write(file, &img.oci_archive());
-    let o = env
-        .cmd()
-        .args(["import", p.to_str().unwrap()])
-        .env("BERTH_KEEP_BLOBS", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    p.to_str().unwrap().to_owned()
+    env.import_keeping_blobs(img, file)
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// `store_with_a`, its blob kept.

@@ -54,6 +54,9 @@ pub struct Request {
     pub lan_only: bool,
     /// `--dns ADDR`: DNS servers of the run's own.
     pub dns: Vec<String>,
+    /// `--tun`: `/dev/net/tun` and CAP_NET_ADMIN in the sandbox's own
+    /// network namespace (what `device=tun` grants).
+    pub tun: bool,
 }
 
 /// Where a launch runs from.
@@ -283,6 +286,7 @@ fn proxy_sandbox(
         host,
         upper: None,
         dns: Vec::new(),
+        net_admin: false,
     })?)
 }
 
@@ -433,6 +437,13 @@ pub fn plan(
         })?;
         internal.push(b);
     }
+    if req.tun {
+        internal.push(BindSpec {
+            src: "/dev/net/tun".into(),
+            dest: "/dev/net/tun".into(),
+            readonly: false,
+        });
+    }
     let mut env: Vec<(String, String)> = Vec::new();
     // `--command PROGRAM`: PROGRAM and the arguments after `--`, instead of
     // the app's (or image's) own command.
@@ -453,6 +464,7 @@ pub fn plan(
     } else {
         Network::None
     };
+    let mut net_admin = req.tun;
     let mut dns: Vec<std::net::IpAddr> = req
         .dns
         .iter()
@@ -710,6 +722,7 @@ pub fn plan(
             if dns.is_empty() {
                 dns = g.dns.iter().filter_map(|a| a.parse().ok()).collect();
             }
+            net_admin |= g.net_admin;
             share_ipc = g.ipc;
             devel = g.devel;
             multiarch = g.multiarch;
@@ -883,6 +896,7 @@ pub fn plan(
         limits: limits.clone(),
         host: host::host_info(places.state.clone()),
         dns,
+        net_admin: net_admin && network != Network::Lan,
         upper: match (&container, req.writable) {
             (Some(c), _) => Some(containers.root(&c.name)),
             (None, true) => Some(

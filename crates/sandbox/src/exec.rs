@@ -61,8 +61,16 @@ pub trait Hooks {
 pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Result<Outcome> {
     let hardening = Hardening::of(plan)?;
     let stdio = StdFds::classify();
-    let (go_r, go_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .ctx(|| "creating a pipe".into())?;
+    // A socket, not a pipe: pid 1 may fail its setup and be gone before
+    // it reads "c", and writing to a pipe nobody reads would kill berth
+    // with SIGPIPE (its default here) before it could report why.
+    let (go_r, go_w) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .ctx(|| "creating a socket pair".into())?;
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .ctx(|| "creating a pipe".into())?;
     // The pty is made inside (so it belongs to the sandbox's devpts and
@@ -155,10 +163,25 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
     });
     // "g": set up the sandbox. Meanwhile move it into the remaining
     // cgroups; "c": now start the app (so it is born in them).
-    rustix::io::write(&go_w, b"g").ctx(|| "starting the sandbox".into())?;
+    // Pid 1 gone (its setup failed): its error is read below.
+    let go = |b: &[u8]| match rustix::net::send(&go_w, b, rustix::net::SendFlags::NOSIGNAL) {
+        Ok(_) | Err(rustix::io::Errno::PIPE | rustix::io::Errno::CONNRESET) => Ok(()),
+        Err(e) => Err(e),
+    };
+    go(b"g").ctx(|| "starting the sandbox".into())?;
     if let Err(e) = hooks.place(child, placed_in_v2) {
         let _ = rustix::process::kill_process(child, Signal::KILL);
         let _ = rustix::process::waitpid(Some(child), WaitOptions::empty());
+        // Pid 1 may have failed first (and so could not be placed): its
+        // reason is the one to give.
+        let mut msg = String::new();
+        let _ = File::from(err_r).read_to_string(&mut msg);
+        if !msg.trim().is_empty() {
+            return Ok(Outcome {
+                code: EXIT_SETUP,
+                error: Some(msg.trim().to_owned()),
+            });
+        }
         return Err(Error::Setup(e));
     }
     // Stopped (dropped) when the app is gone.
@@ -185,7 +208,7 @@ pub fn run(plan: &SandboxPlan, prepared: &Prepared, hooks: &mut dyn Hooks) -> Re
             )));
         }
     }
-    rustix::io::write(&go_w, b"c").ctx(|| "starting the sandbox".into())?;
+    go(b"c").ctx(|| "starting the sandbox".into())?;
     drop(go_w);
     hooks.started(child);
     // Before the relay's threads exist.
@@ -943,6 +966,8 @@ fn mount_dev(dev: &Path) -> Result<()> {
 /// What every process in a sandbox gives up before running app code.
 pub struct Hardening {
     pub drop_all_capabilities: bool,
+    /// Kept when the rest go (`device=tun`: CAP_NET_ADMIN).
+    pub keep: rustix::thread::CapabilitySet,
     pub no_new_privs: bool,
     /// Compiled once, before forking, so no process compiles it twice.
     pub seccomp: Vec<seccompiler::BpfProgram>,
@@ -952,6 +977,11 @@ impl Hardening {
     pub fn of(plan: &SandboxPlan) -> Result<Hardening> {
         Ok(Hardening {
             drop_all_capabilities: plan.drop_all_capabilities,
+            keep: if plan.keep_net_admin {
+                rustix::thread::CapabilitySet::NET_ADMIN
+            } else {
+                rustix::thread::CapabilitySet::empty()
+            },
             no_new_privs: plan.no_new_privs,
             seccomp: plan.seccomp.compile()?,
         })
@@ -965,6 +995,7 @@ impl Hardening {
     pub fn for_instance(devel: bool, multiarch: bool) -> Result<Hardening> {
         Ok(Hardening {
             drop_all_capabilities: true,
+            keep: rustix::thread::CapabilitySet::empty(),
             no_new_privs: true,
             seccomp: seccomp::SeccompPolicy::new(seccomp::Allow { devel, multiarch }).compile()?,
         })
@@ -975,7 +1006,7 @@ impl Hardening {
 fn harden(plan: &Hardening) -> Result<()> {
     use rustix::thread::{CapabilitySet, CapabilitySets};
     if plan.drop_all_capabilities {
-        for c in CapabilitySet::all().iter() {
+        for c in CapabilitySet::all().difference(plan.keep).iter() {
             // EINVAL: a capability this kernel does not know; nothing to drop.
             match rustix::thread::remove_capability_from_bounding_set(c) {
                 Ok(()) | Err(rustix::io::Errno::INVAL) => {}
@@ -986,12 +1017,18 @@ fn harden(plan: &Hardening) -> Result<()> {
         rustix::thread::set_capabilities(
             None,
             CapabilitySets {
-                effective: CapabilitySet::empty(),
-                permitted: CapabilitySet::empty(),
-                inheritable: CapabilitySet::empty(),
+                effective: plan.keep,
+                permitted: plan.keep,
+                inheritable: plan.keep,
             },
         )
         .ctx(|| "dropping capabilities".into())?;
+        // What is kept must survive the app's exec as its own uid: the
+        // ambient set.
+        for c in plan.keep.iter() {
+            rustix::thread::configure_capability_in_ambient_set(c, true)
+                .ctx(|| "keeping CAP_NET_ADMIN for the app".into())?;
+        }
     }
     if plan.no_new_privs {
         rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;

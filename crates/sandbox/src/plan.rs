@@ -57,6 +57,9 @@ pub struct RunRequest {
     /// DNS servers of the app's own (IP addresses) in place of the host's
     /// resolver, with pasta's network.
     pub dns: Vec<std::net::IpAddr>,
+    /// `device=tun`: the app keeps CAP_NET_ADMIN, which reaches only the
+    /// network namespace of its own (never with the host's network).
+    pub net_admin: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -330,6 +333,9 @@ pub struct SandboxPlan {
     pub tty: bool,
     pub no_new_privs: bool,
     pub drop_all_capabilities: bool,
+    /// Keep CAP_NET_ADMIN (in the sandbox's user namespace, over its own
+    /// network namespace) for the app: `device=tun`.
+    pub keep_net_admin: bool,
 }
 
 /// A name fit for a hostname and a cgroup: `[a-z0-9-]`, at most 40 chars.
@@ -598,6 +604,7 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
         instance_id: req.instance_id.clone(),
         app: req.name.clone(),
         upper: req.upper.clone(),
+        keep_net_admin: req.net_admin && req.network != Network::Host,
         cgroup: CgroupPlan {
             name: crate::cgroup::scope_name(&req.name, &req.instance_id),
             limits: req.limits.clone(),
@@ -665,6 +672,7 @@ mod tests {
             limits: Limits::default(),
             upper: None,
             dns: vec![],
+            net_admin: false,
             host: HostInfo {
                 uid: 1000,
                 gid: 1000,

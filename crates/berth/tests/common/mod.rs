@@ -184,6 +184,21 @@ impl Env {
         v.as_array().unwrap().len()
     }
 
+    /// Import `img` (written to `file`) keeping every layer blob as it
+    /// came (BERTH_KEEP_BLOBS=1; by default a layer re-creates its blob).
+    /// Returns the archive's path.
+    pub fn import_keeping_blobs(&self, img: &Img, file: &str) -> PathBuf {
+        let p = self.write(file, &img.oci_archive());
+        let o = self
+            .cmd()
+            .args(["import", p.to_str().unwrap()])
+            .env("BERTH_KEEP_BLOBS", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        p
+    }
+
     pub fn assert_fsck_clean(&self) {
         let o = self.run(&["fsck"]);
         assert!(
