@@ -629,6 +629,58 @@ fn layer_blobs_are_recreated_from_their_layers() {
     let o = env.run(&["fsck"]);
     assert!(!o.status.success());
 
+    // A damaged tar record (not the layer) is said, and repair removes
+    // only the record: the layer stays; a re-import brings the blob back.
+    let own_id = sha(&own);
+    let rec = env.home().join(format!(
+        "layers/{}.tar-split",
+        own_id.trim_start_matches("sha256:")
+    ));
+    std::fs::write(&rec, b"not a record").unwrap();
+    let o = env.run(&["fsck"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success() && text.contains("tar record"), "{text}");
+    let o = env.run(&["fsck", "--repair"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("removed the damaged tar record"), "{text}");
+    assert!(
+        env.layer_dir(&own_id).is_dir(),
+        "the intact layer was removed"
+    );
+    let e = env.fails(&["export", "t/own:1", env.path("own2.oci").to_str().unwrap()]);
+    assert!(e.contains("missing"), "{e}");
+    env.ok(&["import", env.path("own.tar").to_str().unwrap()]);
+    env.ok(&["export", "t/own:1", env.path("own2.oci").to_str().unwrap()]);
+
+    // A layer whose file turns into a FIFO of the same name: the import
+    // checks the record without waiting on the FIFO (it keeps the blob).
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(5);
+    b.append_data(&mut h, "a", &b"hello"[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Fifo);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(0);
+    b.append_data(&mut h, "a", std::io::empty()).unwrap();
+    let fifo = b.into_inner().unwrap();
+    let f = Img::new(vec![(fifo.clone(), Comp::Gzip)]).named("t/fifo:1");
+    let p = env.write("fifo.tar", &f.oci_archive());
+    let o = env
+        .cmd_raw("timeout")
+        .arg("60")
+        .arg(berth_bin())
+        .args(["import", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(124), "the import hung on a FIFO");
+
     // BERTH_KEEP_BLOBS=1 keeps what comes in as it came.
     let keep = layer(&[dir("k"), file("k/k", &noise(4000, 10))]);
     let k = Img::new(vec![(keep.clone(), Comp::Gzip)]).named("t/keep:1");

@@ -1044,6 +1044,8 @@ fn lan_only_reaches_the_lan_but_not_the_internet() {
     assert!(out.contains("unreachable default"), "{out}");
     assert!(!out.lines().any(|l| l.starts_with("default via")), "{out}");
     assert!(out.contains("10.0.0.0/8 via"), "{out}");
+    // The cloud's metadata service is link-local but no LAN device.
+    assert!(out.contains("unreachable 169.254.169.254"), "{out}");
     // The app has no capability to route around it.
     assert!(
         out.contains("Operation not permitted") || out.contains("RTNETLINK"),

@@ -6,12 +6,16 @@
 //! them; setuid and setgid bits are dropped (import would drop them).
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, IoContext, Result};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use crate::error::{Error, Result};
 use crate::layer::LayerWriter;
 
 /// What a commit layer holds.
@@ -46,7 +50,22 @@ pub fn upper_layer(upper: &Path, prefix: &str, w: &mut LayerWriter) -> Result<Ch
         p.push("/");
         tar.append_data(&mut h, &p, io::empty()).map_err(werr)?;
     }
-    walk(upper, &acc, &mut tar, &mut HashMap::new(), &mut stats)?;
+    let root = rustix::fs::open(
+        upper,
+        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        context: format!("opening {}", upper.display()),
+        source: e.into(),
+    })?;
+    walk(
+        root.as_fd(),
+        &acc,
+        &mut tar,
+        &mut HashMap::new(),
+        &mut stats,
+    )?;
     tar.finish().map_err(werr)?;
     Ok(stats)
 }
@@ -62,28 +81,50 @@ fn header(kind: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: i64) -> ta
     h
 }
 
-fn opaque(dir: &Path) -> bool {
+fn opaque(dir: BorrowedFd<'_>) -> bool {
     ["user.overlay.opaque", "trusted.overlay.opaque"]
         .iter()
         .any(|k| {
-            rustix::fs::lgetxattr(dir, *k, &mut [0u8; 4][..])
+            rustix::fs::fgetxattr(dir, *k, &mut [0u8; 4][..])
                 .ok()
                 .is_some_and(|n| n == 1)
         })
 }
 
+/// Entries are opened relative to their directory's fd, never followed:
+/// a running instance (one that could not be frozen) may swap a
+/// directory for a symlink to a host path while it is read, and only
+/// its own root may end up in the layer.
 fn walk<W: Write>(
-    dir: &Path,
+    dir: BorrowedFd<'_>,
     rel: &Path,
     tar: &mut tar::Builder<W>,
     links: &mut HashMap<(u64, u64), PathBuf>,
     stats: &mut ChangeStats,
 ) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .ctx(|| format!("reading {}", dir.display()))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<_>>()
-        .ctx(|| format!("reading {}", dir.display()))?;
+    let shown = |p: &Path| {
+        if p.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            p.display().to_string()
+        }
+    };
+    let sys = |what: String| {
+        move |e: rustix::io::Errno| Error::Io {
+            context: what,
+            source: e.into(),
+        }
+    };
+    let mut names: Vec<OsString> = Vec::new();
+    let listing =
+        rustix::fs::Dir::read_from(dir).map_err(sys(format!("reading {}", shown(rel))))?;
+    for e in listing {
+        let e = e.map_err(sys(format!("reading {}", shown(rel))))?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsString::from_vec(n.to_vec()));
+        }
+    }
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
     let werr = |p: &Path| {
         let p = p.display().to_string();
@@ -93,69 +134,140 @@ fn walk<W: Write>(
         }
     };
     for name in names {
-        let host = dir.join(&name);
         let path = rel.join(&name);
-        let md = fs::symlink_metadata(&host).ctx(|| format!("reading {}", host.display()))?;
-        let (uid, gid, mtime) = (md.uid(), md.gid(), md.mtime());
-        let mode = md.mode() & 0o1777;
-        let ft = md.file_type();
-        if ft.is_char_device() && md.rdev() == 0 {
-            // overlayfs' whiteout: the image's file is gone.
-            let mut wh = std::ffi::OsString::from(".wh.");
-            wh.push(&name);
-            let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, mtime);
-            tar.append_data(&mut h, rel.join(wh), io::empty())
-                .map_err(werr(&path))?;
-            stats.removed += 1;
-        } else if ft.is_dir() {
-            let mut h = header(tar::EntryType::Directory, mode, uid, gid, mtime);
-            let mut p = path.clone().into_os_string();
-            p.push("/");
-            tar.append_data(&mut h, &p, io::empty())
-                .map_err(werr(&path))?;
-            if opaque(&host) {
-                // Replaces the image's directory instead of merging.
+        let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(sys(format!("reading {}", path.display())))?;
+        let (uid, gid, mtime) = (st.st_uid, st.st_gid, st.st_mtime);
+        let mode = st.st_mode & 0o1777;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::CharacterDevice if st.st_rdev == 0 => {
+                // overlayfs' whiteout: the image's file is gone.
+                let mut wh = OsString::from(".wh.");
+                wh.push(&name);
                 let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, mtime);
-                tar.append_data(&mut h, path.join(".wh..wh..opq"), io::empty())
+                tar.append_data(&mut h, rel.join(wh), io::empty())
                     .map_err(werr(&path))?;
+                stats.removed += 1;
             }
-            walk(&host, &path, tar, links, stats)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&host).ctx(|| format!("reading {}", host.display()))?;
-            let mut h = header(tar::EntryType::Symlink, 0o777, uid, gid, mtime);
-            tar.append_link(&mut h, &path, &target)
-                .map_err(werr(&path))?;
-        } else if ft.is_file() {
-            if md.nlink() > 1 {
-                if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                    let mut h = header(tar::EntryType::Link, mode, uid, gid, mtime);
-                    tar.append_link(&mut h, &path, first).map_err(werr(&path))?;
+            FileType::Directory => {
+                let sub = rustix::fs::openat(
+                    dir,
+                    &name,
+                    OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(sys(format!("opening {}", path.display())))?;
+                let mut h = header(tar::EntryType::Directory, mode, uid, gid, mtime);
+                let mut p = path.clone().into_os_string();
+                p.push("/");
+                tar.append_data(&mut h, &p, io::empty())
+                    .map_err(werr(&path))?;
+                if opaque(sub.as_fd()) {
+                    // Replaces the image's directory instead of merging.
+                    let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, mtime);
+                    tar.append_data(&mut h, path.join(".wh..wh..opq"), io::empty())
+                        .map_err(werr(&path))?;
+                }
+                walk(sub.as_fd(), &path, tar, links, stats)?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, &name, Vec::new())
+                    .map_err(sys(format!("reading {}", path.display())))?;
+                // A link leading out of the root (`../../etc/shadow`) is
+                // refused by every import: left out, said, the rest kept.
+                if berth_image::unpack::symlink_escapes(&path, target.as_bytes()) {
+                    stats.skipped.push(format!(
+                        "{} (a symbolic link out of the root)",
+                        path.display()
+                    ));
                     continue;
                 }
-                links.insert((md.dev(), md.ino()), path.clone());
+                let target = PathBuf::from(OsString::from_vec(target.into_bytes()));
+                let mut h = header(tar::EntryType::Symlink, 0o777, uid, gid, mtime);
+                tar.append_link(&mut h, &path, &target)
+                    .map_err(werr(&path))?;
             }
-            let f = File::open(&host).ctx(|| format!("opening {}", host.display()))?;
-            let mut h = header(tar::EntryType::Regular, mode, uid, gid, mtime);
-            h.set_size(md.len());
-            // A file still being written is taken as it was when listed.
-            tar.append_data(&mut h, &path, io::Read::take(f, md.len()))
-                .map_err(werr(&path))?;
-            stats.files += 1;
-            stats.bytes += md.len();
-        } else if ft.is_fifo() {
-            let mut h = header(tar::EntryType::Fifo, mode, uid, gid, mtime);
-            tar.append_data(&mut h, &path, io::empty())
-                .map_err(werr(&path))?;
-        } else {
-            stats.skipped.push(path.display().to_string());
+            FileType::RegularFile => {
+                let key = (st.st_dev, st.st_ino);
+                if st.st_nlink > 1 {
+                    if let Some(first) = links.get(&key) {
+                        let mut h = header(tar::EntryType::Link, mode, uid, gid, mtime);
+                        tar.append_link(&mut h, &path, first).map_err(werr(&path))?;
+                        continue;
+                    }
+                    links.insert(key, path.clone());
+                }
+                // Non-blocking: a FIFO swapped in must not hang the commit
+                // (the dev/ino check below then refuses it).
+                let fd = rustix::fs::openat(
+                    dir,
+                    &name,
+                    OFlags::RDONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC
+                        | OFlags::NOCTTY
+                        | OFlags::NONBLOCK,
+                    Mode::empty(),
+                )
+                .map_err(sys(format!("opening {}", path.display())))?;
+                // Whatever sits there now must still be that file.
+                let now =
+                    rustix::fs::fstat(&fd).map_err(sys(format!("reading {}", path.display())))?;
+                if (now.st_dev, now.st_ino) != key {
+                    return Err(Error::invalid(
+                        "the instance's root",
+                        format!("{} changed while it was read", path.display()),
+                    ));
+                }
+                let len = u64::try_from(st.st_size).unwrap_or(0);
+                let mut h = header(tar::EntryType::Regular, mode, uid, gid, mtime);
+                h.set_size(len);
+                // A file still being written is taken as it was when listed;
+                // one that shrank meanwhile is an error, never a short entry.
+                let mut body = Exactly {
+                    inner: io::Read::take(File::from(fd), len),
+                    left: len,
+                };
+                tar.append_data(&mut h, &path, &mut body)
+                    .map_err(werr(&path))?;
+                stats.files += 1;
+                stats.bytes += len;
+            }
+            FileType::Fifo => {
+                let mut h = header(tar::EntryType::Fifo, mode, uid, gid, mtime);
+                tar.append_data(&mut h, &path, io::empty())
+                    .map_err(werr(&path))?;
+            }
+            _ => stats.skipped.push(path.display().to_string()),
         }
     }
     Ok(())
 }
 
+/// `left` bytes of `inner`, or an error if it ends sooner.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Exactly<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was read",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn an_upper_dir_becomes_an_oci_layer() {
@@ -166,6 +278,8 @@ mod tests {
         fs::write(up.join("etc/linked"), b"x").unwrap();
         fs::hard_link(up.join("etc/linked"), up.join("etc/linked2")).unwrap();
         std::os::unix::fs::symlink("new/file", up.join("etc/sym")).unwrap();
+        // Out of the root: every import refuses it, so it stays out.
+        std::os::unix::fs::symlink("../../../../etc/shadow", up.join("etc/out")).unwrap();
         let root = rustix::process::geteuid().is_root();
         if root {
             // What overlayfs leaves for a removed file.
@@ -208,6 +322,8 @@ mod tests {
         assert!(has("etc/new/file", tar::EntryType::Regular), "{names:?}");
         assert!(has("etc/linked2", tar::EntryType::Link), "{names:?}");
         assert!(has("etc/sym", tar::EntryType::Symlink), "{names:?}");
+        assert!(!names.iter().any(|(n, _)| n == "etc/out"), "{names:?}");
+        assert!(stats.skipped.iter().any(|s| s.starts_with("etc/out")));
         if root {
             assert!(has("etc/.wh.gone", tar::EntryType::Regular), "{names:?}");
             assert_eq!(stats.removed, 1);

@@ -153,24 +153,16 @@ impl Engine {
             .load_image(&self.store.entry_by_digest(&parent)?)?;
         let work = WorkDir::new(self, "commit-")?;
         // Frozen while read, so the layer is one moment of the root.
-        let frozen = inst.and_then(|s| s.cgroup.as_ref()).filter(|cg| {
-            let ok = cg.set_frozen(true).is_ok();
-            if !ok {
-                fe.warn("warning: the instance keeps running while its changes are read");
-            }
-            ok
-        });
-        let layer = (|| -> Result<_> {
-            let mut w = LayerWriter::create(&work.0.join("changes"))?;
-            let stats = berth_build::commit::upper_layer(&root.join("upper"), "", &mut w)?;
-            Ok((w.finish()?, stats))
-        })();
-        if let Some(cg) = frozen {
-            let _ = cg.set_frozen(false);
+        let frozen = inst
+            .and_then(|s| s.cgroup.as_ref())
+            .filter(|cg| cg.set_frozen(true).is_ok());
+        if inst.is_some() && frozen.is_none() {
+            fe.warn(
+                "warning: the instance keeps running while its changes are read (no freezer): a file it writes meanwhile may be taken half-written",
+            );
         }
-        let (blob, stats) = layer?;
-        let mut blobs: Vec<LayerBlob> = vec![blob.clone()];
-        let data_layer = if with_data {
+        // The app's private home for `--with-data` (its ID from the image).
+        let data = if with_data {
             let app = orig
                 .labels()
                 .get(berth_app::metadata::LABEL_ID)
@@ -180,18 +172,40 @@ impl Engine {
                         "--with-data: {what} is no app (its image has no org.berth.app.id), so it has no private data"
                     ))
                 })?;
-            let data = self.data_dir(&app);
-            let home = crate::user_home();
-            let mut w = LayerWriter::create(&work.0.join("data"))?;
-            if data.is_dir() {
-                berth_build::layer::dir_layer(&data, &home.display().to_string(), now(), &mut w)?;
-            }
-            let b = w.finish()?;
-            blobs.push(b.clone());
-            Some(b.digest)
+            Some(self.data_dir(&app))
         } else {
             None
         };
+        // Both layers are read while the instance is frozen, each walked
+        // by directory fds (a running app may swap a file for a symlink
+        // to a host file: crates/build/src/commit.rs).
+        let layers = (|| -> Result<_> {
+            let mut w = LayerWriter::create(&work.0.join("changes"))?;
+            let stats = berth_build::commit::upper_layer(&root.join("upper"), "", &mut w)?;
+            let changes = w.finish()?;
+            let data_blob = match &data {
+                Some(dir) => {
+                    let mut w = LayerWriter::create(&work.0.join("data"))?;
+                    if dir.is_dir() {
+                        let home = crate::user_home().display().to_string();
+                        berth_build::commit::upper_layer(dir, &home, &mut w)?;
+                    }
+                    Some(w.finish()?)
+                }
+                None => None,
+            };
+            Ok((changes, stats, data_blob))
+        })();
+        if let Some(cg) = frozen {
+            let _ = cg.set_frozen(false);
+        }
+        let (blob, stats, data_blob) = layers?;
+        let mut blobs: Vec<LayerBlob> = vec![blob.clone()];
+        let data_layer = data_blob.map(|b| {
+            let d = b.digest.clone();
+            blobs.push(b);
+            d
+        });
         let mut config = orig.config.config().clone().unwrap_or_default();
         let mut labels = config.labels().clone().unwrap_or_default();
         labels.insert(LABEL_PARENT.to_owned(), parent.to_string());

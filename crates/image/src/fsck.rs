@@ -32,6 +32,9 @@ pub struct FsckReport {
     pub missing_blobs: Vec<Digest>,
     /// Referenced layers that are missing, incomplete or changed.
     pub damaged_layers: Vec<Digest>,
+    /// Intact layers whose tar record no longer rebuilds them (export and
+    /// push cannot re-create their blobs).
+    pub damaged_records: Vec<Digest>,
     /// Blobs no image, app or running instance references.
     pub unreferenced_blobs: Vec<Digest>,
     /// The blobs each referenced layer can be re-created from (every
@@ -146,9 +149,20 @@ pub fn fsck(store: &Store, extra_roots: &[Digest], progress: &dyn Progress) -> R
         verify_layer(store, d, progress).map(|why| (d.clone(), why))
     });
     for (d, why) in damaged {
-        r.problems
-            .push(format!("unpacked layer {}: {why}", d.short()));
-        r.damaged_layers.push(d);
+        match why {
+            Damage::Tree(why) => {
+                r.problems
+                    .push(format!("unpacked layer {}: {why}", d.short()));
+                r.damaged_layers.push(d);
+            }
+            Damage::Record(why) => {
+                r.problems.push(format!(
+                    "layer {}: {why}; the layer itself is intact and runs, but its blob cannot be re-created for export or push",
+                    d.short()
+                ));
+                r.damaged_records.push(d);
+            }
+        }
     }
 
     // 4. Leftovers.
@@ -222,8 +236,40 @@ fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Option<R> + Sync) -
     out.into_inner().unwrap_or_default()
 }
 
+/// What is wrong with a layer: its tree (it must not run as it is), or
+/// only its tar record (it runs; its blob cannot be re-created).
+enum Damage {
+    Tree(String),
+    Record(String),
+}
+
 /// Why layer `d` is not as it was unpacked, or None if it is.
-fn verify_layer(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<String> {
+fn verify_layer(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<Damage> {
+    verify_tree(store, d, progress)
+        .map(Damage::Tree)
+        .or_else(|| {
+            // Its blob is re-created from the tree and tar record: they must
+            // still give the diff-id.
+            if !store.split_path(d).is_file() {
+                return None;
+            }
+            match store.layer_tar(d).and_then(|mut t| {
+                let mut h = HashingReader::new(&mut t);
+                io::copy(&mut h, &mut io::sink()).ctx(|| "rebuilding its tar".into())?;
+                Ok(h.finish().0)
+            }) {
+                Ok(got) if got == *d => None,
+                Ok(got) => Some(Damage::Record(format!(
+                    "its tar record rebuilds {got}, not this layer"
+                ))),
+                Err(e) => Some(Damage::Record(format!(
+                    "its tar record cannot rebuild it: {e}"
+                ))),
+            }
+        })
+}
+
+fn verify_tree(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<String> {
     let tree = store.layer_path(d);
     if !tree.is_dir() {
         return Some("is missing".into());
@@ -255,25 +301,7 @@ fn verify_layer(store: &Store, d: &Digest, progress: &dyn Progress) -> Option<St
         Err(e) => Some(format!("cannot be read: {e}")),
         Ok(now) => {
             let diff = crate::content::differences(&stored, &now, 5);
-            if !diff.is_empty() {
-                return Some(format!("differs from its record: {}", diff.join("; ")));
-            }
-            // Its blob is re-created from the tree and tar record: they
-            // must still give the diff-id.
-            if !store.split_path(d).is_file() {
-                return None;
-            }
-            match store.layer_tar(d).and_then(|mut t| {
-                let mut h = HashingReader::new(&mut t);
-                io::copy(&mut h, &mut io::sink()).ctx(|| "rebuilding its tar".into())?;
-                Ok(h.finish().0)
-            }) {
-                Ok(got) if got == *d => None,
-                Ok(got) => Some(format!(
-                    "its tar record rebuilds {got}, not this layer: its blob cannot be re-created"
-                )),
-                Err(e) => Some(format!("its tar record cannot rebuild it: {e}")),
-            }
+            (!diff.is_empty()).then(|| format!("differs from its record: {}", diff.join("; ")))
         }
     }
 }
@@ -405,6 +433,15 @@ pub fn repair(
     for d in &report.corrupt_blobs {
         store.trash(&store.blob_path(d))?;
         out.done.push(format!("removed corrupt blob {}", d.short()));
+    }
+    // A bad tar record goes; the layer stays and runs. Its blob then needs
+    // a fresh copy of the image (or a stored blob of the layer).
+    for d in &report.damaged_records {
+        store.trash(&store.split_path(d))?;
+        out.done.push(format!(
+            "removed the damaged tar record of layer {} (the layer runs as before; to export or push its image, re-import or pull it)",
+            d.short()
+        ));
     }
     if report.damaged_layers.is_empty() {
         return Ok(out);

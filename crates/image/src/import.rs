@@ -171,7 +171,16 @@ pub fn import(
                 Some(d) => (store.holds_layer_blob(d, &l.diff_id), store.has_blob(d)),
                 None => (false, false),
             };
+            // A layer that can no longer re-create its blob (its tar record
+            // was damaged and removed) gets it back from an input that has it.
+            let restore = here
+                && !in_store
+                && blob
+                    .as_ref()
+                    .and_then(|d| store.elided(d))
+                    .is_some_and(|e| e.diff_id == l.diff_id && !store.can_send(&e));
             let write_blob = match &blob {
+                Some(_) if restore => true,
                 Some(_) if known || in_store => false,
                 // Content there, blob absent: a thin bundle (checked
                 // below), or another compression of a stored blob.

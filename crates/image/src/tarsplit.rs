@@ -388,7 +388,9 @@ fn open_beneath(root: BorrowedFd<'_>, path: &[u8]) -> Result<OwnedFd> {
     rustix::fs::openat2(
         root,
         std::ffi::OsStr::from_bytes(path),
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
+        // Non-blocking: a FIFO at the path (a hostile layer's) must give
+        // an error below, not hang the import holding the store lock.
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK,
         Mode::empty(),
         ResolveFlags::BENEATH
             | ResolveFlags::NO_SYMLINKS
@@ -555,6 +557,17 @@ mod tests {
         // A symlink in its place is not followed.
         std::fs::remove_file(tree.join("d/f")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", tree.join("d/f")).unwrap();
+        assert!(rebuilds(&path, root.as_fd(), &Digest::of(&stream)).is_err());
+        // A FIFO in its place is an error at once, not a wait for a writer.
+        std::fs::remove_file(tree.join("d/f")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            tree.join("d/f"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
         assert!(rebuilds(&path, root.as_fd(), &Digest::of(&stream)).is_err());
     }
 

@@ -68,14 +68,19 @@ pub fn parse_proc_cgroup(s: &str) -> (Option<String>, BTreeMap<String, String>) 
 }
 
 /// The scope (and cgroup) name of an instance of `app` (an app ID, or an
-/// image name of which the last path component before the tag counts):
+/// image name without its tag):
 /// `app-berth-<app>-<instance>.scope`, the form desktops parse
 /// (`app-<launcher>-<ApplicationID>-<RANDOM>.scope`, from systemd's
 /// desktop-environment conventions), the app part escaped as systemd
 /// escapes unit names, so `-` in it is `\x2d` and the last `-` ends it.
 pub fn scope_name(app: &str, instance: &str) -> String {
-    let base = app.rsplit('/').next().unwrap_or(app);
-    let base = base.split(':').next().unwrap_or(base);
+    // An image run keeps its whole name: `/` and `:` are never in an app
+    // ID, so an image named like an app (`evil.example/org.mozilla.firefox`)
+    // is not taken for it. Its tag is left out.
+    let base = match app.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => name,
+        _ => app,
+    };
     let mut esc = String::new();
     for (i, b) in base.bytes().enumerate() {
         let piece = if b.is_ascii_alphanumeric() || b == b':' || b == b'_' || (b == b'.' && i > 0) {
@@ -109,18 +114,23 @@ pub fn parse_scope_name(path: &str) -> Option<(String, String)> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
-            let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
-            if b.get(i + 1) != Some(&b'x') {
+            let hex = b.get(i + 2..i + 4)?;
+            if b.get(i + 1) != Some(&b'x') || !hex.iter().all(u8::is_ascii_hexdigit) {
                 return None;
             }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 4;
         } else {
             out.push(b[i]);
             i += 1;
         }
     }
-    Some((String::from_utf8(out).ok()?, instance.to_owned()))
+    let app = String::from_utf8(out).ok()?;
+    // What berth escapes back is printable; anything else is not its name.
+    if app.chars().any(char::is_control) {
+        return None;
+    }
+    Some((app, instance.to_owned()))
 }
 
 /// v2 `cpu.weight` (1-10000, default 100) as v1 `cpu.shares` (default 1024).
@@ -488,7 +498,14 @@ mod tests {
         );
         assert_eq!(
             scope_name("localhost:5000/x/bb:1", "f00"),
-            "app-berth-bb-f00.scope"
+            "app-berth-localhost:5000\\x2fx\\x2fbb-f00.scope"
+        );
+        assert_eq!(scope_name("bb:1", "f00"), "app-berth-bb-f00.scope");
+        // An image named like an app is not that app.
+        let spoof = scope_name("evil.example/org.mozilla.firefox", "1");
+        assert_eq!(
+            parse_scope_name(&spoof).unwrap().0,
+            "evil.example/org.mozilla.firefox"
         );
         assert_eq!(scope_name("", "f00"), "app-berth-app-f00.scope");
         assert!(scope_name(&"é".repeat(300), "1").len() < 200);
@@ -496,6 +513,8 @@ mod tests {
             "/x/app-berth-.scope",
             "/x/other.scope",
             "/x/app-berth-a\\xZZ-1.scope",
+            "/x/app-berth-a\\x+2-1.scope",
+            "/x/app-berth-a\\x07-1.scope",
         ] {
             assert_eq!(parse_scope_name(bad), None, "{bad}");
         }

@@ -73,6 +73,8 @@ pub const LAN_V4: &[&str] = &[
     "169.254.0.0/16",
 ];
 pub const LAN_V6: &[&str] = &["fc00::/7", "fe80::/10"];
+/// Cloud instance metadata services, unreachable from the LAN-only mode.
+pub const METADATA: &[&str] = &["169.254.169.254/32", "fd00:ec2::254/128"];
 
 /// Is `dest` (an address or `ADDR/LEN` as `ip route` prints) inside one
 /// of the `ADDR/LEN` ranges of `lan`?
@@ -196,12 +198,22 @@ fn cut_routes() -> Result<(), String> {
             for p in lan {
                 ip(&[fam, "route", "replace", p, "via", gw, "dev", dev])?;
             }
+            // Link-local, but the cloud's instance metadata service (its
+            // credentials) is no LAN device.
+            for m in METADATA.iter().filter(|m| m.contains(':') == (fam == "-6")) {
+                ip(&[fam, "route", "replace", "unreachable", m])?;
+            }
         }
         for line in ip(&[fam, "route", "show"])?.lines() {
             let Some(dest) = line.split_whitespace().next() else {
                 continue;
             };
-            if dest == "default" || dest == "unreachable" || within_lan(dest, lan) {
+            if dest == "default"
+                || dest == "unreachable"
+                || dest == "blackhole"
+                || dest == "prohibit"
+                || within_lan(dest, lan)
+            {
                 continue;
             }
             if via

@@ -694,7 +694,10 @@ mod tests {
         assert!(p.namespaces.user && p.namespaces.pid && p.namespaces.ipc && p.namespaces.uts);
         assert!(p.no_new_privs && p.drop_all_capabilities);
         assert_eq!(p.hostname, "demo-app");
-        assert_eq!(p.cgroup.name, "app-berth-Demo_App-abc123.scope");
+        assert_eq!(
+            p.cgroup.name,
+            "app-berth-localhost\\x2fDemo_App-abc123.scope"
+        );
         assert_eq!(p.env["PATH"], "/bin");
         assert_eq!(p.env["HOME"], "/home/alice");
         assert!(

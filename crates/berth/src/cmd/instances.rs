@@ -46,14 +46,19 @@ pub fn identify(pid: i32, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         match &found {
             Some(i) => println!(
-                "{} is {} (instance {}{})",
+                "{} is {} (instance {}{}){}",
                 i.pid,
                 ui::safe(&i.app),
                 ui::safe(&i.instance),
                 i.cgroup
                     .as_deref()
                     .map(|c| format!(", cgroup {}", ui::safe(c)))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if i.found_by == "scope" {
+                    "; by its cgroup's name only: not one of your running instances"
+                } else {
+                    ""
+                }
             ),
             None => println!("{pid} is not in a berth sandbox"),
         }
