@@ -197,6 +197,27 @@ impl ContainerStore {
         }
     }
 
+    /// What a `create` or `rm` killed midway left behind: `.new-NAME-PID`
+    /// and `.rm-NAME-PID` directories of processes that are gone (a root
+    /// being removed can be large; it must not stay forever).
+    pub fn leftovers(&self) -> Vec<PathBuf> {
+        fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let rest = name
+                    .strip_prefix(".new-")
+                    .or_else(|| name.strip_prefix(".rm-"))?;
+                let pid: u32 = rest.rsplit_once('-')?.1.parse().ok()?;
+                let alive =
+                    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+                (!alive).then(|| e.path())
+            })
+            .collect()
+    }
+
     /// Take container `name` away (not while it runs): it is gone from
     /// the records at once; the caller deletes the returned directory
     /// (a root a rootless run wrote may need permissions fixed first).
@@ -240,6 +261,15 @@ mod tests {
         drop(held);
         let gone = s.remove("box").unwrap();
         assert!(gone.is_dir() && !s.path("box").exists());
+        // Ours (this process lives) is no leftover; a dead writer's is.
+        assert!(s.leftovers().is_empty());
+        let dead = d.path().join("containers/.rm-old-4000000");
+        fs::create_dir_all(dead.join("root/upper")).unwrap();
+        fs::create_dir_all(d.path().join("containers/.new-x-4000001")).unwrap();
+        let mut left = s.leftovers();
+        left.sort();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(s.list().is_empty(), "leftovers are no containers");
         assert!(matches!(s.get("box"), Err(ContainerError::NotFound(_))));
         assert!(matches!(s.get("../x"), Err(ContainerError::Invalid(_))));
     }

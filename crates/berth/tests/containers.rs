@@ -94,6 +94,12 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
         "notes\n"
     );
     env.assert_fsck_clean();
+    // What a `berth rm` killed midway leaves goes with the next gc.
+    let killed = env.home().join("containers/.rm-old-4000000/root/upper");
+    std::fs::create_dir_all(&killed).unwrap();
+    std::fs::write(killed.join("big"), vec![0u8; 4096]).unwrap();
+    env.ok(&["gc"]);
+    assert!(!env.home().join("containers/.rm-old-4000000").exists());
     env.ok(&["rm", "box"]);
     assert!(
         json(&env.ok(&["containers", "--json"]))

@@ -71,6 +71,7 @@ impl Engine {
                 "{name:?} is not a container name: letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64"
             )));
         }
+        self.sweep_containers();
         let entry = self.image_or_pull(image, fe)?;
         Ok(self
             .containers()
@@ -79,8 +80,23 @@ impl Engine {
 
     /// `berth rm NAME`: the container and everything its runs wrote.
     pub fn remove_container(&self, name: &str) -> Result<()> {
+        self.sweep_containers();
         let gone = self.containers().remove(name)?;
         Ok(berth_image::fsutil::remove_tree(&gone)?)
+    }
+
+    /// Remove what a killed `create` or `rm` left (`gc` and every `create`
+    /// and `rm` do): how many, and their bytes.
+    pub fn sweep_containers(&self) -> (usize, u64) {
+        let (mut n, mut bytes) = (0, 0);
+        for p in self.containers().leftovers() {
+            let size = berth_image::fsutil::tree_size(&p);
+            if berth_image::fsutil::remove_tree(&p).is_ok() {
+                n += 1;
+                bytes += size;
+            }
+        }
+        (n, bytes)
     }
 
     /// Image digests working containers use: gc roots.

@@ -9,7 +9,11 @@ pub fn run(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let _lock = ctx
         .store()
         .lock_exclusive(&|| ui::warn("waiting for other berth processes to finish..."))?;
-    let r = gc(ctx.store(), &super::live_app_images(ctx)?)?;
+    let mut r = gc(ctx.store(), &super::live_app_images(ctx)?)?;
+    // Roots of working containers a killed `create` or `rm` left.
+    let (n, bytes) = ctx.engine.sweep_containers();
+    r.temp_removed += n;
+    r.bytes_freed += bytes;
     if json {
         ui::print_json(&r)?;
     } else {
