@@ -64,7 +64,15 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
     assert!(err.contains("in use"), "{err}");
     // Committed while it runs (frozen meanwhile where there is a freezer).
     let v = json(&env.ok(&["commit", "box", "my/box:1", "--json"]));
-    env.ok(&["kill", inst["id"].as_str().unwrap()]);
+    let id = inst["id"].as_str().unwrap();
+    let status = |env: &Env| json(&env.ok(&["ps", "--json"]))[0]["status"].clone();
+    assert_eq!(status(&env), "running", "thawed after the commit");
+    // One the user paused stays paused.
+    env.ok(&["pause", id]);
+    env.ok(&["commit", "box", "my/box:paused"]);
+    assert_eq!(status(&env), "paused");
+    env.ok(&["resume", id]);
+    env.ok(&["kill", id]);
     let _ = first.wait();
     assert_eq!(v["parent"], c["digest"], "{v}");
     assert!(v["files"].as_u64().unwrap() >= 2, "{v}");

@@ -169,10 +169,24 @@ impl Engine {
             .load_image(&self.store.entry_by_digest(&parent)?)?;
         let work = WorkDir::new(self, "commit-")?;
         // Frozen while read, so the layer is one moment of the root.
-        let frozen = inst
-            .and_then(|s| s.cgroup.as_ref())
-            .filter(|cg| cg.set_frozen(true).is_ok());
-        if inst.is_some() && frozen.is_none() {
+        // A paused instance stays as the user left it. Otherwise it is
+        // frozen and recorded as paused first, so that a commit killed
+        // meanwhile leaves it `berth resume`-able, not silently stuck.
+        let already = inst.is_some_and(|s| s.paused);
+        let frozen = inst.filter(|s| !s.paused).and_then(|s| {
+            let cg = s.cgroup.as_ref()?;
+            let mut paused = s.clone();
+            paused.paused = true;
+            paused.save(state_dir).ok()?;
+            if cg.set_frozen(true).is_ok() {
+                Some((cg, paused))
+            } else {
+                paused.paused = false;
+                let _ = paused.save(state_dir);
+                None
+            }
+        });
+        if inst.is_some() && frozen.is_none() && !already {
             fe.warn(
                 "warning: the instance keeps running while its changes are read (no freezer): a file it writes meanwhile may be taken half-written",
             );
@@ -212,8 +226,10 @@ impl Engine {
             };
             Ok((changes, stats, data_blob))
         })();
-        if let Some(cg) = frozen {
+        if let Some((cg, mut state)) = frozen {
             let _ = cg.set_frozen(false);
+            state.paused = false;
+            let _ = state.save(state_dir);
         }
         let (blob, stats, data_blob) = layers?;
         let mut blobs: Vec<LayerBlob> = vec![blob.clone()];
