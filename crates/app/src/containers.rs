@@ -56,6 +56,12 @@ pub struct Container {
     pub created_unix: u64,
 }
 
+/// Label of an image whose layers carry a home (`berth commit` of a
+/// container or `--with-data`): its path. A run of the image as the user
+/// of that home gets a temporary writable root, so the home it carries is
+/// its starting home instead of being hidden by an empty one.
+pub const LABEL_HOME: &str = "org.berth.commit.home";
+
 /// A container name: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` (a directory name
 /// and a word in messages).
 pub fn valid_name(n: &str) -> bool {

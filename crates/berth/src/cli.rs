@@ -286,18 +286,20 @@ Runs of images and apps stay temporary: only containers keep their root."
     },
     /// Make an image of what a container (or a --writable instance) changed
     #[command(
+        visible_alias = "snapshot",
         long_about = "Make image IMAGE (name[:tag]) of WHAT's image plus one layer of \
 what its root changed: WHAT is a working container, or a running instance started with \
 `--writable`. The new image keeps the original's labels and records it as its parent \
 (label org.berth.commit.parent). A running instance is frozen while its changes are read, \
 where its cgroup has a freezer. With --with-data, a second layer holds the app's private \
-home (its data directory)."
+home (its data directory); that alone can be committed of an instance on a read-only root. \
+For a working container, IMAGE defaults to the container's name (NAME:latest)."
     )]
     Commit {
         /// Working container name, or running instance ID (or unique prefix)
         what: String,
-        /// Name for the new image, e.g. my/tool:2
-        image: String,
+        /// Name for the new image, e.g. my/tool:2 (default for a container: its name)
+        image: Option<String>,
         /// Add a layer of the app's private data
         #[arg(long)]
         with_data: bool,

@@ -185,3 +185,100 @@ fn a_writable_run_commits_and_leaves_nothing() {
         "{err}"
     );
 }
+
+#[test]
+fn an_app_commits_its_private_data_and_a_container_its_own_name() {
+    let env = Env::new();
+    let img = busybox_img(
+        "test/notes:1",
+        vec![],
+        &[
+            ("org.berth.app.id", "org.example.Notes"),
+            ("org.berth.app.command", "/bin/sleep 30"),
+        ],
+    );
+    let p = env.write("notes.tar", &img.oci_archive());
+    env.ok(&["install", "--yes", p.to_str().unwrap()]);
+    // The app runs on a read-only root and keeps its notes in its home.
+    let mut child = env
+        .cmd()
+        .args([
+            "run",
+            "org.example.Notes",
+            "--command",
+            "/bin/sh",
+            "--",
+            "-c",
+            "echo kept > \"$HOME/notes\"; echo $HOME > /dev/null; sleep 30",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let inst = wait_for_instance(&env);
+    let id = inst["id"].as_str().unwrap().to_owned();
+    let err = env.fails(&["commit", &id, "my/notes:2"]);
+    assert!(err.contains("--with-data"), "{err}");
+    let err = env.fails(&["commit", &id]);
+    assert!(err.contains("name the new image"), "{err}");
+    let mut v = serde_json::Value::Null;
+    for _ in 0..100 {
+        v = json(&env.ok(&["snapshot", &id, "my/notes:2", "--with-data", "--json"]));
+        if v["data_files"].as_u64() == Some(1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    env.ok(&["kill", &id]);
+    let _ = child.wait();
+    assert!(
+        v["layer"].is_null(),
+        "no root layer of a read-only root: {v}"
+    );
+    assert!(v["data_layer"].is_string(), "{v}");
+    // The new image carries the home as it was.
+    let out = sh(&env, &["my/notes:2"], "cat \"$HOME/notes\"");
+    assert_eq!(out, "kept\n");
+
+    // ... and a run of it may change it, for that run only.
+    let out = sh(
+        &env,
+        &["my/notes:2"],
+        "echo more >> \"$HOME/notes\"; cat \"$HOME/notes\"",
+    );
+    assert_eq!(out, "kept\nmore\n");
+    let out = sh(
+        &env,
+        &["my/notes:2"],
+        "cat \"$HOME/notes\"; touch /x && echo writable",
+    );
+    assert_eq!(out, "kept\nwritable\n");
+
+    // A container keeps its home across runs, and its commit carries it;
+    // its image takes the container's name by default.
+    busybox_image(&env, "bb:1", vec![]);
+    env.ok(&["create", "--name", "scratch", "bb:1"]);
+    sh(
+        &env,
+        &["--container", "scratch"],
+        "echo hi > /hi; echo draft > \"$HOME/draft\"",
+    );
+    assert_eq!(
+        sh(&env, &["--container", "scratch"], "cat \"$HOME/draft\""),
+        "draft\n"
+    );
+    let v = json(&env.ok(&["commit", "scratch", "--json"]));
+    assert_eq!(v["image"], "scratch:latest", "{v}");
+    assert_eq!(
+        sh(&env, &["scratch"], "cat /hi \"$HOME/draft\""),
+        "hi\ndraft\n"
+    );
+    // An image that carries no home still runs read-only, on an empty one.
+    assert_eq!(
+        sh(
+            &env,
+            &["bb:1"],
+            "ls -A \"$HOME\"; touch /x 2>/dev/null || echo read-only"
+        ),
+        "read-only\n"
+    );
+}

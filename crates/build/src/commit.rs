@@ -70,6 +70,26 @@ pub fn upper_layer(upper: &Path, prefix: &str, w: &mut LayerWriter) -> Result<Ch
     Ok(stats)
 }
 
+/// Whether `upper` holds the directory `path` (absolute, as inside the
+/// sandbox), reached without following a link: a root whose changes
+/// carry a home.
+pub fn has_dir(upper: &Path, path: &str) -> bool {
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::PATH | OFlags::CLOEXEC;
+    let Ok(mut fd) = rustix::fs::open(upper, flags, Mode::empty()) else {
+        return false;
+    };
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        if c == ".." || c == "." {
+            return false;
+        }
+        match rustix::fs::openat(&fd, c, flags, Mode::empty()) {
+            Ok(next) => fd = next,
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 fn header(kind: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: i64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);

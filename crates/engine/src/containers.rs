@@ -25,13 +25,17 @@ pub struct Committed {
     pub digest: Digest,
     /// The image it was made from.
     pub parent: Digest,
-    /// The new layer of the root's changes.
-    pub layer: Digest,
+    /// The new layer of the root's changes (none for an instance on a
+    /// read-only root committed for its data alone).
+    pub layer: Option<Digest>,
     pub files: u64,
     pub bytes: u64,
     pub removed: u64,
     /// The layer of the app's private data (`--with-data`).
     pub data_layer: Option<Digest>,
+    /// Files and bytes in it.
+    pub data_files: u64,
+    pub data_bytes: u64,
     /// Entries no layer can hold (sockets, devices), left out.
     pub skipped: Vec<String>,
 }
@@ -124,50 +128,62 @@ impl Engine {
         let name = ImageName::parse(name)?;
         let containers = self.containers();
         let running = instance::list(state_dir);
-        let (root, parent, inst): (PathBuf, String, Option<&InstanceState>) = match containers
-            .get(what)
-        {
-            Ok(c) => (
-                containers.root(&c.name),
-                c.digest.clone(),
-                running
-                    .iter()
-                    .find(|s| s.container.as_deref() == Some(&c.name)),
-            ),
-            Err(ContainerError::NotFound(_) | ContainerError::Invalid(_)) => {
-                let found: Vec<&InstanceState> = running
-                    .iter()
-                    .filter(|s| s.id.starts_with(what) || s.name == what)
-                    .collect();
-                let s = match found.as_slice() {
-                    [one] => *one,
-                    [] => {
-                        return Err(Error::Invalid(format!(
-                            "no working container or running instance {what:?} (see `berth containers` and `berth ps`)"
+        let (root, parent, inst): (Option<PathBuf>, String, Option<&InstanceState>) =
+            match containers.get(what) {
+                Ok(c) => (
+                    Some(containers.root(&c.name).join("upper")),
+                    c.digest.clone(),
+                    running
+                        .iter()
+                        .find(|s| s.container.as_deref() == Some(&c.name)),
+                ),
+                Err(ContainerError::NotFound(_) | ContainerError::Invalid(_)) => {
+                    let found: Vec<&InstanceState> = running
+                        .iter()
+                        .filter(|s| s.id.starts_with(what) || s.name == what)
+                        .collect();
+                    let s = match found.as_slice() {
+                        [one] => *one,
+                        [] => {
+                            return Err(Error::Invalid(format!(
+                                "no working container or running instance {what:?} (see `berth containers` and `berth ps`)"
+                            )));
+                        }
+                        _ => {
+                            return Err(Error::Invalid(format!(
+                                "{what:?} names {} instances; give more of the instance ID",
+                                found.len()
+                            )));
+                        }
+                    };
+                    // A read-only root changed nothing; its data may still be
+                    // worth keeping.
+                    if s.upper.is_none() && !with_data {
+                        return Err(Error::Refused(format!(
+                            "instance {} runs on a read-only root, so it changed nothing to commit; run it with `--writable` or in a container (`berth create`), or commit its private data with `--with-data`",
+                            s.id
                         )));
                     }
-                    _ => {
-                        return Err(Error::Invalid(format!(
-                            "{what:?} names {} instances; give more of the instance ID",
-                            found.len()
-                        )));
-                    }
-                };
-                let Some(u) = &s.upper else {
-                    return Err(Error::Refused(format!(
-                        "instance {} runs on a read-only root, so it changed nothing to commit; run it with `--writable` or in a container (`berth create`)",
-                        s.id
-                    )));
-                };
-                (PathBuf::from(u), s.image_digest.clone(), Some(s))
-            }
-            Err(e) => return Err(e.into()),
-        };
+                    (
+                        s.upper.as_ref().map(|u| PathBuf::from(u).join("upper")),
+                        s.image_digest.clone(),
+                        Some(s),
+                    )
+                }
+                Err(e) => return Err(e.into()),
+            };
         let parent = Digest::parse(&parent)?;
         let orig = self
             .store
             .load_image(&self.store.entry_by_digest(&parent)?)?;
         let work = WorkDir::new(self, "commit-")?;
+        // The home path the sandbox gives this user: where `--with-data`
+        // puts the app's data, and what a root's changes may hold.
+        let home = berth_launch::host::user_and_home().1;
+        let carries_home = with_data
+            || root
+                .as_deref()
+                .is_some_and(|u| berth_build::commit::has_dir(u, &home));
         // Frozen while read, so the layer is one moment of the root.
         // A paused instance stays as the user left it. Otherwise it is
         // frozen and recorded as paused first, so that a commit killed
@@ -210,17 +226,23 @@ impl Engine {
         // by directory fds (a running app may swap a file for a symlink
         // to a host file: crates/build/src/commit.rs).
         let layers = (|| -> Result<_> {
-            let mut w = LayerWriter::create(&work.0.join("changes"))?;
-            let stats = berth_build::commit::upper_layer(&root.join("upper"), "", &mut w)?;
-            let changes = w.finish()?;
+            let (changes, stats) = match &root {
+                Some(upper) => {
+                    let mut w = LayerWriter::create(&work.0.join("changes"))?;
+                    let stats = berth_build::commit::upper_layer(upper, "", &mut w)?;
+                    (Some(w.finish()?), stats)
+                }
+                None => (None, Default::default()),
+            };
             let data_blob = match &data {
                 Some(dir) => {
                     let mut w = LayerWriter::create(&work.0.join("data"))?;
-                    if dir.is_dir() {
-                        let home = crate::user_home().display().to_string();
-                        berth_build::commit::upper_layer(dir, &home, &mut w)?;
-                    }
-                    Some(w.finish()?)
+                    let stats = if dir.is_dir() {
+                        berth_build::commit::upper_layer(dir, &home, &mut w)?
+                    } else {
+                        Default::default()
+                    };
+                    Some((w.finish()?, stats))
                 }
                 None => None,
             };
@@ -232,15 +254,24 @@ impl Engine {
             let _ = state.save(state_dir);
         }
         let (blob, stats, data_blob) = layers?;
-        let mut blobs: Vec<LayerBlob> = vec![blob.clone()];
-        let data_layer = data_blob.map(|b| {
-            let d = b.digest.clone();
-            blobs.push(b);
-            d
-        });
+        let layer = blob.as_ref().map(|b| b.digest.clone());
+        let mut blobs: Vec<LayerBlob> = blob.into_iter().collect();
+        let mut skipped = stats.skipped;
+        let (data_layer, data_files, data_bytes) = match data_blob {
+            Some((b, s)) => {
+                let d = b.digest.clone();
+                blobs.push(b);
+                skipped.extend(s.skipped);
+                (Some(d), s.files, s.bytes)
+            }
+            None => (None, 0, 0),
+        };
         let mut config = orig.config.config().clone().unwrap_or_default();
         let mut labels = config.labels().clone().unwrap_or_default();
         labels.insert(LABEL_PARENT.to_owned(), parent.to_string());
+        if carries_home {
+            labels.insert(berth_app::containers::LABEL_HOME.to_owned(), home);
+        }
         config.set_labels(Some(labels));
         let mut layers = LayerRef::of_image(&orig)?;
         layers.extend(blobs.iter().map(LayerRef::from_blob));
@@ -273,12 +304,14 @@ impl Engine {
             id: first.id,
             digest: first.digest,
             parent,
-            layer: blob.digest,
+            layer,
             files: stats.files,
             bytes: stats.bytes,
             removed: stats.removed,
             data_layer,
-            skipped: stats.skipped,
+            data_files,
+            data_bytes,
+            skipped,
         })
     }
 }

@@ -65,10 +65,9 @@ pub fn new_instance_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The invoking user and terminal.
-pub fn host_info(state_dir: PathBuf) -> HostInfo {
+/// The invoking user's name and the home path a sandbox gives them.
+pub fn user_and_home() -> (String, String) {
     let uid = rustix::process::getuid().as_raw();
-    let gid = rustix::process::getgid().as_raw();
     let user = std::env::var("USER")
         .ok()
         .filter(|u| !u.is_empty() && !u.contains([':', '\n']));
@@ -89,6 +88,14 @@ pub fn host_info(state_dir: PathBuf) -> HostInfo {
                 format!("/home/{user}")
             }
         });
+    (user, home)
+}
+
+/// The invoking user and terminal.
+pub fn host_info(state_dir: PathBuf) -> HostInfo {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    let (user, home) = user_and_home();
     // The user's terminal on any of the three: the app gets its own pty,
     // never the terminal itself (TIOCSTI, TIOCSETD, stty on the user's tty).
     let tty = std::io::stdin().is_terminal()

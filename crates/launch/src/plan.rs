@@ -383,6 +383,17 @@ pub fn plan(
     };
     let instance_id = host::new_instance_id();
     let instance_dir = berth_sandbox::instance::instances_dir(&places.state).join(&instance_id);
+    // An image that carries this user's home (a commit of a container or
+    // of an app's data) runs on a temporary writable root, the home part
+    // of it, instead of an empty home over what it carries.
+    let writable = req.writable
+        || (app.is_none()
+            && container.is_none()
+            && flatpak_runtime.is_none()
+            && image
+                .labels()
+                .get(berth_app::containers::LABEL_HOME)
+                .is_some_and(|h| *h == host::user_and_home().1));
     let c = image.config.config().clone().unwrap_or_default();
     if let Some(w) = req.cpu_weight
         && !(1..=10_000).contains(&w)
@@ -897,7 +908,7 @@ pub fn plan(
         host: host::host_info(places.state.clone()),
         dns,
         net_admin: net_admin && network != Network::Lan,
-        upper: match (&container, req.writable) {
+        upper: match (&container, writable) {
             (Some(c), _) => Some(containers.root(&c.name)),
             (None, true) => Some(
                 store
@@ -921,7 +932,7 @@ pub fn plan(
         host_steps: steps,
         notes,
         container: container.map(|c| c.name),
-        temporary_root: req.writable,
+        temporary_root: writable,
     })
 }
 

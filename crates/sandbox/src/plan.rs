@@ -38,7 +38,8 @@ pub struct RunRequest {
     pub devel: bool,
     /// Allow 32-bit x86 programs (`allow=multiarch`).
     pub multiarch: bool,
-    /// A host directory to use as the (persistent) home; else an empty tmpfs.
+    /// A host directory to use as the (persistent) home; else the home is
+    /// part of a writable root (`upper`), or an empty tmpfs.
     pub home_source: Option<PathBuf>,
     /// Extra generated files for the top layer (path inside, contents).
     pub extra_files: Vec<(PathBuf, String)>,
@@ -546,17 +547,22 @@ pub fn build(req: &RunRequest) -> Result<SandboxPlan> {
             mode: 0o755,
         },
     ]);
-    mounts.push(match &req.home_source {
-        Some(src) => Mount::Bind {
+    // A writable root keeps the home as part of itself (a container's
+    // lasts across runs and goes into its commits); otherwise an app's
+    // home is its private data, and any other run's is empty and gone
+    // when it ends.
+    match &req.home_source {
+        Some(src) => mounts.push(Mount::Bind {
             src: src.clone(),
             dest: home.clone(),
             readonly: false,
-        },
-        None => Mount::Tmpfs {
+        }),
+        None if req.upper.is_some() => {}
+        None => mounts.push(Mount::Tmpfs {
             dest: home.clone(),
             mode: 0o700,
-        },
-    });
+        }),
+    }
     // Broader binds first, so a narrower one (a read-only subfolder of a
     // read-write grant) lands on top of it.
     let mut binds: Vec<&BindSpec> = req.binds.iter().collect();
@@ -751,6 +757,31 @@ mod tests {
         assert!(p.mounts.iter().any(
             |m| matches!(m, Mount::Bind { dest, .. } if dest == Path::new("/etc/resolv.conf"))
         ));
+    }
+
+    #[test]
+    fn the_home_is_private_data_part_of_a_writable_root_or_empty() {
+        let home = |p: &SandboxPlan| {
+            p.mounts
+                .iter()
+                .filter(|m| match m {
+                    Mount::Tmpfs { dest, .. } | Mount::Bind { dest, .. } => {
+                        dest == Path::new("/home/alice")
+                    }
+                    _ => false,
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let p = build(&req()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(home(&p).as_slice(), [Mount::Tmpfs { .. }]));
+        let mut r = req();
+        r.upper = Some("/s/containers/box/root".into());
+        let p = build(&r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(home(&p).is_empty(), "{:?}", p.mounts);
+        r.home_source = Some("/s/data/org.example.App".into());
+        let p = build(&r).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(home(&p).as_slice(), [Mount::Bind { .. }]));
     }
 
     #[test]

@@ -60,11 +60,21 @@ pub fn rm(ctx: &Ctx, names: &[String]) -> anyhow::Result<ExitCode> {
 pub fn commit(
     ctx: &Ctx,
     what: &str,
-    image: &str,
+    image: Option<&str>,
     with_data: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
+    // A container's own name is the natural name of its image; an
+    // instance has none worth keeping, so it must be given.
+    let image = match image {
+        Some(i) => i,
+        None if ctx.engine.containers().get(what).is_ok() => what,
+        None => anyhow::bail!(
+            "name the new image: `berth commit {} NAME[:TAG]` (only a working container's name is taken by default)",
+            ui::safe(what)
+        ),
+    };
     let c = ctx.engine.commit(
         what,
         image,
@@ -76,13 +86,22 @@ pub fn commit(
         ui::print_json(&c)?;
     } else {
         println!(
-            "Committed {} as {} (ID {}): {} file(s), {}, {} removed; parent {}",
+            "Committed {} as {} (ID {}): {} file(s), {}, {} removed{}; parent {}",
             ui::safe(what),
             ui::safe(&c.image),
             c.id,
             c.files,
             ui::human_size(c.bytes),
             c.removed,
+            if c.data_layer.is_some() {
+                format!(
+                    "; private data: {} file(s), {}",
+                    c.data_files,
+                    ui::human_size(c.data_bytes)
+                )
+            } else {
+                String::new()
+            },
             c.parent.short()
         );
         if !c.skipped.is_empty() {

@@ -267,7 +267,7 @@ fn run_command(ctx: &Ctx, command: Command) -> anyhow::Result<ExitCode> {
             image,
             with_data,
             json,
-        } => containers::commit(ctx, &what, &image, with_data, json),
+        } => containers::commit(ctx, &what, image.as_deref(), with_data, json),
         Command::Identify { pid, json } => instances::identify(pid, json),
         Command::Kill { instance, signal } => instances::kill(&instance, signal.as_deref()),
         Command::Pause { instance } => instances::pause(&instance, true),
