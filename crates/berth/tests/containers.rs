@@ -34,7 +34,7 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
     sh(
         &env,
         &["--container", "box"],
-        "mkdir -p /opt/work && echo notes > /opt/work/notes && echo changed > /etc/motd && rm /bin/hostname",
+        "mkdir -p /opt/work && echo notes > /opt/work/notes && echo changed > /etc/motd && rm /bin/hostname && touch /opt/.wh.notes",
     );
     let out = sh(
         &env,
@@ -72,11 +72,32 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
     env.ok(&["commit", "box", "my/box:paused"]);
     assert_eq!(status(&env), "paused");
     env.ok(&["resume", id]);
+    // A commit killed while it froze the instance: the next listing thaws
+    // it (the user's own pause stays, as above).
+    if !inst["cgroup"].is_null() {
+        env.ok(&["pause", id]);
+        let state = env
+            .runtime_dir()
+            .join("instances")
+            .join(id)
+            .join("state.json");
+        let mut s = json(&std::fs::read_to_string(&state).unwrap());
+        s["frozen_by"] = serde_json::json!([4_000_000, 1]);
+        std::fs::write(&state, s.to_string()).unwrap();
+        assert_eq!(status(&env), "running");
+        let out = env.ok(&["enter", id, "--", "/bin/echo", "thawed"]);
+        assert_eq!(out, "thawed\n");
+    }
     env.ok(&["kill", id]);
     let _ = first.wait();
     assert_eq!(v["parent"], c["digest"], "{v}");
     assert!(v["files"].as_u64().unwrap() >= 2, "{v}");
     assert_eq!(v["removed"], 1, "{v}");
+    // A file named as a whiteout would remove the image's file: left out.
+    assert!(
+        v["skipped"][0].as_str().unwrap().contains(".wh.notes"),
+        "{v}"
+    );
     let out = sh(
         &env,
         &["my/box:1"],
@@ -156,6 +177,11 @@ fn a_writable_run_commits_and_leaves_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(v["files"], 1, "{v}");
+    // A refused --with-data (no app) leaves the instance running.
+    let err = env.fails(&["commit", &id, "my/w:2", "--with-data"]);
+    assert!(err.contains("is no app"), "{err}");
+    let ps = json(&env.ok(&["ps", "--json"]));
+    assert_eq!(ps[0]["status"], "running", "{ps}");
     env.ok(&["kill", &id]);
     let _ = child.wait();
     assert_eq!(sh(&env, &["my/w:1"], "cat /made"), "made\n");
@@ -179,6 +205,11 @@ fn a_writable_run_commits_and_leaves_nothing() {
     assert!(err.contains("read-only root"), "{err}");
     env.ok(&["kill", &id]);
     let _ = child.wait();
+    let err = env.fails(&["commit", "nothing-here"]);
+    assert!(
+        err.contains("no working container or running instance"),
+        "{err}"
+    );
     let err = env.fails(&["commit", "nothing-here", "my/x:1"]);
     assert!(
         err.contains("no working container or running instance"),
@@ -218,7 +249,7 @@ fn an_app_commits_its_private_data_and_a_container_its_own_name() {
     let id = inst["id"].as_str().unwrap().to_owned();
     let err = env.fails(&["commit", &id, "my/notes:2"]);
     assert!(err.contains("--with-data"), "{err}");
-    let err = env.fails(&["commit", &id]);
+    let err = env.fails(&["commit", &id, "--with-data"]);
     assert!(err.contains("name the new image"), "{err}");
     let mut v = serde_json::Value::Null;
     for _ in 0..100 {
@@ -266,6 +297,8 @@ fn an_app_commits_its_private_data_and_a_container_its_own_name() {
         sh(&env, &["--container", "scratch"], "cat \"$HOME/draft\""),
         "draft\n"
     );
+    let err = env.fails(&["commit", "scratch", "--with-data"]);
+    assert!(err.contains("part of its root"), "{err}");
     let v = json(&env.ok(&["commit", "scratch", "--json"]));
     assert_eq!(v["image"], "scratch:latest", "{v}");
     assert_eq!(

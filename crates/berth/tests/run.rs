@@ -836,6 +836,11 @@ fn disk_of(p: &std::path::Path) -> Option<String> {
 #[test]
 fn io_limits_and_identify() {
     let env = setup();
+    // Flags that would do nothing, or stop the app, are refused.
+    let err = env.fails(&["run", "--io-read", "0", "bb:1", "--", "/bin/true"]);
+    assert!(err.contains("--io-read 0"), "{err}");
+    let err = env.fails(&["run", "--dns", "10.0.0.53", "bb:1", "--", "/bin/true"]);
+    assert!(err.contains("--dns needs a network"), "{err}");
     let child = env
         .cmd()
         .args([

@@ -30,8 +30,15 @@ pub struct ChangeStats {
 }
 
 /// Write the changes in overlay upper directory `upper` into `w`, under
-/// `prefix` (empty: the root).
-pub fn upper_layer(upper: &Path, prefix: &str, w: &mut LayerWriter) -> Result<ChangeStats> {
+/// `prefix` (empty: the root). `as_root`: the (uid, gid) that owns what
+/// a rootless sandbox wrote, recorded as root's like any image's files
+/// (its copied-up directories were root's in the image).
+pub fn upper_layer(
+    upper: &Path,
+    prefix: &str,
+    as_root: Option<(u32, u32)>,
+    w: &mut LayerWriter,
+) -> Result<ChangeStats> {
     let prefix = prefix.trim_matches('/');
     if prefix.split('/').any(|c| c == "." || c == "..") {
         return Err(Error::invalid("layer prefix", prefix.to_owned()));
@@ -65,6 +72,7 @@ pub fn upper_layer(upper: &Path, prefix: &str, w: &mut LayerWriter) -> Result<Ch
         &mut tar,
         &mut HashMap::new(),
         &mut stats,
+        as_root,
     )?;
     tar.finish().map_err(werr)?;
     Ok(stats)
@@ -121,6 +129,7 @@ fn walk<W: Write>(
     tar: &mut tar::Builder<W>,
     links: &mut HashMap<(u64, u64), PathBuf>,
     stats: &mut ChangeStats,
+    as_root: Option<(u32, u32)>,
 ) -> Result<()> {
     let shown = |p: &Path| {
         if p.as_os_str().is_empty() {
@@ -157,7 +166,20 @@ fn walk<W: Write>(
         let path = rel.join(&name);
         let st = rustix::fs::statat(dir, &name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(sys(format!("reading {}", path.display())))?;
-        let (uid, gid, mtime) = (st.st_uid, st.st_gid, st.st_mtime);
+        let (mut uid, mut gid, mtime) = (st.st_uid, st.st_gid, st.st_mtime);
+        if let Some((u, g)) = as_root {
+            uid = if uid == u { 0 } else { uid };
+            gid = if gid == g { 0 } else { gid };
+        }
+        // OCI reserves these names for whiteouts: as a file they would
+        // remove or hide the image's files when the layer is applied.
+        if name.as_encoded_bytes().starts_with(b".wh.") {
+            stats.skipped.push(format!(
+                "{} (a name layers reserve for whiteouts)",
+                path.display()
+            ));
+            continue;
+        }
         let mode = st.st_mode & 0o1777;
         match FileType::from_raw_mode(st.st_mode) {
             FileType::CharacterDevice if st.st_rdev == 0 => {
@@ -188,7 +210,7 @@ fn walk<W: Write>(
                     tar.append_data(&mut h, path.join(".wh..wh..opq"), io::empty())
                         .map_err(werr(&path))?;
                 }
-                walk(sub.as_fd(), &path, tar, links, stats)?;
+                walk(sub.as_fd(), &path, tar, links, stats, as_root)?;
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, &name, Vec::new())
@@ -321,7 +343,7 @@ mod tests {
         .ok();
         let out = d.path().join("layer");
         let mut w = LayerWriter::create(&out).unwrap();
-        let stats = upper_layer(&up, "", &mut w).unwrap();
+        let stats = upper_layer(&up, "", None, &mut w).unwrap();
         let blob = w.finish().unwrap();
         assert_eq!(stats.files, 2);
         let f = File::open(&blob.path).unwrap();

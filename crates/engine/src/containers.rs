@@ -120,16 +120,20 @@ impl Engine {
     pub fn commit(
         &self,
         what: &str,
-        name: &str,
+        name: Option<&str>,
         with_data: bool,
         state_dir: &Path,
         fe: &dyn Frontend,
     ) -> Result<Committed> {
-        let name = ImageName::parse(name)?;
         let containers = self.containers();
         let running = instance::list(state_dir);
         let (root, parent, inst): (Option<PathBuf>, String, Option<&InstanceState>) =
             match containers.get(what) {
+                Ok(_) if with_data => {
+                    return Err(Error::Invalid(format!(
+                        "--with-data: container {what}'s home is part of its root, so its commit carries it already"
+                    )));
+                }
                 Ok(c) => (
                     Some(containers.root(&c.name).join("upper")),
                     c.digest.clone(),
@@ -172,6 +176,21 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             };
+        // A container's own name is the natural name of its image; an
+        // instance has none worth keeping.
+        let name = match (name, containers.get(what).is_ok()) {
+            (Some(n), _) => ImageName::parse(n)?,
+            (None, true) => ImageName::parse(what).map_err(|_| {
+                Error::Invalid(format!(
+                    "container name {what:?} is no image name (those are lowercase); name the image: `berth commit {what} NAME[:TAG]`"
+                ))
+            })?,
+            (None, false) => {
+                return Err(Error::Invalid(format!(
+                    "name the new image: `berth commit {what} NAME[:TAG]` (only a working container's name is taken by default)"
+                )));
+            }
+        };
         let parent = Digest::parse(&parent)?;
         let orig = self
             .store
@@ -180,33 +199,15 @@ impl Engine {
         // The home path the sandbox gives this user: where `--with-data`
         // puts the app's data, and what a root's changes may hold.
         let home = berth_launch::host::user_and_home().1;
+        let (uid, gid) = (
+            rustix::process::getuid().as_raw(),
+            rustix::process::getgid().as_raw(),
+        );
+        let as_root = (uid != 0).then_some((uid, gid));
         let carries_home = with_data
             || root
                 .as_deref()
                 .is_some_and(|u| berth_build::commit::has_dir(u, &home));
-        // Frozen while read, so the layer is one moment of the root.
-        // A paused instance stays as the user left it. Otherwise it is
-        // frozen and recorded as paused first, so that a commit killed
-        // meanwhile leaves it `berth resume`-able, not silently stuck.
-        let already = inst.is_some_and(|s| s.paused);
-        let frozen = inst.filter(|s| !s.paused).and_then(|s| {
-            let cg = s.cgroup.as_ref()?;
-            let mut paused = s.clone();
-            paused.paused = true;
-            paused.save(state_dir).ok()?;
-            if cg.set_frozen(true).is_ok() {
-                Some((cg, paused))
-            } else {
-                paused.paused = false;
-                let _ = paused.save(state_dir);
-                None
-            }
-        });
-        if inst.is_some() && frozen.is_none() && !already {
-            fe.warn(
-                "warning: the instance keeps running while its changes are read (no freezer): a file it writes meanwhile may be taken half-written",
-            );
-        }
         // The app's private home for `--with-data` (its ID from the image).
         let data = if with_data {
             let app = orig
@@ -218,10 +219,44 @@ impl Engine {
                         "--with-data: {what} is no app (its image has no org.berth.app.id), so it has no private data"
                     ))
                 })?;
+            // Run as the installed app, not as its image (whose home was
+            // empty or part of its writable root).
+            if inst.is_some_and(|s| s.app != app) {
+                return Err(Error::Invalid(format!(
+                    "--with-data: {what} runs the image, not the installed app {app}, so its home is no private data (a --writable run's home is committed with its root)"
+                )));
+            }
             Some(self.data_dir(&app))
         } else {
             None
         };
+        // Frozen while read, so the layer is one moment of the root.
+        // A paused instance stays as the user left it. Otherwise it is
+        // recorded as paused by this commit first, so that if the commit
+        // is killed meanwhile, the next listing (`berth ps`, any run or
+        // commit) thaws it.
+        let already = inst.is_some_and(|s| s.paused);
+        let frozen = inst.filter(|s| !s.paused).and_then(|s| {
+            let cg = s.cgroup.as_ref()?;
+            let mut paused = s.clone();
+            paused.paused = true;
+            let me = std::process::id() as i32;
+            paused.frozen_by = Some((me, berth_sandbox::instance::start_ticks(me)?));
+            paused.save(state_dir).ok()?;
+            if cg.set_frozen(true).is_ok() {
+                Some((cg, paused))
+            } else {
+                paused.paused = false;
+                paused.frozen_by = None;
+                let _ = paused.save(state_dir);
+                None
+            }
+        });
+        if inst.is_some() && frozen.is_none() && !already {
+            fe.warn(
+                "warning: the instance keeps running while its changes are read (no freezer): a file it writes meanwhile may be taken half-written",
+            );
+        }
         // Both layers are read while the instance is frozen, each walked
         // by directory fds (a running app may swap a file for a symlink
         // to a host file: crates/build/src/commit.rs).
@@ -229,7 +264,7 @@ impl Engine {
             let (changes, stats) = match &root {
                 Some(upper) => {
                     let mut w = LayerWriter::create(&work.0.join("changes"))?;
-                    let stats = berth_build::commit::upper_layer(upper, "", &mut w)?;
+                    let stats = berth_build::commit::upper_layer(upper, "", as_root, &mut w)?;
                     (Some(w.finish()?), stats)
                 }
                 None => (None, Default::default()),
@@ -238,7 +273,7 @@ impl Engine {
                 Some(dir) => {
                     let mut w = LayerWriter::create(&work.0.join("data"))?;
                     let stats = if dir.is_dir() {
-                        berth_build::commit::upper_layer(dir, &home, &mut w)?
+                        berth_build::commit::upper_layer(dir, &home, as_root, &mut w)?
                     } else {
                         Default::default()
                     };
@@ -251,6 +286,7 @@ impl Engine {
         if let Some((cg, mut state)) = frozen {
             let _ = cg.set_frozen(false);
             state.paused = false;
+            state.frozen_by = None;
             let _ = state.save(state_dir);
         }
         let (blob, stats, data_blob) = layers?;

@@ -201,8 +201,19 @@ pub fn fsck(store: &Store, extra_roots: &[Digest], progress: &dyn Progress) -> R
                 .push(format!("unreferenced layer layers/{name} (gc removes it)")),
         }
     }
+    // Names carrying a live writer's pid are work in progress (a build's
+    // tree, a running --writable instance's root), as gc sees them.
     let tmp: Vec<_> = fs::read_dir(store.tmp_dir())
-        .map(|d| d.flatten().collect())
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    !e.file_name()
+                        .to_str()
+                        .and_then(crate::fsutil::writer_pid)
+                        .is_some_and(crate::fsutil::pid_alive)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     if !tmp.is_empty() {
         r.notes.push(format!(

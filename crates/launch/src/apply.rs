@@ -231,6 +231,7 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
             cwd: sb.cwd.clone(),
             cgroup: None,
             paused: false,
+            frozen_by: None,
             devel: plan.devel,
             multiarch: plan.multiarch,
             store: store_id,

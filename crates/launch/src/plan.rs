@@ -868,6 +868,22 @@ pub fn plan(
         links = l.links;
         image_env = l.env.into_iter().chain(image_env).collect();
     }
+    if !req.dns.is_empty() && matches!(network, Network::None | Network::Host) {
+        return Err(Error::Invalid(
+            "--dns needs a network of the app's own (--network or --lan-only, or the app's share=network)"
+                .into(),
+        ));
+    }
+    for (flag, v) in [
+        ("--io-read", limits.io_read),
+        ("--io-write", limits.io_write),
+    ] {
+        if v == Some(0) {
+            return Err(Error::Invalid(format!(
+                "{flag} 0 would stop all reading or writing; give a rate above 0, or none for no limit"
+            )));
+        }
+    }
     // Bandwidth limits go to the disks of the app's files: the store (its
     // layers, its home) and what it was granted.
     if limits.io_read.is_some() || limits.io_write.is_some() {

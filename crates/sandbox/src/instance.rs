@@ -25,6 +25,10 @@ pub struct InstanceState {
     pub cwd: String,
     pub cgroup: Option<Cgroup>,
     pub paused: bool,
+    /// Frozen by `berth commit` (its pid and start ticks), not by the
+    /// user: thawed by the next listing if that commit died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_by: Option<(i32, u64)>,
     /// The app's seccomp relaxations, which `enter` applies too.
     #[serde(default)]
     pub devel: bool,
@@ -210,7 +214,23 @@ pub fn list(state_dir: &Path) -> Vec<InstanceState> {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         match state {
-            Some(s) if s.is_alive() => out.push(s),
+            Some(mut s) if s.is_alive() => {
+                if let Some((pid, ticks)) = s.frozen_by
+                    && start_ticks(pid) != Some(ticks)
+                {
+                    // The commit that froze it was killed.
+                    let thawed = s
+                        .cgroup
+                        .as_ref()
+                        .is_some_and(|c| c.set_frozen(false).is_ok());
+                    if thawed {
+                        s.paused = false;
+                        s.frozen_by = None;
+                        let _ = s.save(state_dir);
+                    }
+                }
+                out.push(s)
+            }
             Some(s) => {
                 // Its supervisor was killed: nothing stopped its pasta.
                 crate::net::stop_stale_pasta(&e.path(), s.pid);

@@ -65,16 +65,6 @@ pub fn commit(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let _lock = ctx.lock_shared()?;
-    // A container's own name is the natural name of its image; an
-    // instance has none worth keeping, so it must be given.
-    let image = match image {
-        Some(i) => i,
-        None if ctx.engine.containers().get(what).is_ok() => what,
-        None => anyhow::bail!(
-            "name the new image: `berth commit {} NAME[:TAG]` (only a working container's name is taken by default)",
-            ui::safe(what)
-        ),
-    };
     let c = ctx.engine.commit(
         what,
         image,
