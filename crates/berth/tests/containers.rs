@@ -118,6 +118,15 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
     // gc keeps a container's image when its name goes.
     env.ok(&["rmi", "bb:1"]);
     env.ok(&["gc"]);
+    // ... listed unnamed, named by its ID, and not removable by it.
+    let digest = c["digest"].as_str().unwrap();
+    let hex = &digest["sha256:".len()..];
+    assert!(env.ok(&["containers"]).contains("<none>"));
+    assert!(env.ok(&["images"]).contains(&hex[..12]));
+    let img = json(&env.ok(&["inspect", "--json", &hex[..12]]));
+    assert!(img.to_string().contains(hex), "{img}");
+    let err = env.fails(&["rmi", &hex[..12]]);
+    assert!(err.contains("working container box"), "{err}");
     assert_eq!(
         sh(&env, &["--container", "box"], "cat /opt/work/notes"),
         "notes\n"

@@ -103,6 +103,32 @@ impl Engine {
         (n, bytes)
     }
 
+    /// List again, unnamed, a working container's image that lost its
+    /// last name (`rmi`, or the name moved to a commit or pull), so it
+    /// stays visible in `berth images` and can be named by its ID.
+    pub fn list_container_images(&self) {
+        let held = self.container_images();
+        if held.is_empty() {
+            return;
+        }
+        let Ok(listed) = self.store.images() else {
+            return;
+        };
+        for d in held {
+            if listed.iter().any(|e| e.digest == d) {
+                continue;
+            }
+            if let Ok(entry) = self.store.entry_by_digest(&d) {
+                let desc = oci_spec::image::Descriptor::new(
+                    oci_spec::image::MediaType::ImageManifest,
+                    entry.size,
+                    d.to_oci(),
+                );
+                let _ = self.store.add_unnamed(&desc);
+            }
+        }
+    }
+
     /// Image digests working containers use: gc roots.
     pub fn container_images(&self) -> Vec<Digest> {
         self.containers()

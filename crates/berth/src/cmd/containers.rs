@@ -26,6 +26,16 @@ pub fn create(ctx: &Ctx, name: &str, image: &str, json: bool) -> anyhow::Result<
 
 pub fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let all = ctx.engine.containers().list();
+    // The name it was made of may have moved to another image since.
+    let names = ctx.store().images()?;
+    let shown = |c: &berth_app::containers::Container| {
+        let now = names.iter().find(|e| e.digest.to_string() == c.digest);
+        match now.map(|e| &e.names) {
+            Some(n) if n.contains(&c.image) => c.image.clone(),
+            Some(n) if !n.is_empty() => n.join(", "),
+            _ => "<none>".to_owned(),
+        }
+    };
     if json {
         ui::print_json(&all)?;
         return Ok(ExitCode::SUCCESS);
@@ -35,7 +45,7 @@ pub fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         .map(|c| {
             vec![
                 c.name.clone(),
-                c.image.clone(),
+                shown(c),
                 c.digest
                     .strip_prefix("sha256:")
                     .unwrap_or(&c.digest)

@@ -41,6 +41,7 @@ impl Ctx {
         let store = Store::open(&root)
             .with_context(|| format!("opening the store at {}", root.display()))?;
         let engine = Engine::new(store);
+        engine.list_container_images();
         // Menu entries whose berth is gone (`cargo clean`) are rewritten.
         engine.refresh_launcher(&crate::ui::Term::new(true, true));
         Ok(Ctx { engine })

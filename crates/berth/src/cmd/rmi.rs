@@ -13,8 +13,12 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool, json: bool) -> anyhow::Res
     let mut removed: Vec<String> = Vec::new();
     {
         let _lock = ctx.lock_shared()?;
+        // Working containers keep their images (one that loses its last
+        // name is listed again, unnamed: Engine::list_container_images).
+        let held = ctx.engine.containers().list();
         for image in images {
             let entry = ctx.store().resolve(image)?;
+            let holder = held.iter().find(|c| c.digest == entry.digest.to_string());
             let by_name = ImageName::parse(image)
                 .ok()
                 .map(|n| n.to_string())
@@ -25,6 +29,14 @@ pub fn run(ctx: &Ctx, images: &[String], force: bool, json: bool) -> anyhow::Res
                     entry.digest.short(),
                     entry.names.len(),
                     entry.names.join(", ")
+                );
+            }
+            if let (None, Some(c)) = (&by_name, holder) {
+                bail!(
+                    "image {} is working container {}'s; `berth rm {}` first",
+                    entry.digest.short(),
+                    ui::safe(&c.name),
+                    ui::safe(&c.name)
                 );
             }
             ctx.store().update_index(|list| {
