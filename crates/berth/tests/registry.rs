@@ -88,6 +88,25 @@ fn push_pull_only_missing_blobs_and_refuse_tampering() {
     let p2 = json(&user.ok(&["pull", "--json", &r]));
     assert_eq!(p2["downloaded_bytes"], 0);
     user.assert_fsck_clean();
+    // A layer whose tar record was damaged (and removed by repair) cannot
+    // re-create its blob: the next pull fetches it, and export works again.
+    let pulled = json(&user.ok(&["inspect", "--json", &r]));
+    let top = pulled["layers"].as_array().unwrap().last().unwrap()["diff_id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let split = user.home().join(format!("layers/{top}.tar-split"));
+    std::fs::write(&split, b"garbled").unwrap();
+    user.ok(&["fsck", "--repair"]);
+    assert!(!split.exists());
+    let out = user.path("out.tar");
+    let err = user.fails(&["export", &r, out.to_str().unwrap()]);
+    assert!(err.contains("missing"), "{err}");
+    let p3 = json(&user.ok(&["pull", "--json", &r]));
+    assert!(p3["downloaded_bytes"].as_u64().unwrap() > 0, "{p3}");
+    user.ok(&["export", &r, out.to_str().unwrap()]);
+    user.assert_fsck_clean();
 
     // Tamper with the app layer's bytes in the registry's storage.
     let app = json(&author.ok(&["inspect", "--json", &img]));

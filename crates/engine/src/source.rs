@@ -281,9 +281,20 @@ impl Engine {
         for (i, d) in manifest.layers().iter().enumerate() {
             let dg = Digest::from_oci(d.digest())?;
             let id = ids.get(i);
-            if i < base
-                || id.is_some_and(|id| shared.contains(id))
-                || lent.iter().any(|(b, l)| *b == dg && Some(l) == id)
+            // A stored layer that can no longer re-create its blob (its
+            // tar record was damaged and removed) gets it back from here.
+            let unsendable = match id {
+                Some(id) => {
+                    self.store.has_layer(id)
+                        && !self.store.has_split(id)
+                        && self.store.blob_for_layer(id)?.is_none()
+                }
+                None => false,
+            };
+            if !unsendable
+                && (i < base
+                    || id.is_some_and(|id| shared.contains(id))
+                    || lent.iter().any(|(b, l)| *b == dg && Some(l) == id))
             {
                 continue;
             }

@@ -249,7 +249,7 @@ pub fn recreate_blob(
     let (got, _) = tar.finish();
     if got != *diff_id {
         return Err(Error::Conflict(format!(
-            "layer {diff_id} in the store is damaged (its files give {got}); nothing was sent. Run `berth fsck`"
+            "layer {diff_id} in the store is damaged (its files and tar record give {got}); nothing was sent. `berth fsck` tells which is damaged"
         )));
     }
     let (w, digest, size) = out.finish();

@@ -375,8 +375,9 @@ fn check_image(
                     r.missing_blobs.push(d.clone());
                 }
                 None if store.has_split(&e.diff_id) => {}
+                None if !store.has_layer(&e.diff_id) => {}
                 None => r.notes.push(format!(
-                    "image {label}: layer blob {d} is held only as its layer's content (no compressed copy): the image runs, but export and push cannot write it"
+                    "image {label}: layer blob {d} is held only as its layer's content (no compressed copy): the image runs, but export and push cannot write it until it is imported or pulled again"
                 )),
             },
             Some(e) => {

@@ -83,7 +83,7 @@ fn files_dirs(store: &Store, image: &Image) -> Result<Vec<PathBuf>> {
     for d in image.diff_ids()? {
         if !store.has_layer(&d) {
             return Err(Error::Store(format!(
-                "layer {} of {} is missing or incomplete; `berth fsck --repair` re-creates it",
+                "layer {} of {} is missing or incomplete; `berth fsck --repair` re-creates it from its blob where the store has one, otherwise re-import or pull the image",
                 d.short(),
                 image.entry.digest.short()
             )));

@@ -357,7 +357,7 @@ pub fn plan(
     let diff_ids = image.diff_ids()?;
     if let Some(d) = diff_ids.iter().find(|d| !store.has_layer(d)) {
         return Err(Error::Store(format!(
-            "layer {} of {} is missing or incomplete (an interrupted import or removal); `berth fsck --repair` re-creates it",
+            "layer {} of {} is missing or incomplete (an interrupted import or removal); `berth fsck --repair` re-creates it from its blob where the store has one, otherwise re-import or pull the image",
             d.short(),
             req.target
         )));
