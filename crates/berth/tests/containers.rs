@@ -293,6 +293,27 @@ fn an_app_commits_its_private_data_and_a_container_its_own_name() {
     );
     assert_eq!(out, "kept\nwritable\n");
 
+    // Installed as the app, on a machine without its data: the first run
+    // starts with the home the image carries, later ones keep their own.
+    env.ok(&["uninstall", "org.example.Notes", "--delete-data"]);
+    env.ok(&["install", "--yes", "my/notes:2"]);
+    let app = |script: &str| {
+        env.ok(&[
+            "run",
+            "org.example.Notes",
+            "--command",
+            "/bin/sh",
+            "--",
+            "-c",
+            script,
+        ])
+    };
+    assert_eq!(
+        app("cat \"$HOME/notes\"; echo new > \"$HOME/notes\""),
+        "kept\n"
+    );
+    assert_eq!(app("cat \"$HOME/notes\""), "new\n");
+
     // A container keeps its home across runs, and its commit carries it;
     // its image takes the container's name by default.
     busybox_image(&env, "bb:1", vec![]);

@@ -96,6 +96,18 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
                         Err(e) => return io(Err(e), || format!("creating {}", path.display())),
                     }
                 }
+                HostStep::SeedHome {
+                    layers,
+                    home,
+                    tmp,
+                    path,
+                } => {
+                    let layers: Vec<&std::path::Path> =
+                        layers.iter().map(std::path::PathBuf::as_path).collect();
+                    io(crate::seed::seed_home(&layers, home, tmp, path), || {
+                        format!("making {} from the home the image carries", path.display())
+                    })?;
+                }
                 HostStep::WriteFile { path, contents, .. } => {
                     // Instance files (an X cookie among them) are the
                     // user's alone.

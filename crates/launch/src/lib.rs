@@ -22,6 +22,7 @@ pub mod host;
 pub mod mime;
 mod plan;
 pub mod programs;
+pub mod seed;
 pub mod session;
 
 pub use apply::{Outcome, apply};

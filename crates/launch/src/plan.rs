@@ -80,6 +80,14 @@ pub enum HostStep {
         private: bool,
         required: bool,
     },
+    /// An app's first private home, from the home its image carries
+    /// (crate::seed): `home` of `layers`, copied in `tmp`, renamed to `path`.
+    SeedHome {
+        layers: Vec<PathBuf>,
+        home: PathBuf,
+        tmp: PathBuf,
+        path: PathBuf,
+    },
     /// A file berth generates for the instance (a filtered X cookie, the
     /// PulseAudio client settings). Its bytes are not printed.
     WriteFile {
@@ -752,7 +760,22 @@ pub fn plan(
                 command = base.into_iter().chain(command).collect();
             }
             let data = store.root().join("data").join(&d.app_id);
-            if !data.is_dir() {
+            let home = host::user_and_home().1;
+            let carried = image
+                .labels()
+                .get(berth_app::containers::LABEL_HOME)
+                .is_some_and(|h| *h == home);
+            if !data.is_dir() && carried && flatpak_runtime.is_none() {
+                // Its first home is the one its image carries.
+                steps.push(HostStep::SeedHome {
+                    layers: layers.clone(),
+                    home: PathBuf::from(home.trim_start_matches('/')),
+                    tmp: store
+                        .tmp_dir()
+                        .join(berth_image::fsutil::unique_name("seed-")),
+                    path: data.clone(),
+                });
+            } else if !data.is_dir() {
                 steps.push(HostStep::CreateDir {
                     path: data.clone(),
                     private: false,

@@ -1,0 +1,216 @@
+//! An app's first private home from the home its image carries (a commit
+//! with `--with-data`, label `org.berth.commit.home`): the image's layers
+//! at that path, merged as overlayfs merges them, copied into a new data
+//! directory. Written by hand: no crate copies overlayfs lower layers
+//! (char 0:0 whiteouts, opaque directories) fd by fd.
+//!
+//! The layers are the store's, unpacked beneath their directories, but
+//! their content is the image's: every entry is opened relative to its
+//! directory's fd and never followed, so a symlink in a layer cannot make
+//! the copy read or write anywhere else.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+const DIR: OFlags = OFlags::DIRECTORY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::RDONLY)
+    .union(OFlags::CLOEXEC);
+
+/// Copy `rel` (a path inside the image, e.g. `home/alice`) of `layers`
+/// (bottom first) into `tmp`, then rename it to `dest` unless `dest`
+/// exists by then (another first run seeded it). Returns the bytes copied.
+pub fn seed_home(layers: &[&Path], rel: &Path, tmp: &Path, dest: &Path) -> io::Result<u64> {
+    std::fs::DirBuilder::new().mode(0o700).create(tmp)?;
+    let res = (|| {
+        let out = rustix::fs::open(tmp, DIR, Mode::empty())?;
+        let mut bytes = 0;
+        for layer in layers {
+            if let Some(src) = open_beneath(layer, rel) {
+                bytes += merge(src.as_fd(), out.as_fd(), 0)?;
+            }
+        }
+        Ok(bytes)
+    })();
+    let bytes = match res {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(tmp);
+            return Err(e);
+        }
+    };
+    if dest.exists() || std::fs::rename(tmp, dest).is_err() {
+        let _ = std::fs::remove_dir_all(tmp);
+    }
+    Ok(bytes)
+}
+
+/// `rel` of `root`, each component a real directory.
+fn open_beneath(root: &Path, rel: &Path) -> Option<OwnedFd> {
+    let mut fd = rustix::fs::open(root, DIR, Mode::empty()).ok()?;
+    for c in rel.components() {
+        let std::path::Component::Normal(c) = c else {
+            return None;
+        };
+        fd = rustix::fs::openat(&fd, c, DIR, Mode::empty()).ok()?;
+    }
+    Some(fd)
+}
+
+/// Merge directory `src` over `dst`: a whiteout removes, an opaque
+/// directory replaces, anything else is copied over.
+fn merge(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Result<u64> {
+    // Deeper than any home needs; a hostile layer's nesting stops here.
+    if depth > 256 {
+        return Ok(0);
+    }
+    let mut bytes = 0;
+    let mut names = Vec::new();
+    for e in rustix::fs::Dir::read_from(src)? {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(std::ffi::OsString::from(std::ffi::OsStr::from_bytes(n)));
+        }
+    }
+    for name in names {
+        let st = rustix::fs::statat(src, &name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let mode = Mode::from_raw_mode(st.st_mode & 0o7777) & !Mode::from_raw_mode(0o7000);
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::CharacterDevice if st.st_rdev == 0 => remove(dst, &name)?,
+            FileType::Directory => {
+                let s = rustix::fs::openat(src, &name, DIR, Mode::empty())?;
+                if opaque(s.as_fd()) {
+                    remove(dst, &name)?;
+                }
+                match rustix::fs::statat(dst, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(d) if FileType::from_raw_mode(d.st_mode) == FileType::Directory => {}
+                    Ok(_) => {
+                        remove(dst, &name)?;
+                        rustix::fs::mkdirat(dst, &name, mode | Mode::RWXU)?;
+                    }
+                    Err(_) => rustix::fs::mkdirat(dst, &name, mode | Mode::RWXU)?,
+                }
+                let d = rustix::fs::openat(dst, &name, DIR, Mode::empty())?;
+                bytes += merge(s.as_fd(), d.as_fd(), depth + 1)?;
+            }
+            FileType::RegularFile => {
+                remove(dst, &name)?;
+                let from = rustix::fs::openat(
+                    src,
+                    &name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+                    Mode::empty(),
+                )?;
+                let to = rustix::fs::openat(
+                    dst,
+                    &name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    mode | Mode::RUSR | Mode::WUSR,
+                )?;
+                bytes += io::copy(&mut File::from(from), &mut File::from(to))?;
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(src, &name, Vec::new())?;
+                remove(dst, &name)?;
+                rustix::fs::symlinkat(target.as_c_str(), dst, &name)?;
+            }
+            // Devices, FIFOs and sockets have no place in a home.
+            _ => {}
+        }
+    }
+    Ok(bytes)
+}
+
+fn opaque(dir: BorrowedFd<'_>) -> bool {
+    ["user.overlay.opaque", "trusted.overlay.opaque"]
+        .iter()
+        .any(|k| {
+            let mut v = [0u8; 4];
+            rustix::fs::fgetxattr(dir, *k, &mut v[..]).is_ok_and(|n| n == 1 && v[0] == b'y')
+        })
+}
+
+/// Remove `name` from `dir` if it is there (a directory with all it holds).
+fn remove(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let sub = rustix::fs::openat(dir, name, DIR, Mode::empty())?;
+        let mut names = Vec::new();
+        for e in rustix::fs::Dir::read_from(&sub)? {
+            let e = e?;
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(std::ffi::OsString::from(std::ffi::OsStr::from_bytes(n)));
+            }
+        }
+        for n in names {
+            remove(sub.as_fd(), &n)?;
+        }
+        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
+    } else {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_merge_with_whiteouts_and_links_stay_links() {
+        let t = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let p = t.path();
+        let l1 = p.join("l1/home/a");
+        let l2 = p.join("l2/home/a");
+        std::fs::create_dir_all(l1.join("docs")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir_all(&l2).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(l1.join("docs/old"), b"old").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(l1.join("keep"), b"1").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(l2.join("keep"), b"2").unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink("/etc/shadow", l2.join("link"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // A whiteout of docs/ in the upper layer (needs mknod: root only).
+        let whiteout = rustix::fs::mknodat(
+            rustix::fs::CWD,
+            l2.join("docs"),
+            FileType::CharacterDevice,
+            Mode::empty(),
+            0,
+        )
+        .is_ok();
+        let dest = p.join("data");
+        let layers = [p.join("l1"), p.join("l2"), p.join("none")];
+        let layers: Vec<&Path> = layers.iter().map(|l| l.as_path()).collect();
+        seed_home(&layers, Path::new("home/a"), &p.join("tmp"), &dest)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(dest.join("keep")).ok(), Some(b"2".to_vec()));
+        assert_eq!(
+            std::fs::read_link(dest.join("link")).ok(),
+            Some("/etc/shadow".into())
+        );
+        assert_eq!(dest.join("docs").exists(), !whiteout);
+        assert!(!p.join("tmp").exists());
+        // A second seeding leaves the first alone.
+        std::fs::write(dest.join("mine"), b"x").unwrap_or_else(|e| panic!("{e}"));
+        seed_home(&layers, Path::new("home/a"), &p.join("tmp"), &dest)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(dest.join("mine").exists());
+        assert!(!p.join("tmp").exists());
+    }
+}
