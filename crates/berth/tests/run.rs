@@ -926,8 +926,27 @@ fn io_limits_and_identify() {
             }
         }
     }
+    // Killed while a `berth enter` runs in it: its cgroup still goes.
+    let mut entered = env
+        .cmd()
+        .args(["enter", &id, "--", "/bin/sleep", "5"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     env.ok(&["kill", &id]);
     let out = child.wait_with_output().unwrap();
+    let _ = entered.wait();
+    for l in host_view.lines() {
+        let path = l.splitn(3, ':').nth(2).unwrap_or_default();
+        if !path.contains("app-berth-") {
+            continue;
+        }
+        for mount in ["", "/unified", "/systemd", "/freezer", "/pids", "/memory"] {
+            let dir = format!("/sys/fs/cgroup{mount}{path}");
+            assert!(!std::path::Path::new(&dir).exists(), "{dir} is left");
+        }
+    }
     let err = String::from_utf8_lossy(&out.stderr);
     if is_root() {
         assert!(!applied.is_empty(), "no I/O limit in {host_view}\n{err}");

@@ -261,7 +261,12 @@ pub fn apply(store: &Store, plan: LaunchPlan, notes: &dyn Notes) -> Result<Outco
         Placement::Fs(cg) => Some(cg),
         _ => None,
     });
-    instance::cleanup(&sb.instance_dir, placed.as_ref());
+    // A `berth enter` may still sit in the cgroup for a moment after the
+    // instance died (its command went with the pid namespace).
+    if let Some(cg) = &placed {
+        cg.remove_when_empty(std::time::Duration::from_secs(2));
+    }
+    instance::cleanup(&sb.instance_dir, None);
     drop(temp_root);
     Ok(res?)
 }

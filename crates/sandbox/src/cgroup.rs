@@ -456,6 +456,26 @@ impl Cgroup {
             let _ = fs::remove_dir(d);
         }
     }
+
+    /// Remove it, waiting up to `max` while processes outside the
+    /// instance's pid namespace (a `berth enter` on its way out) keep it
+    /// busy.
+    pub fn remove_when_empty(&self, max: std::time::Duration) {
+        if self.systemd {
+            return;
+        }
+        let until = std::time::Instant::now() + max;
+        for d in self.dirs.iter().rev() {
+            while let Err(e) = fs::remove_dir(d) {
+                if e.raw_os_error() != Some(rustix::io::Errno::BUSY.raw_os_error())
+                    || std::time::Instant::now() >= until
+                {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
