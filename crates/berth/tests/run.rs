@@ -836,6 +836,9 @@ fn disk_of(p: &std::path::Path) -> Option<String> {
 #[test]
 fn io_limits_and_identify() {
     let env = setup();
+    // Another name of the same image, sorted first: the run goes by the
+    // name it was given.
+    env.ok(&["tag", "bb:1", "a/alias:1"]);
     // Flags that would do nothing, or stop the app, are refused.
     let err = env.fails(&["run", "--io-read", "0", "bb:1", "--", "/bin/true"]);
     assert!(err.contains("--io-read 0"), "{err}");

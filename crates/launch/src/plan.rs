@@ -787,10 +787,12 @@ pub fn plan(
         }
         None => match &container {
             Some(c) => c.name.clone(),
-            None => entry
-                .names
-                .first()
-                .cloned()
+            // The name the user gave, when the image has several.
+            None => berth_image::ImageName::parse(&req.target)
+                .ok()
+                .map(|n| n.to_string())
+                .filter(|n| entry.names.contains(n))
+                .or_else(|| entry.names.first().cloned())
                 .unwrap_or_else(|| req.target.clone()),
         },
     };
