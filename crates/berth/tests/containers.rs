@@ -22,7 +22,15 @@ fn sh(env: &Env, args: &[&str], script: &str) -> String {
 #[test]
 fn a_container_keeps_its_root_and_commits_to_an_image() {
     let env = Env::new();
-    busybox_image(&env, "bb:1", vec![file("etc/motd", b"from the image\n")]);
+    busybox_image(
+        &env,
+        "bb:1",
+        vec![
+            file("etc/motd", b"from the image\n"),
+            dir("srv"),
+            file("srv/data", b"x\n").mode(0o666).owner(1234, 1234),
+        ],
+    );
     let c = json(&env.ok(&["create", "--name", "box", "bb:1", "--json"]));
     assert_eq!(c["name"], "box");
     let err = env.fails(&["create", "--name", "box", "bb:1"]);
@@ -36,6 +44,12 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
         &["--container", "box"],
         "mkdir -p /opt/work && echo notes > /opt/work/notes && echo changed > /etc/motd && rm /bin/hostname && touch /opt/.wh.notes",
     );
+    // Rootless, every file of the image is the user's in the sandbox;
+    // root's sandbox maps only root, so a file of another owner cannot be
+    // copied up (EOVERFLOW).
+    if !is_root() {
+        sh(&env, &["--container", "box"], "echo y >> /srv/data");
+    }
     let out = sh(
         &env,
         &["--container", "box"],
@@ -114,6 +128,19 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
         img["layers"].as_array().unwrap().len(),
         base["layers"].as_array().unwrap().len() + 1
     );
+    // A changed file keeps the owner the image gave it (rootless too,
+    // where the store records it in an xattr).
+    let top = img["layers"].as_array().unwrap().last().unwrap()["diff_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = env.layer_dir(&top).join("srv/data");
+    if !is_root() {
+        assert_eq!(std::fs::read(&data).unwrap(), b"x\ny\n");
+        let mut buf = [0u8; 32];
+        let n = rustix::fs::getxattr(&data, "user.berth.owner", &mut buf[..]).unwrap();
+        assert_eq!(&buf[..n], b"1234:1234");
+    }
 
     // gc keeps a container's image when its name goes.
     env.ok(&["rmi", "bb:1"]);
@@ -139,6 +166,8 @@ fn a_container_keeps_its_root_and_commits_to_an_image() {
     env.ok(&["gc"]);
     assert!(!env.home().join("containers/.rm-old-4000000").exists());
     env.ok(&["rm", "box"]);
+    // Its image, listed only for it, is gone from the list with it.
+    assert!(!env.ok(&["images"]).contains(&hex[..12]));
     assert!(
         json(&env.ok(&["containers", "--json"]))
             .as_array()

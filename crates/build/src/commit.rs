@@ -57,6 +57,14 @@ pub fn upper_layer(
         p.push("/");
         tar.append_data(&mut h, &p, io::empty()).map_err(werr)?;
     }
+    // A plain directory (an app's data) is the whole of that path, not
+    // changes to it: what the image had there is replaced, so a file the
+    // app deleted does not come back from below.
+    if !acc.as_os_str().is_empty() {
+        let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, 0);
+        tar.append_data(&mut h, acc.join(".wh..wh..opq"), io::empty())
+            .map_err(werr)?;
+    }
     let root = rustix::fs::open(
         upper,
         OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC,
@@ -76,6 +84,24 @@ pub fn upper_layer(
     )?;
     tar.finish().map_err(werr)?;
     Ok(stats)
+}
+
+/// The owner a rootless unpack recorded for a file it could not chown
+/// (copied up with the file), else the user's own files as root's.
+fn owner(fd: BorrowedFd<'_>, uid: u32, gid: u32, as_root: Option<(u32, u32)>) -> (u32, u32) {
+    let Some((u, g)) = as_root else {
+        return (uid, gid);
+    };
+    let mut buf = [0u8; 48];
+    let recorded = rustix::fs::fgetxattr(fd, berth_image::unpack::OWNER_XATTR, &mut buf[..])
+        .ok()
+        .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+        .and_then(|v| v.split_once(':'))
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)));
+    recorded.unwrap_or((
+        if uid == u { 0 } else { uid },
+        if gid == g { 0 } else { gid },
+    ))
 }
 
 /// Whether `upper` holds the directory `path` (absolute, as inside the
@@ -168,6 +194,7 @@ fn walk<W: Write>(
             .map_err(sys(format!("reading {}", path.display())))?;
         let (mut uid, mut gid, mtime) = (st.st_uid, st.st_gid, st.st_mtime);
         if let Some((u, g)) = as_root {
+            // Links and FIFOs (no fd to read a recorded owner from).
             uid = if uid == u { 0 } else { uid };
             gid = if gid == g { 0 } else { gid };
         }
@@ -199,6 +226,7 @@ fn walk<W: Write>(
                     Mode::empty(),
                 )
                 .map_err(sys(format!("opening {}", path.display())))?;
+                let (uid, gid) = owner(sub.as_fd(), st.st_uid, st.st_gid, as_root);
                 let mut h = header(tar::EntryType::Directory, mode, uid, gid, mtime);
                 let mut p = path.clone().into_os_string();
                 p.push("/");
@@ -262,6 +290,7 @@ fn walk<W: Write>(
                     ));
                 }
                 let len = u64::try_from(st.st_size).unwrap_or(0);
+                let (uid, gid) = owner(fd.as_fd(), st.st_uid, st.st_gid, as_root);
                 let mut h = header(tar::EntryType::Regular, mode, uid, gid, mtime);
                 h.set_size(len);
                 // A file still being written is taken as it was when listed;

@@ -16,6 +16,9 @@ use crate::{Engine, Frontend, WorkDir};
 
 /// The label a committed image records its parent in (manifest digest).
 pub const LABEL_PARENT: &str = "org.berth.commit.parent";
+/// Annotation of an index entry that lists a container's image only
+/// because the container keeps it (it lost its names): `rm` drops it.
+const KEPT: &str = "org.berth.kept-for-container";
 
 /// What `commit` made.
 #[derive(Debug, serde::Serialize)]
@@ -86,7 +89,20 @@ impl Engine {
     pub fn remove_container(&self, name: &str) -> Result<()> {
         self.sweep_containers();
         let gone = self.containers().remove(name)?;
-        Ok(berth_image::fsutil::remove_tree(&gone)?)
+        berth_image::fsutil::remove_tree(&gone)?;
+        // Its image, listed again only for it, goes to gc with it.
+        let held = self.container_images();
+        self.store.update_index(|list| {
+            list.retain(|d| {
+                let kept = d
+                    .annotations()
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(KEPT));
+                !kept || Digest::from_oci(d.digest()).is_ok_and(|x| held.contains(&x))
+            });
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Remove what a killed `create` or `rm` left (`gc` and every `create`
@@ -119,12 +135,20 @@ impl Engine {
                 continue;
             }
             if let Ok(entry) = self.store.entry_by_digest(&d) {
-                let desc = oci_spec::image::Descriptor::new(
+                let mut desc = oci_spec::image::Descriptor::new(
                     oci_spec::image::MediaType::ImageManifest,
                     entry.size,
                     d.to_oci(),
                 );
-                let _ = self.store.add_unnamed(&desc);
+                desc.set_annotations(Some(
+                    [(KEPT.to_owned(), "true".to_owned())].into_iter().collect(),
+                ));
+                let _ = self.store.update_index(|list| {
+                    if !list.iter().any(|x| x.digest() == desc.digest()) {
+                        list.push(desc);
+                    }
+                    Ok(())
+                });
             }
         }
     }
@@ -261,27 +285,33 @@ impl Engine {
         // recorded as paused by this commit first, so that if the commit
         // is killed meanwhile, the next listing (`berth ps`, any run or
         // commit) thaws it.
-        let already = inst.is_some_and(|s| s.paused);
-        let frozen = inst.filter(|s| !s.paused).and_then(|s| {
-            let cg = s.cgroup.as_ref()?;
+        let freeze = |s: &InstanceState| -> std::result::Result<InstanceState, String> {
+            let cg = s.cgroup.as_ref().ok_or("no cgroup freezer")?;
             let mut paused = s.clone();
             paused.paused = true;
             let me = std::process::id() as i32;
-            paused.frozen_by = Some((me, berth_sandbox::instance::start_ticks(me)?));
-            paused.save(state_dir).ok()?;
-            if cg.set_frozen(true).is_ok() {
-                Some((cg, paused))
-            } else {
+            let ticks = berth_sandbox::instance::start_ticks(me)
+                .ok_or("cannot read this process's start time")?;
+            paused.frozen_by = Some((me, ticks));
+            paused
+                .save(state_dir)
+                .map_err(|e| format!("cannot record the freeze: {e}"))?;
+            cg.set_frozen(true).map_err(|e| {
                 paused.paused = false;
                 paused.frozen_by = None;
                 let _ = paused.save(state_dir);
-                None
+                format!("the freezer failed: {e}")
+            })?;
+            Ok(paused)
+        };
+        let mut frozen = None;
+        if let Some(s) = inst.filter(|s| !s.paused) {
+            match freeze(s) {
+                Ok(p) => frozen = Some(p),
+                Err(why) => fe.warn(&format!(
+                    "warning: the instance keeps running while its changes are read ({why}): a file it writes meanwhile may be taken half-written"
+                )),
             }
-        });
-        if inst.is_some() && frozen.is_none() && !already {
-            fe.warn(
-                "warning: the instance keeps running while its changes are read (no freezer): a file it writes meanwhile may be taken half-written",
-            );
         }
         // Both layers are read while the instance is frozen, each walked
         // by directory fds (a running app may swap a file for a symlink
@@ -309,11 +339,17 @@ impl Engine {
             };
             Ok((changes, stats, data_blob))
         })();
-        if let Some((cg, mut state)) = frozen {
+        // Thawed unless the user paused or resumed it meanwhile (then the
+        // freeze is theirs, or gone).
+        if let Some(ours) = frozen
+            && let Some(cg) = &ours.cgroup
+            && let Ok(mut now) = instance::find(state_dir, &ours.id)
+            && now.frozen_by == ours.frozen_by
+        {
             let _ = cg.set_frozen(false);
-            state.paused = false;
-            state.frozen_by = None;
-            let _ = state.save(state_dir);
+            now.paused = false;
+            now.frozen_by = None;
+            let _ = now.save(state_dir);
         }
         let (blob, stats, data_blob) = layers?;
         let layer = blob.as_ref().map(|b| b.digest.clone());

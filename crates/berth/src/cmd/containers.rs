@@ -28,16 +28,36 @@ pub fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     let all = ctx.engine.containers().list();
     // The name it was made of may have moved to another image since.
     let names = ctx.store().images()?;
+    let now = |c: &berth_app::containers::Container| -> Vec<String> {
+        names
+            .iter()
+            .find(|e| e.digest.to_string() == c.digest)
+            .map(|e| e.names.clone())
+            .unwrap_or_default()
+    };
     let shown = |c: &berth_app::containers::Container| {
-        let now = names.iter().find(|e| e.digest.to_string() == c.digest);
-        match now.map(|e| &e.names) {
-            Some(n) if n.contains(&c.image) => c.image.clone(),
-            Some(n) if !n.is_empty() => n.join(", "),
-            _ => "<none>".to_owned(),
+        let n = now(c);
+        if n.contains(&c.image) {
+            c.image.clone()
+        } else if n.is_empty() {
+            "<none>".to_owned()
+        } else {
+            n.join(", ")
         }
     };
     if json {
-        ui::print_json(&all)?;
+        // `image`: the name it was made of; `names`: the image's names now.
+        let v: Vec<serde_json::Value> = all
+            .iter()
+            .map(|c| {
+                let mut v = serde_json::to_value(c).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("names".into(), now(c).into());
+                }
+                v
+            })
+            .collect();
+        ui::print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = all

@@ -143,7 +143,9 @@ pub fn kill(key: &str, signal: Option<&str>) -> anyhow::Result<ExitCode> {
 pub fn pause(key: &str, frozen: bool) -> anyhow::Result<ExitCode> {
     let dir = state_dir()?;
     let mut s = instance::find(&dir, key)?;
-    if s.paused == frozen {
+    // Frozen by a `berth commit` just now: pausing makes it the user's,
+    // and the commit then leaves it frozen.
+    if s.paused == frozen && !(frozen && s.frozen_by.is_some()) {
         anyhow::bail!(
             "instance {} is already {}",
             s.id,
@@ -180,6 +182,7 @@ pub fn pause(key: &str, frozen: bool) -> anyhow::Result<ExitCode> {
         }
     }
     s.paused = frozen;
+    s.frozen_by = None;
     s.save(&dir)?;
     println!("{}", s.id);
     Ok(ExitCode::SUCCESS)
