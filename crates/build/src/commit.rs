@@ -135,16 +135,6 @@ fn header(kind: tar::EntryType, mode: u32, uid: u32, gid: u32, mtime: i64) -> ta
     h
 }
 
-fn opaque(dir: BorrowedFd<'_>) -> bool {
-    ["user.overlay.opaque", "trusted.overlay.opaque"]
-        .iter()
-        .any(|k| {
-            rustix::fs::fgetxattr(dir, *k, &mut [0u8; 4][..])
-                .ok()
-                .is_some_and(|n| n == 1)
-        })
-}
-
 /// Entries are opened relative to their directory's fd, never followed:
 /// a running instance (one that could not be frozen) may swap a
 /// directory for a symlink to a host path while it is read, and only
@@ -232,7 +222,7 @@ fn walk<W: Write>(
                 p.push("/");
                 tar.append_data(&mut h, &p, io::empty())
                     .map_err(werr(&path))?;
-                if opaque(sub.as_fd()) {
+                if berth_image::unpack::is_opaque(sub.as_fd()) {
                     // Replaces the image's directory instead of merging.
                     let mut h = header(tar::EntryType::Regular, 0o644, 0, 0, mtime);
                     tar.append_data(&mut h, path.join(".wh..wh..opq"), io::empty())

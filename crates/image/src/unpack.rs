@@ -26,6 +26,18 @@ use crate::error::{Error, IoContext, Result};
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// Whether a directory of an unpacked layer (or an overlay upper
+/// directory) hides the lower layers' entries: the xattr this module
+/// writes for `.wh..wh..opq`, or overlayfs writes for a recreated dir.
+pub fn is_opaque(dir: BorrowedFd<'_>) -> bool {
+    ["user.overlay.opaque", "trusted.overlay.opaque"]
+        .iter()
+        .any(|k| {
+            let mut v = [0u8; 4];
+            rustix::fs::fgetxattr(dir, *k, &mut v[..]).is_ok_and(|n| n == 1 && v[0] == b'y')
+        })
+}
 /// Where the original owner of a file is recorded when a rootless unpack
 /// cannot chown (only for owners other than 0:0).
 pub const OWNER_XATTR: &str = "user.berth.owner";

@@ -100,7 +100,7 @@ fn at_path(root: &Path, rel: &Path) -> io::Result<At> {
             return Ok(At::Gone);
         }
         fd = rustix::fs::openat(&fd, c, DIR, Mode::empty())?;
-        hidden |= opaque(fd.as_fd());
+        hidden |= berth_image::unpack::is_opaque(fd.as_fd());
     }
     Ok(At::Dir { fd, opaque: hidden })
 }
@@ -140,7 +140,7 @@ fn merge(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Result<u
             FileType::CharacterDevice if st.st_rdev == 0 => remove(dst, &name)?,
             FileType::Directory => {
                 let s = rustix::fs::openat(src, &name, DIR, Mode::empty())?;
-                if opaque(s.as_fd()) {
+                if berth_image::unpack::is_opaque(s.as_fd()) {
                     remove(dst, &name)?;
                 }
                 match rustix::fs::statat(dst, &name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -184,15 +184,6 @@ fn merge(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, depth: usize) -> io::Result<u
         }
     }
     Ok(bytes)
-}
-
-fn opaque(dir: BorrowedFd<'_>) -> bool {
-    ["user.overlay.opaque", "trusted.overlay.opaque"]
-        .iter()
-        .any(|k| {
-            let mut v = [0u8; 4];
-            rustix::fs::fgetxattr(dir, *k, &mut v[..]).is_ok_and(|n| n == 1 && v[0] == b'y')
-        })
 }
 
 /// Remove `name` from `dir` if it is there (a directory with all it holds).
